@@ -1,0 +1,72 @@
+"""mission_widgets: run goal-driven, multi-step missions from a notebook without blocking it.
+
+The engine (:mod:`mission_widgets.core`) is imported eagerly and is light; the orchestrator
+(pandas) and the panel (ipywidgets) load on first use, so ``python -m mission_widgets.worker``
+starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .core import (
+    CheckpointError,
+    DemoModel,
+    Mission,
+    MissionError,
+    MissionHooks,
+    MissionStep,
+    MissionValidationError,
+    ModelResolutionError,
+    PlanError,
+    SharedSession,
+    StallPolicy,
+    StepTimeoutError,
+    emit_event,
+    register_provider,
+    report_progress,
+)
+
+if TYPE_CHECKING:
+    from .orchestrator import MissionOrchestrator
+    from .widgets import MissionPanel
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "MissionOrchestrator": ("mission_widgets.orchestrator", "MissionOrchestrator"),
+    "MissionPanel": ("mission_widgets.widgets", "MissionPanel"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mission_widgets' has no attribute {name!r}")
+
+
+__all__ = [
+    "CheckpointError",
+    "DemoModel",
+    "Mission",
+    "MissionError",
+    "MissionHooks",
+    "MissionOrchestrator",
+    "MissionPanel",
+    "MissionStep",
+    "MissionValidationError",
+    "ModelResolutionError",
+    "PlanError",
+    "SharedSession",
+    "StallPolicy",
+    "StepTimeoutError",
+    "__version__",
+    "emit_event",
+    "register_provider",
+    "report_progress",
+]

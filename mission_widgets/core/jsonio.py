@@ -1,0 +1,63 @@
+"""Small JSON file helpers shared by checkpoints and mission save files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON via a temp file and a rename: never a half file.
+
+    Serialises first, so an unserialisable value raises before anything is touched.
+    """
+    target = Path(path)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=_refuse)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+def read_json_file(path: str | os.PathLike, kind: str, format_tag: str) -> dict[str, Any]:
+    """Read a JSON object written by :func:`write_json_atomic`; a clear error names the file."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(f"{kind} file not found: {source}") from None
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{kind} file {source} is not UTF-8 text ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
+        raise CheckpointError(
+            f"{kind} file {source} is corrupt: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}{hint}"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != format_tag:
+        raise CheckpointError(
+            f'{source} is not a {kind} file (expected a JSON object with "format": "{format_tag}")'
+        )
+    return data

@@ -1,0 +1,819 @@
+"""Mission: a goal, a DAG of steps, and the state machine that runs them.
+
+pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
+
+Everything a mission does is emitted as an event (see :mod:`.events`) into its
+``audit_log`` and into any extra sinks (the runtime plugs its store in here). Sequential
+steps run in the calling thread; ready ``parallel=True`` steps run together on threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from .errors import (
+    CheckpointError,
+    MissionCancelled,
+    MissionValidationError,
+    ModelResolutionError,
+    classify_error,
+    describe_error,
+)
+from .events import (
+    Event,
+    EventSink,
+    StepContext,
+    make_event,
+    reset_step_context,
+    set_step_context,
+)
+from .hooks import MissionHooks
+from .jsonio import read_json_file, write_json_atomic
+from .models import LazyModel, model_label, registered_providers, resolve_model, split_spec
+from .planning import parse_plan, plan_prompt, validate_dag
+from .policy import StallPolicy
+from .session import SharedSession
+from .step import MissionStep, check_executor
+from .timeouts import call_with_timeout
+
+MISSION_STATUSES = ("pending", "planning", "running", "succeeded", "failed", "stalled", "cancelled")
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "stalled", "cancelled"})
+MISSION_FORMAT = "mission_widgets.mission"
+
+#: Longest wait between retries, in seconds (before the backoff factor).
+MAX_BACKOFF_SECS = 30.0
+#: Progress events of one step closer together than this are dropped (the value is kept).
+PROGRESS_EVENT_INTERVAL = 0.05
+
+
+def new_mission_id() -> str:
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    return f"mission_{stamp}_{random.getrandbits(32):08x}"
+
+
+def retry_delay(attempt: int, factor: float) -> float:
+    """Seconds to wait after failed attempt ``attempt``: ``min(2**(n-1), 30) * factor``."""
+    return min(2.0 ** (attempt - 1), MAX_BACKOFF_SECS) * factor
+
+
+def _coerce_step(item: MissionStep | Mapping[str, Any], index: int) -> MissionStep:
+    if isinstance(item, MissionStep):
+        return item
+    if isinstance(item, Mapping):
+        spec = dict(item)
+        if "can_parallel" in spec:
+            spec["parallel"] = spec.pop("can_parallel")
+        try:
+            return MissionStep(**spec)
+        except TypeError as exc:
+            raise MissionValidationError(f"step #{index + 1}: {exc}") from None
+    raise MissionValidationError(
+        f"step #{index + 1} must be a MissionStep or a dict, got {type(item).__name__}"
+    )
+
+
+def encode_value(value: Any) -> Any:
+    """JSON as is when possible, else a cloudpickle blob (for results and executors)."""
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return {"__pickle__": pickle_b64(value), "repr": repr(value)[:200]}
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and "__pickle__" in value:
+        return unpickle_b64(value["__pickle__"])
+    return value
+
+
+def pickle_b64(value: Any) -> str:
+    import cloudpickle
+
+    return base64.b64encode(cloudpickle.dumps(value)).decode("ascii")
+
+
+def unpickle_b64(text: str) -> Any:
+    import pickle
+
+    return pickle.loads(base64.b64decode(text))
+
+
+class Mission:
+    """A goal-driven, multi-step job.
+
+    ``steps`` may be given (MissionStep objects or dicts) or, with ``auto_plan``, planned
+    by ``model``. ``executor`` is the default for steps without one; steps with neither are
+    executed by the model. ``backoff_factor`` scales the retry waits (0 in tests).
+    """
+
+    backoff_factor: float = 1.0
+
+    def __init__(
+        self,
+        goal: str,
+        steps: Iterable[MissionStep | Mapping[str, Any]] | None = None,
+        model: Any = None,
+        executor: Callable | Any | None = None,
+        stall_policy: StallPolicy | Mapping[str, Any] | None = None,
+        hooks: MissionHooks | Mapping[str, Callable] | None = None,
+        session: SharedSession | None = None,
+        auto_plan: bool = True,
+        *,
+        backoff_factor: float | None = None,
+        mission_id: str | None = None,
+    ) -> None:
+        if not isinstance(goal, str) or not goal.strip():
+            raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
+        check_executor(executor, "mission")
+        if session is not None and not isinstance(session, SharedSession):
+            raise MissionValidationError(
+                f"session must be a SharedSession, got {type(session).__name__}"
+            )
+        if backoff_factor is not None:
+            if not isinstance(backoff_factor, int | float) or backoff_factor < 0:
+                raise MissionValidationError(
+                    f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
+                )
+            self.backoff_factor = float(backoff_factor)
+        self.id = mission_id or new_mission_id()
+        self.goal = goal.strip()
+        self.model = resolve_model(model)
+        self.default_executor = executor
+        self.stall_policy = StallPolicy.coerce(stall_policy)
+        self.hooks = MissionHooks.coerce(hooks)
+        self.session_given = session is not None
+        self.session = session if session is not None else SharedSession(model=model)
+        self.auto_plan = bool(auto_plan)
+        self.steps: list[MissionStep] | None = None
+        if steps is not None:
+            self.steps = [_coerce_step(item, i) for i, item in enumerate(steps)]
+            validate_dag((s.id, s.depends_on) for s in self.steps)
+            if not self.steps:
+                self.steps = None
+        self.status = "pending"
+        self.error: str | None = None
+        self.audit_log: list[Event] = []
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        #: When set, the mission saves itself there after every finished step.
+        self.checkpoint_path: str | None = None
+        #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
+        self.stall_reason: str | None = None
+        self._init_runtime_state()
+
+    def _init_runtime_state(self) -> None:
+        self._lock = threading.RLock()
+        self._sinks: list[EventSink] = []
+        self._cancel = threading.Event()
+        self._last_progress_emit: dict[str | None, float] = {}
+
+    # -- events ---------------------------------------------------------------------------
+
+    def add_event_sink(self, sink: EventSink) -> None:
+        """Send every future event to ``sink(event)`` too (besides ``audit_log``)."""
+        with self._lock:
+            self._sinks.append(sink)
+
+    def remove_event_sink(self, sink: EventSink) -> None:
+        with self._lock:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+
+    def _emit(self, name: str, **fields: Any) -> Event:
+        event = make_event(name, self.id, **fields)
+        with self._lock:
+            if name == "progress":
+                key = fields.get("step_id")
+                last = self._last_progress_emit.get(key, 0.0)
+                if (
+                    event["timestamp"] - last < PROGRESS_EVENT_INTERVAL
+                    and (fields.get("progress") or 0.0) < 1.0
+                ):
+                    return event
+                self._last_progress_emit[key] = event["timestamp"]
+            self.audit_log.append(event)
+            sinks = list(self._sinks)
+        for sink in sinks:
+            try:
+                sink(event)
+            except Exception as exc:
+                warnings.warn(
+                    f"event sink {sink!r} failed on {name}: {describe_error(exc)}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return event
+
+    # -- derived state --------------------------------------------------------------------
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the work done, 0.0..1.0 (running steps count by their reported progress)."""
+        if self.status == "succeeded":
+            return 1.0
+        steps = self.steps
+        if not steps:
+            return 0.0
+        total = 0.0
+        for step in steps:
+            if step.status in ("done", "failed"):
+                total += 1.0
+            elif step.status in ("running", "retrying"):
+                total += min(max(step.progress, 0.0), 1.0)
+        return total / len(steps)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def step_summary(self) -> dict[str, Any]:
+        """Counts of steps by status, plus totals."""
+        counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
+        for step in self.steps or []:
+            counts[step.status] = counts.get(step.status, 0) + 1
+        return {
+            "mission_id": self.id,
+            "status": self.status,
+            "total": len(self.steps or []),
+            **counts,
+            "skipped": sum(1 for s in self.steps or [] if s.skipped),
+            "retries": sum(s.retry_count for s in self.steps or []),
+            "progress": self.progress,
+        }
+
+    def get_step(self, step_id: str) -> MissionStep:
+        for step in self.steps or []:
+            if step.id == step_id:
+                return step
+        raise KeyError(f"mission {self.id} has no step {step_id!r}")
+
+    def request_cancel(self) -> None:
+        """Ask the mission to stop: no new step or retry starts; the mission ends cancelled."""
+        self._cancel.set()
+
+    # -- checks before running --------------------------------------------------------------
+
+    def needs_model(self) -> str | None:
+        """Why this mission needs a model (None when it does not)."""
+        if not self.steps:
+            return "to plan the goal (the mission has no steps)"
+        if self.default_executor is None:
+            for step in self.steps:
+                if step.executor is None and step.status != "done":
+                    return f"to execute step {step.id!r}, which has no executor"
+        return None
+
+    def preflight(self) -> None:
+        """Raise now, before anything runs, for problems that would surely fail the mission."""
+        if not self.steps and not self.auto_plan:
+            raise MissionValidationError(
+                f"mission {self.id} ({self.goal!r}) has no steps and auto_plan=False"
+            )
+        why = self.needs_model()
+        if why is None:
+            return
+        if self.model is None:
+            raise ModelResolutionError(
+                f"mission {self.id} ({self.goal!r}) needs a model {why}, but none was given"
+            )
+        if isinstance(self.model, LazyModel):
+            provider, _ = split_spec(self.model.spec)
+            if provider not in registered_providers():
+                raise ModelResolutionError(
+                    f"mission {self.id} needs model {self.model.spec!r} {why}, but no provider "
+                    f"{provider!r} is registered (known: {', '.join(registered_providers())})"
+                )
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, model: Any = None) -> Mission:
+        """Run to a terminal status (blocking) and return self.
+
+        Problems found before starting raise (see :meth:`preflight`); failures while running
+        end the mission ``failed`` (or ``stalled``) with the reason in ``mission.error``.
+        A finished mission is returned as it is; a resumed one continues where it stopped.
+        """
+        if model is not None:
+            self.model = resolve_model(model)
+            if self.session.model is None:
+                self.session.model = model
+        if self.status == "succeeded":
+            return self
+        self.preflight()
+        self.status = "pending"
+        self.error = None
+        self.started_at = time.time()
+        self.finished_at = None
+        self._emit("mission_start", goal=self.goal, model=model_label(self.model))
+        self.hooks.trigger_mission_start(self)
+        try:
+            if self._cancel.is_set():
+                raise MissionCancelled()
+            if not self.steps:
+                self._plan()
+            else:
+                self._emit("mission_planned", n_steps=len(self.steps), steps=self._specs())
+                self.hooks.trigger_mission_planned(self)
+            self.status = "running"
+            self._run_steps()
+        except MissionCancelled:
+            self.status = "cancelled"
+            self.error = self.error or "cancelled"
+        except Exception as exc:
+            self.status = "failed"
+            self.error = describe_error(exc)
+        self.finished_at = time.time()
+        summary = self.step_summary()
+        self._emit(
+            "mission_done",
+            status=self.status,
+            error_message=self.error,
+            error_type=None if self.error is None else "mission_" + self.status,
+            duration_ms=(self.finished_at - self.started_at) * 1000.0,
+            n_done=summary["done"],
+            n_failed=summary["failed"],
+            n_steps=summary["total"],
+        )
+        self._save_checkpoint()
+        self.hooks.trigger_mission_end(self)
+        self.hooks.trigger_mission_done(self)
+        return self
+
+    def _specs(self) -> list[dict[str, Any]]:
+        return [step.spec() for step in self.steps or []]
+
+    def _plan(self) -> None:
+        self.status = "planning"
+        self._emit("planner_start")
+        self.hooks.trigger_planner_start(self)
+        model = self.model
+        started = time.time()
+        token = set_step_context(StepContext(emit=self._emit, step=None, attempt=1))
+        try:
+            reply = model.generate(plan_prompt(self.goal))
+        finally:
+            reset_step_context(token)
+        try:
+            specs = parse_plan(reply if isinstance(reply, str) else str(reply))
+        except Exception as exc:
+            self._emit(
+                "planner_done",
+                error_type="plan_error",
+                error_message=str(exc),
+                duration_ms=(time.time() - started) * 1000.0,
+            )
+            raise
+        self.steps = [MissionStep(**spec) for spec in specs]
+        self._emit(
+            "planner_done",
+            duration_ms=(time.time() - started) * 1000.0,
+            n_steps=len(self.steps),
+            steps=self._specs(),
+        )
+        self.hooks.trigger_planner_done(self, self.steps)
+        self._emit("mission_planned", n_steps=len(self.steps), steps=self._specs())
+        self.hooks.trigger_mission_planned(self)
+
+    def _run_steps(self) -> None:
+        steps = self.steps or []
+        by_id = {step.id: step for step in steps}
+        order = validate_dag((s.id, s.depends_on) for s in steps)
+        for step in steps:
+            if step.status != "done":
+                if step.status == "failed":
+                    step.retry_count = 0
+                step.status, step.skipped, step.progress = "pending", False, 0.0
+        pending = [by_id[i] for i in order if by_id[i].status == "pending"]
+        running: dict[Future, MissionStep] = {}
+        pool: ThreadPoolExecutor | None = None
+        stop: tuple[str, MissionStep] | None = None
+
+        def ready() -> list[MissionStep]:
+            return [s for s in pending if all(by_id[d].is_finished for d in s.depends_on)]
+
+        try:
+            while True:
+                if stop is None and not self._cancel.is_set():
+                    candidates = ready()
+                    if not running:
+                        batch = [s for s in candidates if s.parallel] or candidates[:1]
+                    elif all(s.parallel for s in running.values()):
+                        batch = [s for s in candidates if s.parallel]
+                    else:
+                        batch = []
+                    for step in batch:
+                        pending.remove(step)
+                    if len(batch) == 1 and not running and not batch[0].parallel:
+                        stop = self._settle(batch[0], self._run_step(batch[0]), pending) or stop
+                        continue
+                    for step in batch:
+                        if pool is None:
+                            pool = ThreadPoolExecutor(
+                                max_workers=max(2, min(16, len(steps))),
+                                thread_name_prefix=f"mission-{self.id[-8:]}",
+                            )
+                        running[pool.submit(self._run_step, step)] = step
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = running.pop(future)
+                    outcome = self._settle(step, future.result(), pending)
+                    stop = stop or outcome
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        if self._cancel.is_set():
+            raise MissionCancelled()
+        if stop is not None:
+            kind, step = stop
+            if kind == "stall":
+                self.status = "stalled"
+                self.error = f"stalled at step {step.id!r}: {step.last_error}"
+                return
+            self.status = "failed"
+            self.error = f"aborted at step {step.id!r}: {step.last_error}"
+            return
+        if pending:  # only reachable if dependencies never finished
+            raise MissionValidationError(
+                "steps could not run: " + ", ".join(repr(s.id) for s in pending)
+            )
+        failed = [s for s in steps if s.status == "failed"]
+        self.status = "succeeded"
+        if failed:
+            self.error = "skipped failed step(s): " + ", ".join(repr(s.id) for s in failed)
+
+    def _settle(
+        self, step: MissionStep, outcome: str, pending: list[MissionStep]
+    ) -> tuple[str, MissionStep] | None:
+        """Act on a step's outcome; return ("abort"|"stall", step) to stop the mission."""
+        self._save_checkpoint()
+        if outcome in ("done", "cancelled"):
+            return None
+        if outcome == "skip":
+            self._skip(step)
+            return None
+        if outcome == "abort":
+            return ("abort", step)
+        # escalate
+        resolution = None
+        escalate_fn = self.stall_policy.escalate_fn
+        if escalate_fn is not None and step.escalations < self.stall_policy.max_escalations:
+            step.escalations += 1
+            try:
+                resolution = escalate_fn(self, step)
+            except Exception as exc:
+                warnings.warn(
+                    f"escalate_fn raised {describe_error(exc)} for step {step.id!r}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self._emit("escalation", step_id=step.id, resolution=repr(resolution)[:200])
+        if resolution == "retry":
+            step.status, step.retry_count, step.progress = "pending", 0, 0.0
+            pending.insert(0, step)
+            return None
+        if resolution == "skip":
+            self._skip(step)
+            return None
+        if resolution == "abort":
+            return ("abort", step)
+        if resolution is None or resolution == "stall":
+            self._emit(
+                "mission_stall",
+                step_id=step.id,
+                reason="retries exhausted; escalation did not resolve the step",
+                error_message=step.last_error,
+            )
+            self.hooks.trigger_mission_stall(self, step)
+            return ("stall", step)
+        step.result, step.status, step.progress = resolution, "done", 1.0
+        self._emit(
+            "step_done", step_id=step.id, resolved_by="escalation", result=_preview(resolution)
+        )
+        self.hooks.trigger_step_done(step, resolution)
+        return None
+
+    def _skip(self, step: MissionStep) -> None:
+        step.skipped = True
+        self._emit("step_skipped", step_id=step.id, error_message=step.last_error)
+
+    def _step_context(self, step: MissionStep, with_errors: bool) -> str | None:
+        parts = []
+        if step.depends_on:
+            lines = []
+            for dep_id in step.depends_on:
+                dep = self.get_step(dep_id)
+                if dep.status == "done":
+                    lines.append(f"- {dep_id}: {dep.result}")
+                else:
+                    lines.append(f"- {dep_id}: (failed and skipped: {dep.last_error})")
+            parts.append("RESULTS OF EARLIER STEPS:\n" + "\n".join(lines))
+        if with_errors and step.error_history:
+            lines = [f"- attempt {e['attempt']}: {e['error']}" for e in step.error_history]
+            parts.append(
+                "PREVIOUS ATTEMPT(S) FAILED. Avoid repeating these errors:\n" + "\n".join(lines)
+            )
+        return "\n\n".join(parts) or None
+
+    def _execute_attempt(self, step: MissionStep, attempt: int, context: str | None) -> Any:
+        token = set_step_context(StepContext(emit=self._emit, step=step, attempt=attempt))
+        try:
+            return step.run(
+                self.session,
+                self.model,
+                context,
+                goal=self.goal,
+                executor=self.default_executor,
+            )
+        finally:
+            reset_step_context(token)
+
+    def _run_step(self, step: MissionStep) -> str:
+        """Run a step's attempts; return "done", "skip", "abort", "escalate" or "cancelled"."""
+        policy = self.stall_policy
+        max_attempts = 1 if policy.on_tool_failure == "fail" else step.max_retries + 1
+        inject = policy.on_tool_failure == "inject_error_and_retry"
+        while True:
+            attempt = len(step.error_history) + 1
+            step.status = "running" if step.retry_count == 0 else "retrying"
+            step.progress = 0.0
+            step.started_at = step.started_at or time.time()
+            self._emit("step_start", step_id=step.id, attempt=attempt, description=step.description)
+            self.hooks.trigger_step_start(step, attempt)
+            context = self._step_context(step, with_errors=inject)
+            started = time.time()
+            try:
+                result = call_with_timeout(
+                    lambda a=attempt, c=context: self._execute_attempt(step, a, c),
+                    step.timeout_secs,
+                )
+            except Exception as exc:
+                duration = (time.time() - started) * 1000.0
+                error_type = classify_error(exc)
+                message = describe_error(exc)
+                step.error_history.append(
+                    {
+                        "attempt": attempt,
+                        "error": message,
+                        "error_type": error_type,
+                        "timestamp": time.time(),
+                    }
+                )
+                self._emit(
+                    "step_failure",
+                    step_id=step.id,
+                    attempt=attempt,
+                    error_type=error_type,
+                    error_message=message,
+                    duration_ms=duration,
+                )
+                self.hooks.trigger_step_failure(step, exc, attempt)
+                timed_out = error_type == "timeout"
+                if timed_out and policy.on_step_timeout in ("skip", "abort"):
+                    return self._give_up(step, exc, attempt, policy.on_step_timeout)
+                if step.retry_count + 1 < max_attempts and not self._cancel.is_set():
+                    step.retry_count += 1
+                    delay = retry_delay(step.retry_count, self.backoff_factor)
+                    self._emit(
+                        "retry_start",
+                        step_id=step.id,
+                        attempt=attempt + 1,
+                        error_type=error_type,
+                        error_message=message,
+                        delay_secs=delay,
+                    )
+                    self.hooks.trigger_retry_start(step, attempt + 1, exc)
+                    if delay and self._cancel.wait(delay):
+                        return self._give_up(step, exc, attempt, "cancelled")
+                    continue
+                if self._cancel.is_set():
+                    return self._give_up(step, exc, attempt, "cancelled")
+                if timed_out and policy.on_step_timeout == "skip_or_replan":
+                    return self._give_up(step, exc, attempt, "skip")
+                return self._give_up(step, exc, attempt, policy.on_max_retries)
+            duration = (time.time() - started) * 1000.0
+            step.result, step.status, step.progress = result, "done", 1.0
+            step.finished_at = time.time()
+            preview = _preview(result)
+            self._emit(
+                "step_success",
+                step_id=step.id,
+                attempt=attempt,
+                duration_ms=duration,
+                result=preview,
+            )
+            self.hooks.trigger_step_success(step, result, attempt)
+            if attempt > 1:
+                self._emit("retry_success", step_id=step.id, attempt=attempt)
+                self.hooks.trigger_retry_success(step, result, attempt)
+            self._emit("step_done", step_id=step.id, attempt=attempt, result=preview)
+            self.hooks.trigger_step_done(step, result)
+            return "done"
+
+    def _give_up(self, step: MissionStep, error: BaseException, attempt: int, outcome: str) -> str:
+        step.status = "failed"
+        step.finished_at = time.time()
+        self._emit(
+            "step_failed",
+            step_id=step.id,
+            attempt=attempt,
+            error_type=classify_error(error),
+            error_message=describe_error(error),
+            outcome=outcome,
+        )
+        self.hooks.trigger_step_failed(step, error, attempt)
+        return outcome
+
+    # -- save / resume --------------------------------------------------------------------
+
+    def to_dict(self, *, include_executors: bool = True) -> dict[str, Any]:
+        """The JSON-ready state of the mission (what :meth:`save` writes)."""
+        model = self.model.spec if isinstance(self.model, LazyModel) else None
+        steps = []
+        for step in self.steps or []:
+            entry = step.spec()
+            entry.update(
+                status=step.status,
+                skipped=step.skipped,
+                retry_count=step.retry_count,
+                result=encode_value(step.result),
+                error_history=list(step.error_history),
+                started_at=step.started_at,
+                finished_at=step.finished_at,
+            )
+            if include_executors:
+                entry["executor"] = _encode_executor(step.executor, f"step {step.id!r}")
+            steps.append(entry)
+        data = {
+            "format": MISSION_FORMAT,
+            "version": 1,
+            "id": self.id,
+            "goal": self.goal,
+            "status": self.status,
+            "error": self.error,
+            "auto_plan": self.auto_plan,
+            "model": model,
+            "stall_policy": self.stall_policy.to_dict(),
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "session_memory": self.session.json_memory(),
+            "steps": steps if self.steps is not None else None,
+            "audit_log": list(self.audit_log),
+        }
+        if include_executors:
+            data["default_executor"] = _encode_executor(self.default_executor, "mission")
+        return data
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the mission as human-readable JSON (atomically); returns the path."""
+        write_json_atomic(path, self.to_dict())
+        return os.fspath(path)
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_path:
+            try:
+                self.save(self.checkpoint_path)
+            except Exception as exc:
+                warnings.warn(
+                    f"could not checkpoint mission {self.id} to {self.checkpoint_path}: "
+                    f"{describe_error(exc)}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def resume(self, path: str | os.PathLike) -> Mission:
+        """Load a saved mission into self; :meth:`run` then continues where it stopped.
+
+        Executors given to this Mission win over stored ones; stored executors fill the gaps.
+        """
+        data = read_json_file(path, "mission", MISSION_FORMAT)
+        try:
+            self.load_state(data, source=os.fspath(path))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"mission file {path} is invalid: {exc}") from None
+        return self
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs: Any) -> Mission:
+        """A new Mission from a save file (``kwargs`` as for the constructor, e.g. executor)."""
+        data = read_json_file(path, "mission", MISSION_FORMAT)
+        goal = data.get("goal")
+        if not isinstance(goal, str) or not goal:
+            raise CheckpointError(f"mission file {path} has no goal")
+        return cls(goal, **kwargs).resume(path)
+
+    def load_state(self, data: Mapping[str, Any], source: str = "state") -> None:
+        """Apply saved state (see :meth:`to_dict`) to this mission."""
+        own_steps = {s.id: s for s in self.steps or []}
+        self.id = data["id"]
+        self.goal = data["goal"]
+        self.auto_plan = bool(data.get("auto_plan", True))
+        if data.get("model") and self.model is None:
+            self.model = resolve_model(data["model"])
+        if self.default_executor is None and data.get("default_executor"):
+            self.default_executor = _decode_executor(data["default_executor"], source)
+        self.created_at = data.get("created_at") or self.created_at
+        self.started_at = data.get("started_at")
+        self.finished_at = data.get("finished_at")
+        self.error = data.get("error")
+        memory = data.get("session_memory") or {}
+        if memory:
+            self.session.update_memory(memory)
+        if data.get("steps") is not None:
+            steps = []
+            for entry in data["steps"]:
+                own = own_steps.get(entry["id"])
+                executor = own.executor if own is not None else None
+                if executor is None and self.default_executor is None and entry.get("executor"):
+                    executor = _decode_executor(
+                        entry["executor"], f"{source}, step {entry['id']!r}"
+                    )
+                step = MissionStep(
+                    entry["id"],
+                    entry["description"],
+                    executor=executor,
+                    max_retries=entry.get("max_retries", 2),
+                    timeout_secs=entry.get("timeout_secs"),
+                    parallel=entry.get("parallel", False),
+                    depends_on=entry.get("depends_on") or [],
+                )
+                step.status = entry.get("status", "pending")
+                step.skipped = bool(entry.get("skipped", False))
+                step.retry_count = int(entry.get("retry_count", 0))
+                step.result = decode_value(entry.get("result"))
+                step.error_history = list(entry.get("error_history") or [])
+                step.started_at = entry.get("started_at")
+                step.finished_at = entry.get("finished_at")
+                step.progress = 1.0 if step.status == "done" else 0.0
+                steps.append(step)
+            validate_dag((s.id, s.depends_on) for s in steps)
+            self.steps = steps
+        status = data.get("status", "pending")
+        if status not in MISSION_STATUSES:
+            raise CheckpointError(f"{source}: unknown mission status {status!r}")
+        self.status = status if status == "succeeded" else "pending"
+        self.audit_log = list(data.get("audit_log") or [])
+
+    # -- pickling (missions travel to worker processes) ----------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_lock", "_sinks", "_cancel", "_last_progress_emit"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_runtime_state()
+
+    def __repr__(self) -> str:
+        n = len(self.steps) if self.steps else 0
+        return f"Mission({self.id!r}, goal={self.goal!r}, status={self.status!r}, steps={n})"
+
+
+def _preview(value: Any, limit: int = 300) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _encode_executor(executor: Any, where: str) -> str | None:
+    if executor is None:
+        return None
+    try:
+        return pickle_b64(executor)
+    except Exception as exc:
+        warnings.warn(
+            f"{where}: executor {executor!r} cannot be pickled ({describe_error(exc)}); "
+            "it is not saved -- pass an executor when you resume",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _decode_executor(blob: str, where: str) -> Any:
+    try:
+        return unpickle_b64(blob)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{where}: the stored executor cannot be loaded ({describe_error(exc)}); "
+            "pass an executor to the resuming Mission"
+        ) from None

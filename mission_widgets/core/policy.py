@@ -1,0 +1,90 @@
+"""StallPolicy: what a mission does when a step keeps failing or times out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import MissionValidationError
+
+TOOL_FAILURE_ACTIONS = ("inject_error_and_retry", "retry", "fail")
+STEP_TIMEOUT_ACTIONS = ("skip_or_replan", "retry", "skip", "abort")
+MAX_RETRIES_ACTIONS = ("escalate", "skip", "abort")
+
+
+@dataclass
+class StallPolicy:
+    """How failures are handled.
+
+    on_tool_failure
+        ``inject_error_and_retry`` (retry with the earlier errors in the step's context),
+        ``retry`` (retry without them) or ``fail`` (no retries).
+    on_step_timeout
+        ``skip_or_replan`` (retry with the timeout in the context so the executor or model can
+        take a cheaper route; once retries are exhausted, skip the step instead of escalating),
+        ``retry`` (a timeout is a failure like any other), ``skip`` (skip at the first
+        timeout) or ``abort`` (fail the mission at the first timeout).
+    on_max_retries
+        ``escalate`` (call ``escalate_fn(mission, step)``; unless it resolves the step, the
+        mission stalls and ``on_mission_stall`` fires), ``skip`` (the step fails, dependants
+        still run) or ``abort`` (the mission fails at once).
+    escalate_fn
+        ``escalate_fn(mission, step)`` may return ``"retry"`` (run the step again with fresh
+        retries, at most ``max_escalations`` times), ``"skip"``, ``"abort"``, ``None`` (stall)
+        or any other value, which becomes the step's result (a human answered).
+    """
+
+    on_tool_failure: str = "inject_error_and_retry"
+    on_step_timeout: str = "skip_or_replan"
+    on_max_retries: str = "escalate"
+    escalate_fn: Callable[[Any, Any], Any] | None = None
+    max_escalations: int = 1
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("on_tool_failure", TOOL_FAILURE_ACTIONS),
+            ("on_step_timeout", STEP_TIMEOUT_ACTIONS),
+            ("on_max_retries", MAX_RETRIES_ACTIONS),
+        ):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise MissionValidationError(
+                    f"StallPolicy.{name}={value!r} is not one of {', '.join(allowed)}"
+                )
+        if self.escalate_fn is not None and not callable(self.escalate_fn):
+            raise MissionValidationError(
+                f"StallPolicy.escalate_fn must be callable, got {type(self.escalate_fn).__name__}"
+            )
+        if not isinstance(self.max_escalations, int) or self.max_escalations < 0:
+            raise MissionValidationError(
+                f"StallPolicy.max_escalations must be an int >= 0, got {self.max_escalations!r}"
+            )
+
+    @classmethod
+    def coerce(cls, value: StallPolicy | Mapping[str, Any] | None) -> StallPolicy:
+        """Accept a StallPolicy, a dict of its fields, or None (the defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise MissionValidationError(
+                    f"unknown stall policy field(s) {', '.join(map(repr, unknown))}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+            return cls(**value)
+        raise MissionValidationError(
+            f"stall_policy must be a StallPolicy or a dict, got {type(value).__name__}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "on_tool_failure": self.on_tool_failure,
+            "on_step_timeout": self.on_step_timeout,
+            "on_max_retries": self.on_max_retries,
+            "max_escalations": self.max_escalations,
+        }

@@ -1,0 +1,100 @@
+"""Rebuild a mission's state from its events: how a kernel mirrors a mission running elsewhere.
+
+:func:`apply_event` is pure state-keeping (no I/O) and the single place that knows how each
+event changes a mission, so mirrors fed from the SQLite store or a Dask topic agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import Event
+from .step import MissionStep
+
+
+def _step(mission: Any, event: Event) -> MissionStep | None:
+    step_id = event.get("step_id")
+    if step_id is None or not mission.steps:
+        return None
+    for step in mission.steps:
+        if step.id == step_id:
+            return step
+    return None
+
+
+def _ensure_steps(mission: Any, specs: list[dict[str, Any]] | None) -> None:
+    if mission.steps or not specs:
+        return
+    mission.steps = [
+        MissionStep(
+            spec["id"],
+            spec["description"],
+            max_retries=spec.get("max_retries", 2),
+            timeout_secs=spec.get("timeout_secs"),
+            parallel=spec.get("parallel", False),
+            depends_on=spec.get("depends_on") or [],
+        )
+        for spec in specs
+    ]
+
+
+def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
+    """Update ``mission`` (status, steps, progress, errors) as ``event`` says; log it."""
+    name = event.get("event")
+    ts = event.get("timestamp")
+    if name == "mission_start":
+        mission.status = "running"
+        mission.started_at = ts
+        mission.finished_at = None
+        mission.error = None
+    elif name == "planner_start":
+        mission.status = "planning"
+    elif name in ("planner_done", "mission_planned"):
+        _ensure_steps(mission, event.get("steps"))
+        if name == "mission_planned":
+            mission.status = "running"
+    elif name == "mission_stall":
+        mission.stall_reason = event.get("reason") or event.get("error_message")
+        if event.get("status"):
+            mission.status = event["status"]
+    elif name == "mission_done":
+        mission.status = event.get("status") or mission.status
+        mission.error = event.get("error_message")
+        mission.finished_at = ts
+    else:
+        step = _step(mission, event)
+        if step is not None:
+            _apply_step_event(step, name, event)
+    if record:
+        mission.audit_log.append(event)
+
+
+def _apply_step_event(step: MissionStep, name: str | None, event: Event) -> None:
+    if name == "step_start":
+        step.status = "retrying" if step.retry_count else "running"
+        step.progress = 0.0
+        step.started_at = step.started_at or event.get("timestamp")
+    elif name == "progress":
+        step.progress = float(event.get("progress") or 0.0)
+    elif name == "step_failure":
+        step.error_history.append(
+            {
+                "attempt": event.get("attempt"),
+                "error": event.get("error_message"),
+                "error_type": event.get("error_type"),
+                "timestamp": event.get("timestamp"),
+            }
+        )
+    elif name == "retry_start":
+        step.retry_count += 1
+    elif name in ("step_success", "step_done"):
+        step.status = "done"
+        step.progress = 1.0
+        if event.get("result") is not None:
+            step.result = event["result"]
+        step.finished_at = event.get("timestamp")
+    elif name == "step_failed":
+        step.status = "failed"
+        step.finished_at = event.get("timestamp")
+    elif name == "step_skipped":
+        step.skipped = True
