@@ -60,16 +60,15 @@ class MissionStep:
             raise MissionValidationError(
                 f"{where}: max_retries must be an int >= 0, got {max_retries!r}"
             )
-        if timeout_secs is not None:
-            if (
-                isinstance(timeout_secs, bool)
-                or not isinstance(timeout_secs, int | float)
-                or not math.isfinite(timeout_secs)
-                or timeout_secs <= 0
-            ):
-                raise MissionValidationError(
-                    f"{where}: timeout_secs must be a positive number or None, got {timeout_secs!r}"
-                )
+        if timeout_secs is not None and (
+            isinstance(timeout_secs, bool)
+            or not isinstance(timeout_secs, int | float)
+            or not math.isfinite(timeout_secs)
+            or timeout_secs <= 0
+        ):
+            raise MissionValidationError(
+                f"{where}: timeout_secs must be a positive number or None, got {timeout_secs!r}"
+            )
         if depends_on is None:
             depends_on = []
         elif isinstance(depends_on, str):
