@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 Event = dict[str, Any]
@@ -61,13 +60,15 @@ def make_event(
     return event
 
 
-@dataclass(frozen=True)
 class StepContext:
     """Where code is running: set while a step attempt executes."""
 
-    emit: Callable[..., None]  # emit(name, step_id=..., attempt=..., **extra)
-    step: Any
-    attempt: int
+    __slots__ = ("attempt", "emit", "step")
+
+    def __init__(self, emit: Callable[..., None], step: Any, attempt: int) -> None:
+        self.emit = emit  # emit(name, step_id=..., attempt=..., **extra)
+        self.step = step  # None while planning
+        self.attempt = attempt
 
 
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
@@ -96,7 +97,7 @@ def report_progress(fraction: float, message: str | None = None) -> bool:
     a running step, so library code can call it unconditionally.
     """
     ctx = _current.get()
-    if ctx is None:
+    if ctx is None or ctx.step is None:
         return False
     try:
         value = float(fraction)
@@ -126,7 +127,7 @@ def emit_event(name: str, **fields: Any) -> bool:
     ctx = _current.get()
     if ctx is None:
         return False
-    fields.setdefault("step_id", ctx.step.id)
+    fields.setdefault("step_id", None if ctx.step is None else ctx.step.id)
     fields.setdefault("attempt", ctx.attempt)
     ctx.emit(name, **fields)
     return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
 
     Serialises first, so an unserialisable value raises before anything is touched.
     """
+    import tempfile
+
     target = Path(path)
     text = json.dumps(data, indent=2, ensure_ascii=False, default=_refuse)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,13 +10,13 @@ steps run in the calling thread; ready ``parallel=True`` steps run together on t
 from __future__ import annotations
 
 import base64
+import contextvars
 import os
-import random
+import queue
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from .errors import (
@@ -56,7 +56,7 @@ PROGRESS_EVENT_INTERVAL = 0.05
 
 def new_mission_id() -> str:
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    return f"mission_{stamp}_{random.getrandbits(32):08x}"
+    return f"mission_{stamp}_{os.urandom(4).hex()}"
 
 
 def retry_delay(attempt: int, factor: float) -> float:
@@ -396,45 +396,52 @@ class Mission:
                     step.retry_count = 0
                 step.status, step.skipped, step.progress = "pending", False, 0.0
         pending = [by_id[i] for i in order if by_id[i].status == "pending"]
-        running: dict[Future, MissionStep] = {}
-        pool: ThreadPoolExecutor | None = None
+        running: set[str] = set()
+        finished: queue.SimpleQueue[tuple[MissionStep, str | BaseException]] = queue.SimpleQueue()
         stop: tuple[str, MissionStep] | None = None
 
         def ready() -> list[MissionStep]:
             return [s for s in pending if all(by_id[d].is_finished for d in s.depends_on)]
 
-        try:
-            while True:
-                if stop is None and not self._cancel.is_set():
-                    candidates = ready()
-                    if not running:
-                        batch = [s for s in candidates if s.parallel] or candidates[:1]
-                    elif all(s.parallel for s in running.values()):
-                        batch = [s for s in candidates if s.parallel]
-                    else:
-                        batch = []
-                    for step in batch:
-                        pending.remove(step)
-                    if len(batch) == 1 and not running and not batch[0].parallel:
-                        stop = self._settle(batch[0], self._run_step(batch[0]), pending) or stop
-                        continue
-                    for step in batch:
-                        if pool is None:
-                            pool = ThreadPoolExecutor(
-                                max_workers=max(2, min(16, len(steps))),
-                                thread_name_prefix=f"mission-{self.id[-8:]}",
-                            )
-                        running[pool.submit(self._run_step, step)] = step
+        def run_on_thread(step: MissionStep, context: contextvars.Context) -> None:
+            try:
+                finished.put((step, context.run(self._run_step, step)))
+            except BaseException as exc:  # re-raised in the scheduling thread
+                finished.put((step, exc))
+
+        while True:
+            if stop is None and not self._cancel.is_set():
+                candidates = ready()
                 if not running:
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    step = running.pop(future)
-                    outcome = self._settle(step, future.result(), pending)
-                    stop = stop or outcome
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+                    batch = [s for s in candidates if s.parallel] or candidates[:1]
+                elif all(by_id[i].parallel for i in running):
+                    batch = [s for s in candidates if s.parallel]
+                else:
+                    batch = []
+                for step in batch:
+                    pending.remove(step)
+                if len(batch) == 1 and not running and not batch[0].parallel:
+                    # Sequential steps run here, in the mission's own thread.
+                    stop = self._settle(batch[0], self._run_step(batch[0]), pending) or stop
+                    continue
+                for step in batch:
+                    running.add(step.id)
+                    threading.Thread(
+                        target=run_on_thread,
+                        args=(step, contextvars.copy_context()),
+                        name=f"mission-step-{step.id}",
+                        daemon=True,
+                    ).start()
+            if not running:
+                break
+            step, outcome = finished.get()
+            running.discard(step.id)
+            if isinstance(outcome, BaseException):
+                while running:  # let the other parallel steps end before failing
+                    other, _ = finished.get()
+                    running.discard(other.id)
+                raise outcome
+            stop = stop or self._settle(step, outcome, pending)
         if self._cancel.is_set():
             raise MissionCancelled()
         if stop is not None:
@@ -718,8 +725,14 @@ class Mission:
             raise CheckpointError(f"mission file {path} has no goal")
         return cls(goal, **kwargs).resume(path)
 
-    def load_state(self, data: Mapping[str, Any], source: str = "state") -> None:
-        """Apply saved state (see :meth:`to_dict`) to this mission."""
+    def load_state(
+        self, data: Mapping[str, Any], source: str = "state", *, final: bool = False
+    ) -> None:
+        """Apply saved state (see :meth:`to_dict`) to this mission.
+
+        ``final=True`` applies the end state of a mission that ran elsewhere: the status is
+        kept as it is and the audit log (already mirrored from events) is left alone.
+        """
         own_steps = {s.id: s for s in self.steps or []}
         self.id = data["id"]
         self.goal = data["goal"]
@@ -767,6 +780,9 @@ class Mission:
         status = data.get("status", "pending")
         if status not in MISSION_STATUSES:
             raise CheckpointError(f"{source}: unknown mission status {status!r}")
+        if final:
+            self.status = status
+            return
         self.status = status if status == "succeeded" else "pending"
         self.audit_log = list(data.get("audit_log") or [])
 

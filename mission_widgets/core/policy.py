@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import MissionValidationError
@@ -13,7 +12,9 @@ STEP_TIMEOUT_ACTIONS = ("skip_or_replan", "retry", "skip", "abort")
 MAX_RETRIES_ACTIONS = ("escalate", "skip", "abort")
 
 
-@dataclass
+_FIELDS = ("on_tool_failure", "on_step_timeout", "on_max_retries", "escalate_fn", "max_escalations")
+
+
 class StallPolicy:
     """How failures are handled.
 
@@ -35,13 +36,19 @@ class StallPolicy:
         or any other value, which becomes the step's result (a human answered).
     """
 
-    on_tool_failure: str = "inject_error_and_retry"
-    on_step_timeout: str = "skip_or_replan"
-    on_max_retries: str = "escalate"
-    escalate_fn: Callable[[Any, Any], Any] | None = None
-    max_escalations: int = 1
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        on_tool_failure: str = "inject_error_and_retry",
+        on_step_timeout: str = "skip_or_replan",
+        on_max_retries: str = "escalate",
+        escalate_fn: Callable[[Any, Any], Any] | None = None,
+        max_escalations: int = 1,
+    ) -> None:
+        self.on_tool_failure = on_tool_failure
+        self.on_step_timeout = on_step_timeout
+        self.on_max_retries = on_max_retries
+        self.escalate_fn = escalate_fn
+        self.max_escalations = max_escalations
         for name, allowed in (
             ("on_tool_failure", TOOL_FAILURE_ACTIONS),
             ("on_step_timeout", STEP_TIMEOUT_ACTIONS),
@@ -69,7 +76,7 @@ class StallPolicy:
         if isinstance(value, cls):
             return value
         if isinstance(value, Mapping):
-            known = {f.name for f in fields(cls)}
+            known = set(_FIELDS)
             unknown = sorted(set(value) - known)
             if unknown:
                 raise MissionValidationError(
@@ -80,6 +87,15 @@ class StallPolicy:
         raise MissionValidationError(
             f"stall_policy must be a StallPolicy or a dict, got {type(value).__name__}"
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StallPolicy):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS)
+        return f"StallPolicy({args})"
 
     def to_dict(self) -> dict[str, Any]:
         return {

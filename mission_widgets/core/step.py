@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
+import functools
 import math
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +24,18 @@ def check_executor(executor: Any, where: str) -> None:
     )
 
 
+_ROUTINES = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    functools.partial,
+)
+
+
 def call_executor(executor: Any, task: str, session: Any, model: Any, context: str | None):
     """Call an executor in whichever of the two supported shapes it has."""
     run = getattr(executor, "run", None)
-    if callable(run) and not inspect.isroutine(executor):
+    if callable(run) and not isinstance(executor, _ROUTINES):
         if context:
             task = f"{task}\n\n{context}"
         return run(task, session=session, model=model)

@@ -16,7 +16,6 @@ The interrupt is a ``BaseException`` so an executor's ``except Exception`` canno
 from __future__ import annotations
 
 import contextvars
-import ctypes
 import signal
 import threading
 from collections.abc import Callable
@@ -108,6 +107,8 @@ def _call_in_thread(fn: Callable[[], Any], timeout: float) -> Any:
 
 
 def _interrupt_thread(thread: threading.Thread) -> None:
+    import ctypes
+
     ident = thread.ident
     if ident is None:
         return

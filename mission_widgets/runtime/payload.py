@@ -1,0 +1,94 @@
+"""What travels to a worker: the mission (cloudpickle) plus the custom model providers.
+
+Checked in the kernel at submit time, so an unpicklable executor is named there and not
+discovered deep inside a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import MissionError
+from ..core.mission import Mission
+from ..core.models import _providers, _providers_lock
+
+BUILTIN_PROVIDERS = frozenset({"demo", "openai"})
+PAYLOAD_VERSION = 1
+
+
+class MissionNotPicklableError(MissionError, TypeError):
+    """Part of a mission cannot travel to a worker process (names the part)."""
+
+
+def build_payload(mission: Mission) -> dict[str, Any]:
+    with _providers_lock:
+        custom = {k: v for k, v in _providers.items() if k not in BUILTIN_PROVIDERS}
+    return {"version": PAYLOAD_VERSION, "mission": mission, "providers": custom}
+
+
+def _parts(mission: Mission) -> list[tuple[str, Any]]:
+    parts: list[tuple[str, Any]] = [("the mission's default executor", mission.default_executor)]
+    for step in mission.steps or []:
+        parts.append((f"the executor of step {step.id!r}", step.executor))
+    for name in vars(mission.hooks):
+        parts.append((f"hook {name}", getattr(mission.hooks, name)))
+    parts.append(("stall_policy.escalate_fn", mission.stall_policy.escalate_fn))
+    parts.append(("the model", mission.model))
+    for key, value in mission.session.memory().items():
+        parts.append((f"session memory {key!r}", value))
+    return parts
+
+
+def dumps_payload(payload: dict[str, Any]) -> bytes:
+    """cloudpickle the payload; on failure name the part of the mission that cannot go."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(payload)
+    except Exception as exc:
+        mission: Mission = payload["mission"]
+        for where, value in _parts(mission):
+            if value is None:
+                continue
+            try:
+                cloudpickle.dumps(value)
+            except Exception as part_exc:
+                raise MissionNotPicklableError(
+                    f"mission {mission.id}: {where} ({value!r}) cannot be pickled for a worker "
+                    f"process: {type(part_exc).__name__}: {part_exc}. Make it picklable or use "
+                    "backend='thread'"
+                ) from None
+        raise MissionNotPicklableError(
+            f"mission {mission.id} cannot be pickled for a worker process: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def write_payload(path: Path, data: bytes) -> None:
+    from .store import open_private
+
+    tmp = path.with_suffix(".tmp")
+    fd = open_private(tmp)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """Load a payload; a clear error names the file when it is missing or corrupt."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MissionError(f"mission file {path} is missing") from None
+    try:
+        payload = pickle.loads(data)
+    except Exception as exc:
+        raise MissionError(
+            f"mission file {path} is corrupt or truncated: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("mission"), Mission):
+        raise MissionError(f"mission file {path} does not hold a mission")
+    return payload

@@ -1,0 +1,451 @@
+"""The SQLite store: where every mission event lands, and what a restarted kernel reads back.
+
+One directory per store (0700) holding ``store.sqlite`` (WAL, busy timeout), ``missions/``
+(the pickled missions handed to workers), ``logs/`` (each mission's stdout/stderr) and
+``checkpoints/`` (each mission's JSON save file, rewritten after every step). Files are 0600.
+
+Tables: ``missions`` (one summary row per mission, updated with every event, so
+``status()`` reads one table) and ``events`` (the append-only stream, cursor = ``seq``).
+Uses only the standard library so worker processes start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TERMINAL = ("succeeded", "failed", "stalled", "cancelled")
+DB_NAME = "store.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS missions (
+    id TEXT PRIMARY KEY,
+    goal TEXT NOT NULL,
+    status TEXT NOT NULL,
+    backend TEXT,
+    owner TEXT,
+    pid INTEGER,
+    pid_started REAL,
+    submitted_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    last_heartbeat REAL,
+    last_activity REAL,
+    n_steps INTEGER NOT NULL DEFAULT 0,
+    n_done INTEGER NOT NULL DEFAULT 0,
+    n_failed INTEGER NOT NULL DEFAULT 0,
+    progress REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    stall_reason TEXT,
+    model TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    state_json TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    mission_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_mission ON events (mission_id, seq);
+"""
+
+#: Columns of ``missions`` that status() shows, in order.
+STATUS_COLUMNS = (
+    "id",
+    "goal",
+    "status",
+    "n_steps",
+    "n_done",
+    "n_failed",
+    "progress",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "backend",
+    "pid",
+    "last_heartbeat",
+    "last_activity",
+    "error",
+    "stall_reason",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or read (names the file)."""
+
+
+def state_home() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "mission_widgets"
+
+
+def default_store_path() -> Path:
+    """``$MISSION_WIDGETS_STORE``, else the named store ``default`` in the user's state dir."""
+    env = os.environ.get("MISSION_WIDGETS_STORE")
+    return Path(env).expanduser() if env else state_home() / "default"
+
+
+def resolve_store_path(store: str | os.PathLike | None) -> Path:
+    """None -> default; a bare name -> a named store in the state dir; else a directory."""
+    if store is None:
+        return default_store_path()
+    text = os.fspath(store)
+    if text and os.sep not in text and "/" not in text and not text.startswith("."):
+        return state_home() / text
+    return Path(text).expanduser()
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.chmod(path, 0o700)
+    except PermissionError:  # pragma: no cover - someone else's directory
+        pass
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int:
+    """Open (creating with mode 0600) and return a file descriptor."""
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:  # pragma: no cover
+        pass
+    return fd
+
+
+class MissionStore:
+    """A store directory. Safe to use from many threads and processes at once."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
+        self.root = resolve_store_path(path).resolve()
+        self.db_path = self.root / DB_NAME
+        if not create and not self.db_path.exists():
+            raise StoreError(f"no mission store at {self.root} (no {DB_NAME})")
+        self.missions_dir = self.root / "missions"
+        self.logs_dir = self.root / "logs"
+        self.checkpoints_dir = self.root / "checkpoints"
+        if create:
+            for folder in (self.root, self.missions_dir, self.logs_dir, self.checkpoints_dir):
+                _private_dir(folder)
+            if not self.db_path.exists():
+                os.close(open_private(self.db_path, os.O_WRONLY | os.O_CREAT))
+        self._local = threading.local()
+        self._schema_ready = False
+        self._ensure_schema()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+                conn.execute("PRAGMA busy_timeout = 30000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot open mission store {self.db_path}: {exc}") from None
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _ensure_schema(self) -> None:
+        try:
+            self._connect().executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"mission store {self.db_path} is not usable: {exc}") from None
+
+    # -- paths --------------------------------------------------------------------------------
+
+    def mission_file(self, mission_id: str) -> Path:
+        return self.missions_dir / f"{mission_id}.pkl"
+
+    def log_file(self, mission_id: str) -> Path:
+        return self.logs_dir / f"{mission_id}.log"
+
+    def checkpoint_file(self, mission_id: str) -> Path:
+        return self.checkpoints_dir / f"{mission_id}.json"
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def register(
+        self,
+        mission_id: str,
+        goal: str,
+        *,
+        backend: str,
+        owner: str | None,
+        n_steps: int = 0,
+        model: str | None = None,
+        status: str = "pending",
+    ) -> None:
+        """Add a mission row (or reset a known mission that is submitted again)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO missions"
+                " (id, goal, status, backend, owner, submitted_at, n_steps, model)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET status=excluded.status, backend=excluded.backend,"
+                " owner=excluded.owner, submitted_at=excluded.submitted_at, pid=NULL,"
+                " pid_started=NULL, started_at=NULL, finished_at=NULL, error=NULL,"
+                " stall_reason=NULL, state_json=NULL, last_heartbeat=NULL",
+                (mission_id, goal, status, backend, owner, time.time(), n_steps, model),
+            )
+
+    def set_process(self, mission_id: str, pid: int, pid_started: float | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE missions SET pid=?, pid_started=?, last_heartbeat=?, last_activity=?"
+                " WHERE id=?",
+                (pid, pid_started, time.time(), time.time(), mission_id),
+            )
+
+    def heartbeat(self, mission_id: str, when: float | None = None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE missions SET last_heartbeat=? WHERE id=?",
+                (time.time() if when is None else when, mission_id),
+            )
+
+    def append_event(
+        self,
+        event: Mapping[str, Any],
+        summary: Mapping[str, Any] | None = None,
+        final_state: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one event; update the mission's summary row in the same transaction."""
+        payload = json.dumps(event, default=repr)
+        mission_id = event["mission_id"]
+        name = event["event"]
+        ts = float(event["timestamp"])
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
+                (mission_id, name, ts, payload),
+            )
+            seq = int(cur.lastrowid)
+            self._update_summary(conn, mission_id, event, summary, final_state)
+        return seq
+
+    @staticmethod
+    def _update_summary(conn, mission_id, event, summary, final_state) -> None:
+        sets: dict[str, Any] = {}
+        name = event["event"]
+        ts = float(event["timestamp"])
+        if name != "heartbeat":
+            sets["last_activity"] = ts
+        if summary:
+            sets.update(summary)
+        if name == "mission_start":
+            sets["started_at"] = ts
+            sets["finished_at"] = None
+        elif name == "mission_stall":
+            sets["stall_reason"] = event.get("reason") or event.get("error_message")
+            if event.get("status"):
+                sets["status"] = event["status"]
+        elif name == "mission_done":
+            sets["status"] = event.get("status") or sets.get("status")
+            sets["finished_at"] = ts
+            sets["error"] = event.get("error_message")
+        if final_state is not None:
+            sets["state_json"] = json.dumps(final_state, default=repr)
+        increments = ""
+        args: list[Any] = []
+        for field in ("prompt_tokens", "completion_tokens"):
+            value = event.get(field)
+            if isinstance(value, int) and value > 0:
+                increments += f", {field} = {field} + ?"
+                args.append(value)
+        if not sets and not increments:
+            return
+        assignments = ", ".join(f"{key} = ?" for key in sets) or "id = id"
+        conn.execute(
+            f"UPDATE missions SET {assignments}{increments} WHERE id = ?",
+            [*sets.values(), *args, mission_id],
+        )
+
+    def finish_if_unfinished(
+        self, mission_id: str, status: str, error: str | None, **extra: Any
+    ) -> dict[str, Any] | None:
+        """Atomically end a mission that has no terminal status yet (cancel, dead worker).
+
+        Returns the event written, or None when the mission had already finished.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT finished_at FROM missions WHERE id=?", (mission_id,)
+            ).fetchone()
+            if row is None or row[0] is not None:
+                return None
+            event = {
+                "event": "mission_done",
+                "timestamp": time.time(),
+                "mission_id": mission_id,
+                "step_id": None,
+                "attempt": None,
+                "error_type": "mission_" + status,
+                "error_message": error,
+                "duration_ms": None,
+                "status": status,
+                **extra,
+            }
+            conn.execute(
+                "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
+                (mission_id, "mission_done", event["timestamp"], json.dumps(event, default=repr)),
+            )
+            self._update_summary(conn, mission_id, event, None, None)
+        return event
+
+    def flag_stalled(self, mission_id: str, reason: str) -> dict[str, Any] | None:
+        """Record a runtime-detected stall (reconcile) as a ``mission_stall`` event."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT finished_at FROM missions WHERE id=?", (mission_id,)
+            ).fetchone()
+            if row is None or row[0] is not None:
+                return None
+            event = {
+                "event": "mission_stall",
+                "timestamp": time.time(),
+                "mission_id": mission_id,
+                "step_id": None,
+                "attempt": None,
+                "error_type": "stall",
+                "error_message": reason,
+                "duration_ms": None,
+                "status": "stalled",
+                "reason": reason,
+                "source": "reconcile",
+            }
+            conn.execute(
+                "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
+                (mission_id, "mission_stall", event["timestamp"], json.dumps(event)),
+            )
+            # Not a terminal status in the row: a worker that wakes up takes it back.
+            conn.execute(
+                "UPDATE missions SET stall_reason=?, status='stalled' WHERE id=?",
+                (reason, mission_id),
+            )
+        return event
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def max_seq(self) -> int:
+        row = self._connect().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def events_since(self, seq: int, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT seq, mission_id, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            )
+            .fetchall()
+        )
+        return [(s, _load_event(s, mid, payload)) for s, mid, payload in rows]
+
+    def events_for(self, mission_id: str) -> list[dict[str, Any]]:
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT seq, mission_id, payload FROM events WHERE mission_id=? ORDER BY seq",
+                (mission_id,),
+            )
+            .fetchall()
+        )
+        return [_load_event(s, mid, payload) for s, mid, payload in rows]
+
+    def row(self, mission_id: str) -> dict[str, Any] | None:
+        conn = self._connect()
+        cur = conn.execute("SELECT * FROM missions WHERE id=?", (mission_id,))
+        values = cur.fetchone()
+        if values is None:
+            return None
+        return dict(zip([c[0] for c in cur.description], values))
+
+    def rows(self, columns: Iterable[str] = ("*",), where: str = "", args=()) -> list[dict]:
+        conn = self._connect()
+        cur = conn.execute(
+            f"SELECT {', '.join(columns)} FROM missions {where} ORDER BY submitted_at, id", args
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, values)) for values in cur.fetchall()]
+
+    def status_records(self) -> tuple[list[str], list[tuple]]:
+        """The status() columns as a list of tuples (cheap to turn into a DataFrame)."""
+        cur = self._connect().execute(
+            f"SELECT {', '.join(STATUS_COLUMNS)} FROM missions ORDER BY submitted_at, id"
+        )
+        return list(STATUS_COLUMNS), cur.fetchall()
+
+    def final_state(self, mission_id: str) -> dict[str, Any] | None:
+        row = (
+            self._connect()
+            .execute("SELECT state_json FROM missions WHERE id=?", (mission_id,))
+            .fetchone()
+        )
+        if row is None or row[0] is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except json.JSONDecodeError as exc:
+            raise StoreError(
+                f"stored final state of mission {mission_id} in {self.db_path} is corrupt: {exc}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"MissionStore({str(self.root)!r})"
+
+
+def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:
+    try:
+        event = json.loads(payload)
+        if not isinstance(event, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        # One bad row must not hide the others: surface it as an event of its own.
+        return {
+            "event": "store_error",
+            "timestamp": time.time(),
+            "mission_id": mission_id,
+            "step_id": None,
+            "attempt": None,
+            "error_type": "store_error",
+            "error_message": f"event #{seq} of mission {mission_id} is corrupt ({exc})",
+            "duration_ms": None,
+        }
+    event["seq"] = seq
+    return event
