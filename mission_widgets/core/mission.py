@@ -568,7 +568,8 @@ class Mission:
                     step.timeout_secs,
                 )
             except Exception as exc:
-                duration = (time.time() - started) * 1000.0
+                failed_at = time.time()  # one time for the history and the event
+                duration = (failed_at - started) * 1000.0
                 error_type = classify_error(exc)
                 message = describe_error(exc)
                 step.error_history.append(
@@ -576,7 +577,7 @@ class Mission:
                         "attempt": attempt,
                         "error": message,
                         "error_type": error_type,
-                        "timestamp": time.time(),
+                        "timestamp": failed_at,
                     }
                 )
                 self._emit(
@@ -586,6 +587,7 @@ class Mission:
                     error_type=error_type,
                     error_message=message,
                     duration_ms=duration,
+                    timestamp=failed_at,
                 )
                 self.hooks.trigger_step_failure(step, exc, attempt)
                 timed_out = error_type == "timeout"
@@ -739,7 +741,10 @@ class Mission:
         self.auto_plan = bool(data.get("auto_plan", True))
         if data.get("model") and self.model is None:
             self.model = resolve_model(data["model"])
-        if self.default_executor is None and data.get("default_executor"):
+        # Stored step executors are restored unless this mission was given a default one
+        # (decided before the stored default fills the gap, which must not hide them).
+        use_stored = self.default_executor is None
+        if use_stored and data.get("default_executor"):
             self.default_executor = _decode_executor(data["default_executor"], source)
         self.created_at = data.get("created_at") or self.created_at
         self.started_at = data.get("started_at")
@@ -753,7 +758,7 @@ class Mission:
             for entry in data["steps"]:
                 own = own_steps.get(entry["id"])
                 executor = own.executor if own is not None else None
-                if executor is None and self.default_executor is None and entry.get("executor"):
+                if executor is None and use_stored and entry.get("executor"):
                     executor = _decode_executor(
                         entry["executor"], f"{source}, step {entry['id']!r}"
                     )
