@@ -33,6 +33,9 @@ EVENT_FIELDS = (
 TERMINAL_EVENTS = frozenset({"mission_done"})
 
 
+_PLAIN = (str, int, float, bool, type(None), list, dict, tuple)
+
+
 def make_event(
     name: str,
     mission_id: str | None,
@@ -56,7 +59,9 @@ def make_event(
         "error_message": error_message,
         "duration_ms": duration_ms,
     }
-    event.update(extra)
+    for key, value in extra.items():
+        # Events go to JSON (save files, the store): keep odd values readable, not fatal.
+        event[key] = value if isinstance(value, _PLAIN) else repr(value)
     return event
 
 

@@ -347,6 +347,7 @@ class Mission:
             n_steps=summary["total"],
         )
         self._save_checkpoint()
+        self._cancel.clear()  # the request is served; run() may be called again later
         self.hooks.trigger_mission_end(self)
         self.hooks.trigger_mission_done(self)
         return self

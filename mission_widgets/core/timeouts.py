@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +55,8 @@ def _call_with_alarm(fn: Callable[[], Any], timeout: float) -> Any:
         raise AttemptInterrupted()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, timeout)
+    started = time.monotonic()
     try:
         return fn()
     except AttemptInterrupted:
@@ -62,6 +64,9 @@ def _call_with_alarm(fn: Callable[[], Any], timeout: float) -> Any:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay:  # give back an outer timer (e.g. pytest-timeout's) what it has left
+            remaining = max(0.001, outer_delay - (time.monotonic() - started))
+            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
 
 
 class _Box:
