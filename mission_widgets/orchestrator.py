@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +150,7 @@ class MissionOrchestrator:
         self._draining = False
         self._owner = _owner_token()
         self._cursor = 0
-        self._panel: MissionPanel | None = None
+        self._listeners: list[Callable[[], None]] = []
         self._attach()
 
     # -- configuration --------------------------------------------------------------------
@@ -179,6 +179,11 @@ class MissionOrchestrator:
     def missions(self) -> dict[str, Mission]:
         """Every mission this orchestrator knows, by id (from this kernel and the store)."""
         return dict(self._missions)
+
+    @property
+    def active(self) -> bool:
+        """Whether missions are running, or queued missions are being started."""
+        return bool(self.running) or (bool(self.pending_queue) and self._draining)
 
     def get(self, mission_id: str) -> Mission:
         try:
@@ -219,6 +224,7 @@ class MissionOrchestrator:
         mission = Mission(row["goal"], mission_id=mission_id, auto_plan=False)
         for event in self.store.events_for(mission_id):
             apply_event(mission, event)
+        _note_store_errors(mission)
         if row.get("finished_at") is not None:
             self._apply_final_state(mission)
         self._missions[mission_id] = mission
@@ -253,6 +259,7 @@ class MissionOrchestrator:
             return
         if state is not None:
             mission.load_state(state, source=f"store {self.store.root}", final=True)
+        _note_store_errors(mission)
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -278,6 +285,7 @@ class MissionOrchestrator:
             self._prepare(mission)
             self._register(mission, self.backend.name)
             self.pending_queue.append(mission)
+        self._notify()
         return self
 
     def _register(self, mission: Mission, backend: str) -> None:
@@ -297,11 +305,13 @@ class MissionOrchestrator:
     def _start(self, mission: Mission) -> AsyncHandle:
         mission.audit_log = [] if not self.backend.runs_in_kernel else mission.audit_log
         mission.status = "pending"
+        mission.finished_at = None
         mission.stall_reason = None
         pid = self.backend.launch(mission, self.heartbeat_secs)
         handle = AsyncHandle(self, mission, pid)
         self.async_handles[mission.id] = handle
         self.running.append(mission)
+        self._notify()
         return handle
 
     def run_async(self, mission: Mission, model: Any = None) -> AsyncHandle:
@@ -342,12 +352,41 @@ class MissionOrchestrator:
     def _on_worker_exit(self, mission_id: str) -> None:
         self._wake()
 
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever missions are queued or started (views use it to wake)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception as exc:
+                warnings.warn(
+                    f"orchestrator listener {callback!r} failed: {describe_error(exc)}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
     def _wake(self) -> None:
         with self._wakeup:
             self._wakeup.notify_all()
 
-    def _finish(self, mission_id: str, status: str, error: str | None) -> None:
-        self.store.finish_if_unfinished(mission_id, status, error)
+    def _finish(self, mission_id: str, status: str, error: str | None) -> dict[str, Any] | None:
+        return self.store.finish_if_unfinished(mission_id, status, error)
+
+    def _settle_from_row(self, mission: Mission) -> None:
+        """End a mirror whose end is in the store row but not in its (corrupt) events."""
+        row = self.store.row(mission.id) or {}
+        if row.get("finished_at") is None:
+            return
+        mission.status = row.get("status") or "failed"
+        mission.finished_at = row["finished_at"]
+        mission.error = row.get("error")
+        self._apply_final_state(mission)
 
     def _sync(self, mission: Mission) -> None:
         """Catch a single mission up with the store (used outside the main poll)."""
@@ -358,7 +397,7 @@ class MissionOrchestrator:
         with self._lock:
             result = PollResult()
             # Liveness before events: a worker that wrote its last event and exited is fine.
-            gone = [m for m in self.running if not m.is_finished and not self._alive(m)]
+            gone = [m for m in self.running if not _ended(m) and not self._alive(m)]
             events = self.store.events_since(self._cursor)
             while events:
                 for seq, event in events:
@@ -367,20 +406,21 @@ class MissionOrchestrator:
                 result.n_events += len(events)
                 events = self.store.events_since(self._cursor) if len(events) >= 5000 else []
             for mission in gone:
-                if mission.is_finished:
+                if _ended(mission):
                     continue
                 row = self.store.row(mission.id) or {}
                 reason = self.backend.exit_reason(mission.id, row)
                 tail = self.log_tail(mission.id, 1).strip()
                 if tail:
                     reason += f"; last log line: {tail}"
-                self._finish(mission.id, "failed", reason)
+                if self._finish(mission.id, "failed", reason) is None:
+                    self._settle_from_row(mission)  # its final event was unreadable
             if gone:
                 for seq, event in self.store.events_since(self._cursor):
                     self._cursor = seq
                     self._apply(event)
             for mission in list(self.running):
-                if mission.is_finished:
+                if _ended(mission):
                     self.running.remove(mission)
                     self.completed.append(mission)
                     result.completed.append(mission)
@@ -407,8 +447,10 @@ class MissionOrchestrator:
             return
         name = event.get("event")
         if name == "store_error":
+            # The event is lost, not the mission: its worker goes on and the store row and
+            # final state stay authoritative. Say so on the mirror instead of failing it.
             mission.audit_log.append(event)
-            self._finish(mission_id, "failed", event.get("error_message"))
+            _note_store_errors(mission)
             return
         live = self.backend.runs_in_kernel and self._backend_of.get(mission_id) == "thread"
         if live and mission in self.running and name != "mission_stall":
@@ -682,9 +724,7 @@ class MissionOrchestrator:
         return MissionPanel(self, **options)
 
     def close(self) -> None:
-        """Stop the panel's refresh thread and the backend's helpers (missions keep running)."""
-        if self._panel is not None:
-            self._panel.close()
+        """Release the backend's helpers (missions keep running, the store keeps them)."""
         self.backend.shutdown()
 
     def __repr__(self) -> str:
@@ -694,6 +734,26 @@ class MissionOrchestrator:
             f"pending={len(self.pending_queue)}, running={len(self.running)}, "
             f"completed={len(self.completed)})"
         )
+
+
+def _note_store_errors(mission: Mission) -> None:
+    """Put the unreadable events of a mission's history into its ``error``."""
+    for event in mission.audit_log:
+        if event.get("event") != "store_error":
+            continue
+        note = event.get("error_message") or "an event of this mission is corrupt"
+        if not mission.error:
+            mission.error = note
+        elif note not in mission.error:
+            mission.error = f"{mission.error}; {note}"
+
+
+def _ended(mission: Mission) -> bool:
+    """Finished for good: a mission that reconcile() only flagged ``stalled`` (its worker may
+    still run, and must stay cancellable and killable) is not."""
+    return mission.is_finished and not (
+        mission.status == "stalled" and mission.finished_at is None
+    )
 
 
 def _ids(missions: Iterable[Mission]) -> list[str]:

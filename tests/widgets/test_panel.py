@@ -1,0 +1,257 @@
+"""MissionPanel driven like a user would: button.click(), then trait values / get_state()."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import wait_until
+from tasks import boom, hang_quietly, quick, wait_for_file
+
+from mission_widgets import Mission, MissionPanel, MissionStep
+
+
+def one_step(goal: str, executor, description: str = "the step") -> Mission:
+    return Mission(goal, steps=[MissionStep("only", description, executor=executor)])
+
+
+def row_of(panel: MissionPanel, mission_id: str):
+    for row in panel.rows:
+        if row.mission_id == mission_id and row.layout.display != "none":
+            return row
+    raise AssertionError(f"no visible row for {mission_id}")
+
+
+def settle(panel: MissionPanel, predicate, what: str, timeout: float = 20.0) -> None:
+    """Poll the orchestrator and redraw until ``predicate()`` holds."""
+
+    def check() -> bool:
+        panel.orchestrator.poll_async()
+        panel.redraw()
+        return predicate()
+
+    wait_until(check, timeout, what)
+
+
+def test_submit_is_disabled_with_a_reason_when_there_is_no_model(make_orchestrator, panels):
+    panel = make_orchestrator(backend="thread").panel(auto_refresh=False)
+    panels.append(panel)
+    assert panel.submit_button.disabled
+    assert "needs a model" in panel.submit_reason.value
+    assert panel.counts.value == "no missions yet"
+
+
+def test_submit_button_runs_the_goal_to_success(make_orchestrator, panels):
+    orch = make_orchestrator(model="demo:fast")
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    assert not panel.submit_button.disabled
+    panel.goal_input.value = "Plan a picnic"
+    panel.submit_button.click()
+    assert panel.goal_input.value == ""
+    assert "started mission_" in panel.message.value
+    [mission] = orch.missions.values()
+    assert mission.goal == "Plan a picnic"
+    settle(panel, lambda: mission.status == "succeeded", "the submitted mission to succeed")
+    row = row_of(panel, mission.id)
+    state = row.bar.get_state()
+    assert state["bar_style"] == "success"
+    assert state["value"] == 1.0
+    assert row.steps.value == f"{len(mission.steps)}/{len(mission.steps)} steps"
+    assert "succeeded" in row.status.value
+    assert row.cancel_button.disabled
+    assert "1 succeeded" in panel.counts.value
+
+
+def test_a_failing_click_handler_reports_and_reenables_its_button(make_orchestrator, panels):
+    orch = make_orchestrator(model="demo:fast", backend="thread")
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    panel.goal_input.value = "   "
+    panel.submit_button.click()
+    assert "type a goal first" in panel.message.value
+    assert not panel.submit_button.disabled
+
+    def broken_poll():
+        raise RuntimeError("store unreachable")
+
+    orch.poll_async = broken_poll
+    panel.poll_button.click()
+    assert "store unreachable" in panel.message.value
+    assert not panel.poll_button.disabled
+
+
+def test_run_queued_starts_within_the_window_and_tops_it_up(make_orchestrator, panels, tmp_path):
+    release = tmp_path / "release"
+    orch = make_orchestrator(max_concurrent=2)
+    missions = [one_step(f"queued {i}", wait_for_file, f"wait for {release}") for i in range(4)]
+    for mission in missions:
+        orch.submit(mission)
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    assert "4 pending" in panel.counts.value
+    panel.run_queued_button.click()
+    assert "started 2 queued" in panel.message.value
+    assert len(orch.running) == 2
+    assert len(orch.pending_queue) == 2
+    settle(
+        panel,
+        lambda: all(row_of(panel, m.id).bar.value == 0.5 for m in missions[:2]),
+        "the running rows to show the reported progress",
+    )
+    release.touch()
+    settle(panel, lambda: all(m.status == "succeeded" for m in missions), "all four to finish")
+    assert all(row_of(panel, m.id).bar.bar_style == "success" for m in missions)
+
+
+def test_poll_button_brings_rows_up_to_date(make_orchestrator, panels):
+    orch = make_orchestrator()
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    handle = orch.run_async(one_step("quick one", quick))
+    row = row_of(panel, handle.mission_id)
+    assert row.bar.bar_style != "success"
+    wait_until(
+        lambda: (orch.store.row(handle.mission_id) or {}).get("finished_at") is not None,
+        20,
+        "the worker to finish",
+    )
+    panel.poll_button.click()
+    assert "polled: 1 finished" in panel.message.value
+    assert row.bar.bar_style == "success"
+    assert row.bar.value == 1.0
+
+
+def test_cancel_button_stops_the_mission_and_keeps_the_danger_style(make_orchestrator, panels):
+    orch = make_orchestrator(cancel_grace_secs=1.0)
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    handle = orch.run_async(one_step("hangs", hang_quietly))
+    row = row_of(panel, handle.mission_id)
+    assert not row.cancel_button.disabled
+    row.cancel_button.click()
+    assert handle.mission.status == "cancelled"
+    assert "cancelled" in panel.message.value
+    assert row.bar.bar_style == "danger"
+    assert row.cancel_button.disabled
+    assert "cancelled" in row.status.value
+
+
+def test_stall_badge_appears_with_its_reason(make_orchestrator, panels):
+    orch = make_orchestrator()
+    panel = orch.panel(auto_refresh=False, no_progress_secs=0.3)
+    panels.append(panel)
+    handle = orch.run_async(one_step("stuck", hang_quietly))
+    row = row_of(panel, handle.mission_id)
+    assert row.stall_badge.layout.display == "none"
+
+    def badge_shown() -> bool:
+        panel.poll_button.click()
+        return row.stall_badge.layout.display == ""
+
+    wait_until(badge_shown, 20, "the stall badge")
+    assert "no progress for" in row.stall_badge.value
+    assert row.bar.bar_style == "warning"
+    assert handle.mission.status == "stalled"
+    assert "stalled" in panel.message.value
+
+
+def test_details_show_steps_last_error_and_log_tail(make_orchestrator, panels):
+    orch = make_orchestrator()
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    mission = Mission(
+        "explodes",
+        steps=[MissionStep("kaboom", "blow up", executor=boom, max_retries=0)],
+        stall_policy={"on_max_retries": "abort"},
+    )
+    orch.run_async(mission)
+    settle(panel, lambda: mission.status == "failed", "the mission to fail")
+    row = row_of(panel, mission.id)
+    assert row.bar.bar_style == "danger"
+    assert row.detail.layout.display == "none"
+    row.details_toggle.value = True
+    assert row.detail.layout.display == ""
+    assert "kaboom" in row.detail.value
+    assert "boom in blow up" in row.detail.value
+    assert "worker pid" in row.detail.value  # the worker's log line
+    row.details_toggle.value = False
+    assert row.detail.layout.display == "none"
+
+
+def test_a_thousand_missions_make_one_page_of_rows(make_orchestrator, panels):
+    orch = make_orchestrator(backend="thread", model="demo:fast")
+    missions = [Mission(f"goal {i}") for i in range(1000)]
+    for mission in missions:
+        orch.submit(mission)
+    panel = orch.panel(auto_refresh=False, page_size=25)
+    panels.append(panel)
+    assert len(panel.rows) == 25
+    assert len(panel.rows_box.children) == 25
+    assert panel.page_label.value == "page 1/40"
+    assert [r.mission_id for r in panel.rows] == [m.id for m in missions[:25]]
+    assert panel.prev_button.disabled
+    panel.next_button.click()
+    assert panel.page_label.value == "page 2/40"
+    assert [r.mission_id for r in panel.rows] == [m.id for m in missions[25:50]]
+    assert len(panel.rows) == 25  # rows are reused, not added
+    panel.status_filter.value = "succeeded"
+    assert panel.page_label.value == "page 1/1"
+    assert panel.rows_box.children == ()
+    panel.status_filter.value = "pending"
+    assert len(panel.rows_box.children) == 25
+
+
+def test_max_concurrent_control_drives_the_orchestrator(make_orchestrator, panels):
+    orch = make_orchestrator(backend="thread", max_concurrent=3)
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    assert panel.max_concurrent.value == 3
+    panel.max_concurrent.value = 7
+    assert orch.max_concurrent == 7
+    orch.max_concurrent = 2
+    panel.redraw()
+    assert panel.max_concurrent.get_state()["value"] == 2
+
+
+def test_auto_refresh_follows_running_missions_then_goes_idle(make_orchestrator, panels, tmp_path):
+    release = tmp_path / "go"
+    orch = make_orchestrator()
+    panel = orch.panel(auto_refresh=True, refresh_interval=0.25)
+    panels.append(panel)
+    handle = orch.run_async(one_step("watched", wait_for_file, f"wait for {release}"))
+    wait_until(lambda: panel.refreshing, 5, "the refresh thread to start")
+    row = row_of(panel, handle.mission_id)
+    wait_until(lambda: row.bar.value == 0.5, 20, "auto-refresh to draw the progress")
+    release.touch()
+    wait_until(lambda: row.bar.bar_style == "success", 20, "auto-refresh to draw success")
+    wait_until(lambda: not panel.refreshing, 10, "the refresh thread to stop when idle")
+    assert "idle" in panel.refresh_note.value
+
+
+def test_closing_the_panel_stops_its_refresh_thread(make_orchestrator, panels, tmp_path):
+    orch = make_orchestrator()
+    panel = orch.panel(auto_refresh=True, refresh_interval=0.25)
+    handle = orch.run_async(one_step("watched", wait_for_file, f"wait for {tmp_path / 'x'}"))
+    wait_until(lambda: panel.refreshing, 5, "the refresh thread to start")
+    panel.close()
+    wait_until(lambda: not panel.refreshing, 5, "the refresh thread to stop after close")
+    orch.cancel(handle.mission_id)
+
+
+def test_static_html_is_in_the_mimebundle(make_orchestrator, panels):
+    orch = make_orchestrator(backend="thread")
+    orch.submit(one_step("<b>escaped</b> goal", quick))
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    html = bundle["text/html"]
+    assert "&lt;b&gt;escaped&lt;/b&gt; goal" in html
+    assert "1 pending" in html
+
+
+def test_bad_panel_options_are_refused(make_orchestrator):
+    orch = make_orchestrator(backend="thread")
+    with pytest.raises(ValueError, match="page_size"):
+        MissionPanel(orch, page_size=0)
+    with pytest.raises(ValueError, match="refresh_interval"):
+        MissionPanel(orch, refresh_interval=0.01)
