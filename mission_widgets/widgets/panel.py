@@ -440,6 +440,8 @@ class MissionPanel(W.VBox):
         if refresher is not None:
             refresher.panels.discard(self)
             refresher.wake()
+        for row in self.rows:  # pooled rows may be off the page
+            _close_tree(row)
         _close_tree(self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
