@@ -338,8 +338,9 @@ class MissionOrchestrator:
             try:
                 self._start(mission)
             except Exception as exc:
-                self._finish(mission.id, "failed", f"could not start: {describe_error(exc)}")
-                self._sync(mission)
+                error = f"could not start: {describe_error(exc)}"
+                self._finish(mission.id, "failed", error)
+                mission.status, mission.error = "failed", error  # the event follows on poll
                 self.completed.append(mission)
                 continue
             started.append(mission)
@@ -387,10 +388,6 @@ class MissionOrchestrator:
         mission.finished_at = row["finished_at"]
         mission.error = row.get("error")
         self._apply_final_state(mission)
-
-    def _sync(self, mission: Mission) -> None:
-        """Catch a single mission up with the store (used outside the main poll)."""
-        self.poll_async()
 
     def poll_async(self) -> PollResult:
         """Read new events, update mirrors, detect dead workers, refill the window."""
