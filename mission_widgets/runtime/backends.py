@@ -130,7 +130,8 @@ class SubprocessBackend(Backend):
         self._lock = threading.Lock()
 
     def check(self, mission: Mission) -> None:
-        dumps_payload(build_payload(mission))
+        # Written now, so a queue left by a kernel that exits can be adopted by the next one.
+        write_payload(self.store.mission_file(mission.id), dumps_payload(build_payload(mission)))
 
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
         write_payload(self.store.mission_file(mission.id), dumps_payload(build_payload(mission)))
