@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..core.events import make_event
+
 TERMINAL = ("succeeded", "failed", "stalled", "cancelled")
 DB_NAME = "store.sqlite"
 
@@ -303,61 +305,47 @@ class MissionStore:
 
         Returns the event written, or None when the mission had already finished.
         """
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT finished_at FROM missions WHERE id=?", (mission_id,)
-            ).fetchone()
-            if row is None or row[0] is not None:
-                return None
-            event = {
-                "event": "mission_done",
-                "timestamp": time.time(),
-                "mission_id": mission_id,
-                "step_id": None,
-                "attempt": None,
-                "error_type": "mission_" + status,
-                "error_message": error,
-                "duration_ms": None,
-                "status": status,
-                **extra,
-            }
-            conn.execute(
-                "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
-                (mission_id, "mission_done", event["timestamp"], json.dumps(event, default=repr)),
-            )
-            self._update_summary(conn, mission_id, event, None, None)
-        return event
+        event = make_event(
+            "mission_done",
+            mission_id,
+            error_type="mission_" + status,
+            error_message=error,
+            status=status,
+            **extra,
+        )
+        return self._append_unless_finished(event)
 
     def flag_stalled(self, mission_id: str, reason: str) -> dict[str, Any] | None:
-        """Record a runtime-detected stall (reconcile) as a ``mission_stall`` event."""
+        """Record a runtime-detected stall (reconcile) as a ``mission_stall`` event.
+
+        The row's status becomes ``stalled`` but the mission is not finished: a worker that
+        wakes up writes ``running`` again with its next event.
+        """
+        event = make_event(
+            "mission_stall",
+            mission_id,
+            error_type="stall",
+            error_message=reason,
+            status="stalled",
+            reason=reason,
+            source="reconcile",
+        )
+        return self._append_unless_finished(event)
+
+    def _append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Append ``event`` written by the kernel, unless the mission has already ended."""
+        mission_id = event["mission_id"]
         with self._write() as conn:
             row = conn.execute(
                 "SELECT finished_at FROM missions WHERE id=?", (mission_id,)
             ).fetchone()
             if row is None or row[0] is not None:
                 return None
-            event = {
-                "event": "mission_stall",
-                "timestamp": time.time(),
-                "mission_id": mission_id,
-                "step_id": None,
-                "attempt": None,
-                "error_type": "stall",
-                "error_message": reason,
-                "duration_ms": None,
-                "status": "stalled",
-                "reason": reason,
-                "source": "reconcile",
-            }
             conn.execute(
                 "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
-                (mission_id, "mission_stall", event["timestamp"], json.dumps(event)),
+                (mission_id, event["event"], event["timestamp"], json.dumps(event, default=repr)),
             )
-            # Not a terminal status in the row: a worker that wakes up takes it back.
-            conn.execute(
-                "UPDATE missions SET stall_reason=?, status='stalled' WHERE id=?",
-                (reason, mission_id),
-            )
+            self._update_summary(conn, mission_id, event, None, None)
         return event
 
     # -- reads --------------------------------------------------------------------------------
