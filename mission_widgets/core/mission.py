@@ -529,6 +529,10 @@ class Mission:
                 else:
                     lines.append(f"- {dep_id}: (failed and skipped: {dep.last_error})")
             parts.append("RESULTS OF EARLIER STEPS:\n" + "\n".join(lines))
+        if step.executor is None and self.default_executor is None:  # the model executes it
+            memory = memory_context(self.session.memory(), f"{self.goal}\n{step.description}")
+            if memory:
+                parts.append(memory)
         if with_errors and step.error_history:
             lines = [f"- attempt {e['attempt']}: {e['error']}" for e in step.error_history]
             parts.append(
@@ -807,6 +811,52 @@ class Mission:
     def __repr__(self) -> str:
         n = len(self.steps) if self.steps else 0
         return f"Mission({self.id!r}, goal={self.goal!r}, status={self.status!r}, steps={n})"
+
+
+#: Shared session memory shown to a model executing a step: at most this many characters
+#: in all, and this many per entry.
+MEMORY_CONTEXT_CHARS = 2000
+MEMORY_ENTRY_CHARS = 500
+
+
+def memory_context(memory: Mapping[str, Any], text: str) -> str | None:
+    """The shared session memory to show a model executing a step, bounded in size.
+
+    Entries whose key appears in ``text`` (the goal and the step description) come first,
+    then the others while they fit; keys starting with ``_`` are private and never shown.
+    """
+    import json
+    import re
+
+    lowered = text.lower()
+
+    def mentioned(key: str) -> bool:
+        words = {key.lower(), key.lower().replace("_", " ")}
+        return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", lowered) for w in words)
+
+    entries = [(k, v) for k, v in memory.items() if isinstance(k, str) and not k.startswith("_")]
+    entries.sort(key=lambda item: not mentioned(item[0]))
+    lines: list[str] = []
+    used = left_out = 0
+    for key, value in entries:
+        if isinstance(value, str):
+            shown = value
+        else:
+            try:
+                shown = json.dumps(value, ensure_ascii=False, default=repr)
+            except (TypeError, ValueError):
+                shown = repr(value)
+        if len(shown) > MEMORY_ENTRY_CHARS:
+            shown = shown[:MEMORY_ENTRY_CHARS] + " ..."
+        line = f"- {key}: {shown}"
+        if used + len(line) > MEMORY_CONTEXT_CHARS:
+            left_out += 1
+            continue
+        lines.append(line)
+        used += len(line) + 1
+    if left_out:
+        lines.append(f"({left_out} more entries not shown)")
+    return "SHARED SESSION MEMORY:\n" + "\n".join(lines) if lines else None
 
 
 def _preview(value: Any, limit: int = 300) -> str | None:

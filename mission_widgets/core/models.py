@@ -5,8 +5,9 @@ when a plan or an executor-less step needs it, so ``"test:model"`` is harmless u
 an object with ``.generate(prompt)``, or a callable ``prompt -> str``.
 
 Built in: the offline ``"demo"`` model (``demo``, ``demo:fast``, ``demo:slow``) for
-tutorials, tests and Binder; every text it returns is labelled as simulated.
-Add a provider with :func:`register_provider`.
+tutorials, tests and Binder; every text it returns is labelled as simulated; and
+``"openai:<model>"`` (:class:`~mission_widgets.core.providers.OpenAIModel`, imported only
+when such a string is resolved). Add a provider with :func:`register_provider`.
 """
 
 from __future__ import annotations
@@ -276,3 +277,13 @@ class DemoModel:
 
 
 register_provider("demo", DemoModel.from_name)
+
+
+def _openai_factory(name: str) -> Model:
+    # Imported here, on first resolution of an "openai:..." string, never at import time.
+    from .providers.openai_provider import OpenAIModel
+
+    return OpenAIModel.from_name(name)
+
+
+register_provider("openai", _openai_factory)
