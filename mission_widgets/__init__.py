@@ -28,6 +28,7 @@ from .core import (
 )
 
 if TYPE_CHECKING:
+    from .core.providers.openai_provider import OpenAIModel
     from .orchestrator import MissionOrchestrator
     from .widgets import MissionPanel
 
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MissionOrchestrator": ("mission_widgets.orchestrator", "MissionOrchestrator"),
     "MissionPanel": ("mission_widgets.widgets", "MissionPanel"),
+    "OpenAIModel": ("mission_widgets.core.providers.openai_provider", "OpenAIModel"),
 }
 
 
@@ -61,6 +63,7 @@ __all__ = [
     "MissionStep",
     "MissionValidationError",
     "ModelResolutionError",
+    "OpenAIModel",
     "PlanError",
     "SharedSession",
     "StallPolicy",
