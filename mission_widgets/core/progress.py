@@ -367,7 +367,7 @@ def format_table(
         bar_w = room - 1 if room - 1 >= 5 else 0  # shrink the bar, or show the percent only
     fixed += (bar_w + 1 if bar_w else 0) + 4 + 2
     longest_goal = max([4, *(len(v.goal) for v in views)])
-    goal_w = max(4, min(longest_goal, 40, width - fixed - 2))
+    goal_w = max(4, min(longest_goal, 48, width - fixed - 2))
     inline_w = width - fixed - (goal_w + 2) - 2
     any_notes = notes and any(table_note(v) for v in views)
     note_w = inline_w if any_notes and inline_w >= 24 else 0

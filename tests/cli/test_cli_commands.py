@@ -1,0 +1,439 @@
+"""``mission-widgets`` end to end: real ``python -m mission_widgets`` subprocesses, real
+worker processes, stores under ``tmp_path``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import cli_env, wait_for, worker_processes
+
+from mission_widgets import Mission, MissionOrchestrator
+from mission_widgets.cli import main
+from mission_widgets.runtime.processes import find_process
+from mission_widgets.runtime.store import MissionStore, StoreError
+
+ID_RE = re.compile(r"^\S\s([0-9a-f]{8})\s", re.M)
+
+
+def table_ids(text: str) -> list[str]:
+    return ID_RE.findall(text)
+
+
+def store_rows(path: Path) -> list[dict]:
+    store = MissionStore(path, create=False)
+    try:
+        return store.rows()
+    finally:
+        store.close()
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_fast_runs_and_prints_the_final_table(run_cli, tmp_path):
+    store = tmp_path / "demo-store"
+    done = run_cli("demo", "-n", "3", "--model", "demo:fast", "--store", store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Final status (3 missions" in out
+    final = out[out.index("Final status") :]
+    assert final.count("succeeded") >= 3
+    assert len(table_ids(final)) == 3
+    assert "Demo finished in" in out and "3 succeeded" in out
+    assert f"mission-widgets status --store {store.resolve()}" in out
+    assert "\x1b[" not in out  # not a terminal: no escapes, no colour
+    rows = store_rows(store)
+    assert [r["status"] for r in rows] == ["succeeded"] * 3
+
+
+def test_demo_plain_output_prints_changes_only(run_cli, tmp_path):
+    done = run_cli("demo", "-n", "2", "--model", "demo:fast", "--store", tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    progress_lines = [ln for ln in done.stdout.splitlines() if ln.startswith("[")]
+    assert progress_lines, done.stdout
+    assert len(progress_lines) == len(set(ln[9:] for ln in progress_lines))  # no repeats
+    assert any("succeeded" in ln for ln in progress_lines)
+
+
+def test_demo_shows_the_failed_mission_and_still_exits_0(run_cli, tmp_path):
+    store = tmp_path / "five"
+    done = run_cli("demo", "-n", "5", "--model", "demo:fast", "--store", store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    final = out[out.index("Final status") :]
+    failed = [ln for ln in final.splitlines() if " failed " in ln]
+    assert failed and "[fail]" in failed[0]
+    assert failed[0].startswith("x ")  # marked
+    assert "simulated failure" in final  # and why
+    assert "failed on purpose" in out
+    assert "4 succeeded, 1 failed" in out
+
+    status = run_cli("status", "--store", store)
+    assert status.returncode == 0, status.stderr
+    assert f"Store: {store.resolve()} (5 missions: 4 succeeded, 1 failed)" in status.stdout
+    assert sorted(table_ids(status.stdout)) == sorted(table_ids(final))
+    assert "Draft a quiz on fractions [fail]" in status.stdout
+
+
+def test_demo_default_store_is_a_fresh_temp_dir(run_cli, tmp_path):
+    done = run_cli("demo", "-n", "1", "--model", "demo:fast")
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"Store: (\S+)", done.stdout)
+    assert match, done.stdout
+    store = Path(match.group(1))
+    assert store.parent == (tmp_path / "tmp").resolve()
+    assert store.name.startswith("mission-widgets-demo-")
+    assert (store / "store.sqlite").is_file()
+    assert not (tmp_path / "default-store").exists()
+    assert f"mission-widgets status --store {store}" in done.stdout
+
+
+def test_demo_stall_flags_and_cancels_the_hanging_mission(run_cli, tmp_path):
+    store = tmp_path / "stall"
+    done = run_cli(
+        "demo",
+        "-n",
+        "2",
+        "--model",
+        "demo:fast",
+        "--stall",
+        "--stall-secs",
+        "1",
+        "--store",
+        store,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    hang_lines = [ln for ln in out.splitlines() if "[hang]" in ln]
+    assert any(" stalled " in ln and "no progress" in ln for ln in hang_lines), out
+    final = out[out.index("Final status") :]
+    assert "cancelled" in final and "no progress" in final
+    assert "flagged stalled, then cancelled" in out
+    statuses = {r["goal"]: r["status"] for r in store_rows(store)}
+    assert statuses.pop("Wait for a reply that never comes [hang]") == "cancelled"
+    assert set(statuses.values()) == {"succeeded"}
+    assert not worker_processes(store.resolve())
+
+
+def test_demo_timeout_cancels_what_is_left_and_exits_1(run_cli, tmp_path):
+    store = tmp_path / "slowpoke"
+    done = run_cli(
+        "demo",
+        "-n",
+        "1",
+        "--model",
+        "demo:fast",
+        "--stall",
+        "--stall-secs",
+        "600",
+        "--timeout",
+        "2",
+        "--store",
+        store,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "timed out after 2 s; cancelled 1 unfinished missions" in done.stdout
+    assert {r["status"] for r in store_rows(store)} == {"succeeded", "cancelled"}
+    assert not worker_processes(store.resolve())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_demo_interrupted_cancels_its_missions(tmp_path):
+    store = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mission_widgets", "demo", "-n", "1", "--model", "demo:fast"]
+        + ["--stall", "--stall-secs", "600", "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+    )
+    try:
+
+        def hang_started():
+            try:
+                rows = store_rows(store)
+            except StoreError:
+                return False
+            return any("[hang]" in r["goal"] and r["started_at"] for r in rows)
+
+        wait_for(hang_started, 30, "the [hang] mission to start")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, out + err
+    assert "interrupted; cancelled" in out
+    hang = [r for r in store_rows(store) if "[hang]" in r["goal"]]
+    assert hang[0]["status"] == "cancelled"
+    assert not worker_processes(store.resolve())
+
+
+def run_in_pty(tmp_path: Path, *args: str, columns: int = 110, rows: int = 30):
+    """Run the CLI with a pseudo-terminal (``columns`` x ``rows``) as its stdin/stdout/stderr;
+    return (exit code, everything it wrote)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = cli_env(tmp_path)
+    for name in ("NO_COLOR", "COLUMNS", "LINES"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mission_widgets", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        close_fds=True,
+    )
+    os.close(follower)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                break
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the other side closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=60)
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+CURSOR_UP = re.compile(r"\x1b\[\d+A")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_demo_on_a_terminal_redraws_in_place(tmp_path):
+    code, out = run_in_pty(
+        tmp_path, "demo", "-n", "3", "--model", "demo:fast", "--store", str(tmp_path / "t")
+    )
+    assert code == 0, out
+    assert CURSOR_UP.search(out)  # the table is redrawn in place
+    assert "\x1b[2K" in out
+    assert "\x1b[32m" in out  # colour (NO_COLOR unset)
+    assert "\x1b[?25h" in out  # cursor shown again
+    assert "\u2588" in out  # Unicode bar
+    assert "Final status (3 missions" in out
+    frames = [ln for ln in out.split("\r\n") if "PROGRESS" in ln]
+    assert frames and all(len(ANSI.sub("", ln)) <= 110 for ln in frames)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_no_live_on_a_terminal_prints_plain_lines(tmp_path):
+    code, out = run_in_pty(
+        tmp_path,
+        *("demo", "-n", "2", "--model", "demo:fast", "--no-live"),
+        *("--store", str(tmp_path / "t")),
+    )
+    assert code == 0, out
+    assert not CURSOR_UP.search(out)
+    assert "\x1b[2K" not in out
+    assert any(ln.startswith("[") and "succeeded" in ln for ln in out.split("\r\n"))
+    assert "Final status (2 missions" in out
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def test_status_of_a_missing_store_exits_2_and_names_it(run_cli, tmp_path):
+    missing = tmp_path / "nowhere" / "store"
+    done = run_cli("status", "--store", missing)
+    assert done.returncode == 2
+    assert str(missing) in done.stderr
+    assert "no mission store" in done.stderr
+    assert done.stdout == ""
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_status_of_a_directory_that_is_not_a_store(run_cli, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    done = run_cli("status", "--store", plain)
+    assert done.returncode == 2
+    assert "no mission store" in done.stderr
+    assert list(plain.iterdir()) == []  # nothing created
+
+
+def test_status_of_the_default_store(run_cli, tmp_path):
+    done = run_cli("status")  # $MISSION_WIDGETS_STORE points into tmp_path, not created yet
+    assert done.returncode == 2
+    assert str(tmp_path / "default-store") in done.stderr
+
+
+def test_status_while_a_mission_runs(run_cli, hanging):
+    orch, mission = hanging
+    done = run_cli("status", "--store", orch.store.root)
+    assert done.returncode == 0, done.stderr
+    line = next(ln for ln in done.stdout.splitlines() if mission.id[-8:] in ln)
+    assert "running" in line and "[hang]" in line
+    assert "1 running" in done.stdout
+
+
+def test_status_notes_a_worker_that_is_gone(run_cli, tmp_path):
+    store = MissionStore(tmp_path / "ghost")
+    ghost = "mission_20260101000000_0badf00d"
+    store.register(ghost, "ghost goal", backend="subprocess", owner=None)
+    store.set_process(ghost, 2**22 + 12345, 1.0)  # above Linux's pid limit: no such process
+    store.close()
+    done = run_cli("status", "--store", tmp_path / "ghost")
+    assert done.returncode == 0, done.stderr
+    assert "worker pid 4206649 is not running" in done.stdout
+
+
+# -- cancel --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hanging(tmp_path):
+    """An orchestrator (this process) with a ``[hang]`` mission running in a worker."""
+    orch = MissionOrchestrator(store=tmp_path / "api-store", model="demo:fast")
+    mission = Mission("Wait for an answer that never comes [hang]")
+    orch.run_async(mission)
+
+    def started():
+        row = orch.store.row(mission.id) or {}
+        return row.get("pid") and row.get("started_at")
+
+    wait_for(started, 30, "the [hang] mission to start in its worker")
+    try:
+        yield orch, mission
+    finally:
+        if mission in orch.running:
+            orch.cancel(mission.id)
+        orch.close()
+
+
+def test_cancel_a_running_mission(run_cli, hanging):
+    orch, mission = hanging
+    row = orch.store.row(mission.id)
+    assert find_process(row["pid"], row["pid_started"]) is not None
+    done = run_cli("cancel", mission.id[-8:], "--store", orch.store.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Cancelled mission {mission.id}" in done.stdout
+    assert f"worker pid {row['pid']} stopped" in done.stdout
+    assert find_process(row["pid"], row["pid_started"]) is None
+    assert orch.wait(mission.id, timeout=20).status == "cancelled"
+    assert orch.store.row(mission.id)["status"] == "cancelled"
+    assert not worker_processes(orch.store.root)
+
+    again = run_cli("cancel", mission.id, "--store", orch.store.root)
+    assert again.returncode == 1
+    assert "already finished (cancelled)" in again.stderr
+
+
+def test_cancel_an_unknown_id_exits_1(run_cli, tmp_path):
+    store = tmp_path / "s"
+    assert run_cli("demo", "-n", "1", "--model", "demo:fast", "--store", store).returncode == 0
+    done = run_cli("cancel", "mission_nope", "--store", store)
+    assert done.returncode == 1
+    assert "no mission 'mission_nope'" in done.stderr
+    assert str(store.resolve()) in done.stderr
+
+
+def test_cancel_a_finished_mission_exits_1(run_cli, tmp_path):
+    store = tmp_path / "s"
+    assert run_cli("demo", "-n", "1", "--model", "demo:fast", "--store", store).returncode == 0
+    mission_id = store_rows(store)[0]["id"]
+    done = run_cli("cancel", mission_id, "--store", store)
+    assert done.returncode == 1
+    assert f"mission {mission_id} already finished (succeeded)" in done.stderr
+
+
+def test_cancel_in_a_missing_store_exits_2(run_cli, tmp_path):
+    done = run_cli("cancel", "abc", "--store", tmp_path / "missing")
+    assert done.returncode == 2
+    assert str(tmp_path / "missing") in done.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_cancel_refuses_a_thread_mission_of_another_process(run_cli, tmp_path):
+    """A thread-backend mission lives inside its kernel: killing its "worker" pid would kill
+    the kernel. The CLI must refuse and say where to cancel it."""
+    orch = MissionOrchestrator(store=tmp_path / "threads", model="demo:fast", backend="thread")
+    try:
+        mission = Mission("a threaded mission that hangs [hang]")
+        orch.run_async(mission)
+        wait_for(lambda: (orch.store.row(mission.id) or {}).get("started_at"), 20, "start")
+        done = run_cli("cancel", mission.id, "--store", orch.store.root)
+        assert done.returncode == 1
+        assert "'thread' backend" in done.stderr and "orch.cancel" in done.stderr
+        assert orch.store.row(mission.id)["finished_at"] is None  # untouched, and we are alive
+    finally:
+        orch.store.finish_if_unfinished(mission.id, "cancelled", "test teardown")
+        orch.close()
+
+
+# -- argument handling -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["demo", "--bogus"],
+        ["demo", "-n", "0"],
+        ["demo", "-n", "many"],
+        ["demo", "--model", "openai:gpt-4o"],
+        ["demo", "--concurrency", "-1"],
+        ["status", "extra"],
+        ["cancel"],
+        ["lab", "--port", "99999"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_flags_are_usage_errors(run_cli, args):
+    done = run_cli(*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "usage: mission-widgets" in done.stderr
+    assert "error:" in done.stderr
+
+
+def test_no_command_prints_help_and_exits_2(run_cli):
+    done = run_cli()
+    assert done.returncode == 2
+    assert "demo" in done.stderr and "status" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "status", "cancel", "lab"])
+def test_help(run_cli, command):
+    done = run_cli(command, "--help")
+    assert done.returncode == 0
+    assert f"usage: mission-widgets {command}" in done.stdout
+
+
+def test_main_returns_exit_codes_in_process(capsys):
+    assert main(["--version"]) == 0
+    assert "mission-widgets" in capsys.readouterr().out
+    assert main(["demo", "--nope"]) == 2
+    assert "unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def test_console_script_is_declared():
+    from importlib.metadata import entry_points
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("mission-widgets") == "mission_widgets.cli:main"
