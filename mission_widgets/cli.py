@@ -199,18 +199,6 @@ def open_store(path: str | None, command: str) -> MissionStore:
         raise CommandError(f"{PROG} {command}: {hint}", EXIT_USAGE) from None
 
 
-def _owner_alive(owner: str | None) -> bool:
-    from .runtime.processes import process_alive
-
-    if not owner:
-        return False
-    pid, _, started = owner.partition(":")
-    try:
-        return process_alive(int(pid), float(started) if started not in ("", "None") else None)
-    except ValueError:
-        return False
-
-
 def _worker_gone(row: dict[str, Any]) -> bool:
     from .runtime.processes import process_alive
 
@@ -268,7 +256,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
-    from .runtime.processes import kill_process_tree, process_alive
+    from .runtime.processes import kill_process_tree, owner_alive, process_alive
 
     store = open_store(args.store, "cancel")
     row = resolve_mission_id(store, args.id)
@@ -280,7 +268,7 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
         )
     backend = row.get("backend") or "subprocess"
     if row.get("pid") is None and row.get("started_at") is None:
-        if _owner_alive(row.get("owner")):
+        if owner_alive(row.get("owner")):
             owner_pid = str(row.get("owner")).partition(":")[0]
             raise CommandError(
                 f"{PROG} cancel: mission {mission_id} is queued by process {owner_pid}, which "

@@ -42,6 +42,23 @@ def process_alive(pid: int | None, started: float | None) -> bool:
     return find_process(pid, started) is not None
 
 
+def owner_token() -> str:
+    """``"pid:start_time"`` of this process: who queued a mission, robust to pid reuse."""
+    pid = os.getpid()
+    return f"{pid}:{process_start_time(pid)}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process named by an :func:`owner_token` still runs."""
+    if not owner:
+        return False
+    pid, _, started = owner.partition(":")
+    try:
+        return process_alive(int(pid), float(started) if started not in ("", "None") else None)
+    except ValueError:
+        return False
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "worker process exited unexpectedly (exit status unknown)"
