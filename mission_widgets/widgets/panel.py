@@ -269,7 +269,16 @@ class MissionPanel(W.VBox):
         self.page = min(self.page, pages - 1)
         start = self.page * self.page_size
         now = time.time()
-        return [mission_view(m, now) for m in missions[start : start + self.page_size]], pages
+        running = {m.id for m in self.orchestrator.running}
+        views = []
+        for mission in missions[start : start + self.page_size]:
+            view = mission_view(mission, now)
+            if view.finished and mission.id in running:
+                # Only flagged stalled by reconcile(): its worker may still run, so the row
+                # must keep its Cancel button (it was disabled, leaving no way to stop it).
+                view = view._replace(finished=False)
+            views.append(view)
+        return views, pages
 
     # -- drawing ----------------------------------------------------------------------------
 

@@ -35,19 +35,26 @@ class MissionRow(W.VBox):
         self._on_cancel = on_cancel
         self._on_details = on_details
         self._last: MissionView | None = None
-        self.goal = W.HTML(layout=W.Layout(width="28%", overflow="hidden"))
+        # Columns in percent of the row, leaving room for the two buttons (fixed, unshrinkable
+        # widths: at 80 px "Cancel" with its icon was cut to "Can...").
+        self.goal = W.HTML(layout=W.Layout(width="25%", overflow="hidden"))
         self.bar = W.FloatProgress(
-            value=0.0, min=0.0, max=1.0, bar_style="", layout=W.Layout(width="22%")
+            value=0.0, min=0.0, max=1.0, bar_style="", layout=W.Layout(width="20%")
         )
         self.steps = W.Label(layout=W.Layout(width="9%"))
-        self.times = W.Label(layout=W.Layout(width="15%"))
+        self.times = W.Label(layout=W.Layout(width="13%"))
         self.status = W.HTML(layout=W.Layout(width="9%"))
-        self.stall_badge = W.HTML(layout=W.Layout(display="none", width="auto"))
+        # The badge gets a line of its own under the bar: inline it squeezed the columns of
+        # its row out of line with the others and wrapped its reason over two lines.
+        self.stall_badge = W.HTML(layout=W.Layout(display="none", margin="0 0 4px 25%"))
         self.cancel_button = W.Button(
-            description="Cancel", button_style="danger", icon="stop", layout=W.Layout(width="80px")
+            description="Cancel",
+            button_style="danger",
+            icon="stop",
+            layout=W.Layout(width="96px", flex="0 0 auto"),
         )
         self.details_toggle = W.ToggleButton(
-            description="Details", value=False, layout=W.Layout(width="80px")
+            description="Details", value=False, layout=W.Layout(width="80px", flex="0 0 auto")
         )
         self.detail = W.HTML(layout=W.Layout(display="none"))
         self.cancel_button.on_click(self._cancel_clicked)
@@ -59,13 +66,12 @@ class MissionRow(W.VBox):
                 self.steps,
                 self.times,
                 self.status,
-                self.stall_badge,
                 self.cancel_button,
                 self.details_toggle,
             ],
             layout=W.Layout(align_items="center", width="100%"),
         )
-        super().__init__([line, self.detail], layout=W.Layout(width="100%"))
+        super().__init__([line, self.stall_badge, self.detail], layout=W.Layout(width="100%"))
         self.add_class("mission-widgets-row")
 
     # -- drawing ----------------------------------------------------------------------------
@@ -161,16 +167,20 @@ def steps_table(steps: list[dict]) -> str:
     """An HTML table of a mission's steps (id, status, retries, last error)."""
     if not steps:
         return "<i>no steps yet (planning)</i>"
+    # Widget HTML gets no notebook table styles: without padding the columns ran together.
+    td = '<td style="padding:1px 12px 1px 0;text-align:left;vertical-align:top">'
+    th = '<th style="padding:1px 12px 1px 0;text-align:left">'
     rows = "".join(
-        "<tr><td>{id}</td><td>{status}</td><td>{retries}</td><td>{error}</td></tr>".format(
-            id=html.escape(s["id"]),
-            status=html.escape(s["status"]),
-            retries=s["retries"],
-            error=html.escape(s.get("error") or ""),
+        "<tr>"
+        + "".join(
+            f"{td}{html.escape(str(value))}</td>"
+            for value in (s["id"], s["status"], s["retries"], s.get("error") or "")
         )
+        + "</tr>"
         for s in steps
     )
+    head = "".join(f"{th}{name}</th>" for name in ("step", "status", "retries", "last error"))
     return (
-        '<table style="font-size:12px"><thead><tr><th>step</th><th>status</th>'
-        f"<th>retries</th><th>last error</th></tr></thead><tbody>{rows}</tbody></table>"
+        '<table style="font-size:12px;border-collapse:collapse">'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     )

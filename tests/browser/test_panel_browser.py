@@ -1,0 +1,245 @@
+"""MissionPanel in a real browser: JupyterLab + Debian Chromium driven by Playwright.
+
+One notebook (written into the server root) creates an orchestrator on a temporary store,
+shows ``orch.panel()`` and starts subprocess missions whose executors report progress and
+wait for marker files that the test creates. The tests read what a user sees in the DOM
+(ipywidgets 8: bar width and style, labels, the stall badge) and click the panel's buttons.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from lab import (
+    BAR,
+    PANEL,
+    ROW,
+    STALL_BADGE,
+    JupyterLab,
+    chromium_missing_reason,
+    launch_chromium,
+    open_notebook,
+    run_all_cells,
+)
+
+from mission_widgets import MissionOrchestrator
+
+MISSING = chromium_missing_reason()
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+
+# No conftest.py here on purpose: other test directories do `from conftest import ...`,
+# which a second conftest module on sys.path can shadow.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+UI_TIMEOUT = 30_000  # ms; generous for a loaded CI machine, the happy path takes ~1 s
+
+SETUP = """\
+import pathlib, time
+from mission_widgets import Mission, MissionOrchestrator, MissionStep, report_progress
+
+MARKERS = pathlib.Path({markers!r})
+
+def wait_for(name, fraction):
+    # Reports while it waits (10x within no_progress_secs), so it never looks stalled.
+    while not (MARKERS / name).exists():
+        report_progress(fraction, "waiting for " + name)
+        time.sleep(0.1)
+
+def grows(task, session, context):
+    wait_for("grow-1", 0.3)
+    wait_for("grow-2", 0.6)
+    return "grown"
+
+def keeps_going(task, session, context):
+    while True:
+        report_progress(0.4, "still working")
+        time.sleep(0.1)
+
+def stuck_quietly(task, session, context):
+    report_progress(0.2, "about to get stuck")
+    while True:
+        time.sleep(0.2)
+
+def crashes(task, session, context):
+    raise RuntimeError("the tool crashed")
+
+def one_step(goal, executor):
+    return Mission(goal, steps=[MissionStep("work", goal, executor=executor, max_retries=0)],
+                   stall_policy={{"on_max_retries": "abort"}})
+
+orch = MissionOrchestrator(max_concurrent=8, model="demo", store={store!r})
+"""
+
+SHOW = """\
+panel = orch.panel(refresh_interval=0.25, no_progress_secs=1, reconcile_every_secs=0.5)
+panel
+"""
+
+START = """\
+for goal, executor in [("Grow step by step", grows), ("Keep going until cancelled", keeps_going),
+                       ("Get stuck quietly", stuck_quietly), ("Crash the tool", crashes)]:
+    orch.run_async(one_step(goal, executor))
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    server = JupyterLab(tmp_path_factory.mktemp("lab")).start()
+    store = server.root / "store"
+    try:
+        yield server
+    finally:
+        if store.exists():  # workers outlive kernels by design: stop them here
+            leftover = MissionOrchestrator(store=store)
+            try:
+                leftover.cancel_all()
+            finally:
+                leftover.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def markers(lab):
+    """Where the notebook's executors look for the files that let them go on."""
+    path = lab.root / "markers"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(lab, browser, markers):
+    """The notebook opened, all cells run, the panel on screen with four missions."""
+    from playwright.sync_api import expect
+
+    setup = SETUP.format(markers=str(markers), store=str(lab.root / "store"))
+    lab.write_notebook("panel.ipynb", [setup, SHOW, START])
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT)  # actions (click)
+    expect.set_options(timeout=UI_TIMEOUT)  # expect(...) assertions (default 5 s)
+    try:
+        open_notebook(page, lab, "panel.ipynb")
+        run_all_cells(page)
+        expect(page.locator(PANEL)).to_be_visible()
+        expect(page.locator(f"{ROW}:visible")).to_have_count(4)
+        # The notebook's kernel is this venv's interpreter (the kernelspec in JUPYTER_PATH).
+        assert [cmd[:3] for cmd in lab.kernel_commands()] == [
+            [sys.executable, "-m", "ipykernel_launcher"]
+        ]
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def screenshot(request, tmp_path):
+    """``screenshot(page)``: after the test the page is saved as ``tmp_path/<test>.png``;
+    if the test failed, also copied to ``artifacts/browser/`` (gitignored) for CI."""
+    pages = []
+    failures_before = request.session.testsfailed
+    yield pages.append
+    # The call phase is reported (and counted) before fixtures are torn down.
+    failed = request.session.testsfailed > failures_before
+    for page in pages:
+        if page.is_closed():
+            continue
+        path = tmp_path / f"{request.node.name}.png"
+        page.screenshot(path=path, full_page=True)
+        if failed:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, ARTIFACTS / path.name)
+
+
+def row(page, goal: str):
+    return page.locator(ROW).filter(has_text=goal)
+
+
+def test_progress_bar_grows_then_turns_success(page, markers, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    mission = row(page, "Grow step by step")
+    bar = mission.locator(BAR)
+    expect(bar).to_have_class(re.compile(r"\bprogress-bar-info\b"))
+    expect(bar).to_have_attribute("style", re.compile(r"width: 30%"))
+    (markers / "grow-1").touch()
+    expect(bar).to_have_attribute("style", re.compile(r"width: 60%"))
+    (markers / "grow-2").touch()
+    expect(bar).to_have_class(re.compile(r"\bprogress-bar-success\b"))
+    expect(bar).to_have_attribute("style", re.compile(r"width: 100%"))
+    expect(mission).to_contain_text("succeeded")
+    expect(mission).to_contain_text("1/1 steps")
+    expect(mission.locator("button.jupyter-button", has_text="Cancel")).to_be_disabled()
+
+
+def test_poll_button_shows_what_it_found(page, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    poll = page.locator("button.jupyter-button", has_text="Poll")
+    poll.click()
+    expect(page.locator(PANEL)).to_contain_text(re.compile(r"polled: \d+ finished, \d+ running"))
+    expect(poll).to_be_enabled()
+
+
+def test_cancel_turns_the_row_danger(page, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    mission = row(page, "Keep going until cancelled")
+    bar = mission.locator(BAR)
+    expect(bar).to_have_class(re.compile(r"\bprogress-bar-info\b"))
+    expect(bar).to_have_attribute("style", re.compile(r"width: 40%"))
+    cancel = mission.locator("button.jupyter-button", has_text="Cancel")
+    cancel.click()
+    expect(bar).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
+    expect(mission).to_contain_text("cancelled")
+    expect(cancel).to_be_disabled()
+    expect(page.locator(PANEL)).to_contain_text("cancelled mission_")
+
+
+def test_stall_badge_appears_for_a_mission_without_progress(page, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    mission = row(page, "Get stuck quietly")
+    badge = mission.locator(STALL_BADGE)
+    expect(badge).to_be_visible()
+    expect(badge).to_contain_text(re.compile(r"stalled: no progress for \d+ s"))
+    expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-warning\b"))
+    expect(mission).to_contain_text("stalled")
+    # The healthy rows never get a badge.
+    expect(row(page, "Keep going until cancelled").locator(STALL_BADGE)).to_be_hidden()
+    # Flagged stalled, its worker still runs: the user can still stop it.
+    cancel = mission.locator("button.jupyter-button", has_text="Cancel")
+    expect(cancel).to_be_enabled()
+    cancel.click()
+    expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
+    expect(mission).to_contain_text("cancelled")
+    expect(cancel).to_be_disabled()
+
+
+def test_a_failed_mission_is_danger_with_its_error_in_the_details(page, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    mission = row(page, "Crash the tool")
+    expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
+    expect(mission).to_contain_text("failed")
+    mission.locator("button", has_text="Details").click()
+    expect(mission).to_contain_text("the tool crashed")
