@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import wait_until
-from tasks import boom, hang_quietly, quick, wait_for_file
+from widget_helpers import wait_until
+from widget_tasks import boom, hang_quietly, quick, wait_for_file
 
 from mission_widgets import Mission, MissionPanel, MissionStep
 
