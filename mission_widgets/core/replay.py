@@ -61,6 +61,20 @@ def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
         mission.status = event.get("status") or mission.status
         mission.error = event.get("error_message")
         mission.finished_at = ts
+        if mission.status != "succeeded":
+            # Ended from outside (cancel, dead worker): steps in flight did not finish.
+            for step in mission.steps or []:
+                if step.status in ("running", "retrying"):
+                    step.status = "failed"
+                    step.finished_at = ts
+                    step.error_history.append(
+                        {
+                            "attempt": len(step.error_history) + 1,
+                            "error": mission.error or mission.status,
+                            "error_type": "mission_" + mission.status,
+                            "timestamp": ts,
+                        }
+                    )
     else:
         step = _step(mission, event)
         if step is not None:
