@@ -220,7 +220,8 @@ class Mission:
 
     @property
     def progress(self) -> float:
-        """Fraction of the work done, 0.0..1.0 (running steps count by their reported progress)."""
+        """Fraction of the work done, 0.0..1.0: done and skipped steps count whole, running
+        steps by their reported progress, failed steps that stopped the mission not at all."""
         if self.status == "succeeded":
             return 1.0
         steps = self.steps
@@ -228,7 +229,8 @@ class Mission:
             return 0.0
         total = 0.0
         for step in steps:
-            if step.status in ("done", "failed"):
+            # A skipped step was dealt with; a failed one that stopped the mission was not.
+            if step.status == "done" or (step.status == "failed" and step.skipped):
                 total += 1.0
             elif step.status in ("running", "retrying"):
                 total += min(max(step.progress, 0.0), 1.0)
