@@ -1,0 +1,134 @@
+"""Executors and helpers for the Dask backend tests.
+
+The module is registered with cloudpickle to travel *by value*: Dask workers (and the
+mission processes they start) rebuild these classes without importing this file, just as
+they would a notebook's functions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import psutil
+
+from mission_widgets.core.events import report_progress
+
+
+class Steady:
+    """Reports progress in ``ticks`` steps, prints a line, returns the task upper-cased."""
+
+    def __init__(self, ticks: int = 4, pause: float = 0.03) -> None:
+        self.ticks, self.pause = ticks, pause
+
+    def __call__(self, task: str, session: Any, context: str | None) -> str:
+        for i in range(self.ticks):
+            time.sleep(self.pause)
+            report_progress((i + 1) / self.ticks, f"tick {i + 1}")
+        print(f"done: {task}", flush=True)
+        return task.upper()
+
+
+class Marker:
+    """Writes ``started`` (holding the time it will finish), and at that time ``marker``.
+
+    A mission stopped in between never writes ``marker``: that is what cancel must ensure.
+    """
+
+    def __init__(self, started: Path, marker: Path, delay: float) -> None:
+        self.started, self.marker, self.delay = str(started), str(marker), delay
+
+    def __call__(self, task: str, session: Any, context: str | None) -> str:
+        end = time.time() + self.delay
+        Path(self.started).write_text(f"{end} {os.getpid()}")
+        while time.time() < end:
+            time.sleep(0.05)
+        Path(self.marker).write_text("reached")
+        return "reached"
+
+
+class Sleeper:
+    """Sleeps ``secs``: in one C call (``chunk=None``) or in small pure-Python steps."""
+
+    def __init__(self, secs: float, chunk: float | None = None) -> None:
+        self.secs, self.chunk = secs, chunk
+
+    def __call__(self, task: str, session: Any, context: str | None) -> str:
+        if self.chunk is None:
+            time.sleep(self.secs)
+        else:
+            end = time.time() + self.secs
+            while time.time() < end:
+                time.sleep(self.chunk)
+        return "slept"
+
+
+class FlakyOnce:
+    """Fails its first attempt in a run, then succeeds."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, task: str, session: Any, context: str | None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("flaky network (first attempt)")
+        return f"ok after {self.calls} attempts"
+
+
+class HeavyModules:
+    """Returns the heavy modules loaded in the process running the step (should be none)."""
+
+    def __call__(self, task: str, session: Any, context: str | None) -> list[str]:
+        heavy = {"dask", "distributed", "pandas", "ipywidgets", "IPython"}
+        return sorted(name for name in sys.modules if name.split(".")[0] in heavy)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05):
+    """Poll ``condition`` until it is truthy (returned) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def started_info(path: Path) -> tuple[float, int]:
+    """(time the executor would write its marker, pid of the process running it)."""
+    end, pid = path.read_text().split()
+    return float(end), int(pid)
+
+
+def dask_start(mission: Any) -> dict[str, Any] | None:
+    """The mission's ``dask_start`` event (worker, pid, child_pid), once it was mirrored."""
+    for event in mission.audit_log:
+        if event.get("event") == "dask_start":
+            return event
+    return None
+
+
+def topic_events(client: Any, topic: str, mission_id: str) -> list[dict[str, Any]]:
+    """The mission's events as the scheduler's event log holds them."""
+    return [
+        msg["event"]
+        for _, msg in client.get_events(topic)
+        if isinstance(msg, dict) and msg.get("mission_id") == mission_id and "event" in msg
+    ]
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
