@@ -212,7 +212,9 @@ class MissionOrchestrator:
         if mission_id in self._missions:
             return
         status = row["status"]
-        if status == "pending" and row.get("started_at") is None:
+        # A pending row with a pid was handed to a backend (a worker starting, a Dask task
+        # queued): it is running, not queued -- launching it again would run it twice.
+        if status == "pending" and row.get("started_at") is None and row.get("pid") is None:
             if _owner_alive(row.get("owner")):
                 return  # another live orchestrator's queue
             mission = self._load_pending(row)
