@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import sys
 import threading
@@ -60,6 +61,8 @@ def main() -> None:
         f"spawn python -c 'import cloudpickle': wall {statistics.median(spawned) * 1000:5.1f} ms, "
         f"CPU {spawn_cpu * 1000:5.1f} ms"
     )
+
+    shutil.rmtree(store.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

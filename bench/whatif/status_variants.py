@@ -13,6 +13,7 @@ The variants return the same ids in the same order with the same dtypes (checked
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -117,6 +118,8 @@ def main() -> None:
     for name, xs in zip(arms, results):
         m = statistics.median(xs)
         print(f"{name:<46} {m * 1000:7.1f} ms  {m / base:.2f}x")
+
+    shutil.rmtree(store.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

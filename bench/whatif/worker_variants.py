@@ -12,6 +12,7 @@ of mission_widgets.core.mission, so this script is evidence for one report, not 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,8 @@ def main() -> None:
             f"{wall / base[0]:.2f} / {cpu / base[1]:.2f} / {rss / base[2]:.2f}"
         )
     print("(wall: posix_spawn -> waitpid in the driver; CPU: user + sys of the worker)")
+
+    shutil.rmtree(store.root, ignore_errors=True)
 
 
 if __name__ == "__main__":
