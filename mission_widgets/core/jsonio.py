@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+def write_json_atomic(path: str | os.PathLike, data: Any, *, durable: bool = True) -> Path:
     """Write ``data`` as indented JSON via a temp file and a rename: never a half file.
 
     Serialises first, so an unserialisable value raises before anything is touched.
+    ``durable=False`` skips the fsync (for frequent convenience copies).
     """
-    import tempfile
-
     target = Path(path)
     text = json.dumps(data, indent=2, ensure_ascii=False, default=_refuse)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # Unique per process and thread; no tempfile import (it costs worker start-up).
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         try:

@@ -98,6 +98,20 @@ def decode_value(value: Any) -> Any:
 
 
 def pickle_b64(value: Any) -> str:
+    """Pickle for save files with cloudpickle, so notebook functions travel by value.
+
+    A worker whose executors are all importable never loaded cloudpickle (its payload was
+    plain references): there the stdlib pickler gives the same bytes without the import.
+    """
+    import pickle
+    import sys
+
+    from_main = "__main__" in (getattr(value, "__module__", None), type(value).__module__)
+    if "cloudpickle" not in sys.modules and not from_main:
+        try:
+            return base64.b64encode(pickle.dumps(value)).decode("ascii")
+        except Exception:
+            pass  # a lambda or closure: cloudpickle below
     import cloudpickle
 
     return base64.b64encode(cloudpickle.dumps(value)).decode("ascii")
@@ -702,7 +716,8 @@ class Mission:
     def _save_checkpoint(self) -> None:
         if self.checkpoint_path:
             try:
-                self.save(self.checkpoint_path)
+                # Not fsynced: a checkpoint is a convenience copy; the store is the record.
+                write_json_atomic(self.checkpoint_path, self.to_dict(), durable=False)
             except Exception as exc:
                 warnings.warn(
                     f"could not checkpoint mission {self.id} to {self.checkpoint_path}: "
