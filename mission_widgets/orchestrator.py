@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import MissionError, describe_error
-from .core.mission import MISSION_STATUSES, Mission
+from .core.mission import MISSION_STATUSES, Mission, new_mission_id
 from .core.models import model_label, resolve_model
 from .core.replay import apply_event
 from .core.session import SharedSession
@@ -150,6 +150,9 @@ class MissionOrchestrator:
         self._draining = False
         self._owner = _owner_token()
         self._cursor = 0
+        #: mission id -> seq of the last event replayed from the store when it was adopted;
+        #: poll_async skips those events (they are already in the mirror).
+        self._replayed: dict[str, int] = {}
         self._listeners: list[Callable[[], None]] = []
         self._attach()
 
@@ -222,16 +225,22 @@ class MissionOrchestrator:
                 self._missions[mission_id] = mission
                 self.pending_queue.append(mission)
                 self._backend_of[mission_id] = row.get("backend") or self.backend.name
+            elif (failed := self.store.row(mission_id)) and failed["status"] != "pending":
+                self._adopt_row(failed)  # its file was unreadable: show it failed now
             return
         mission = Mission(row["goal"], mission_id=mission_id, auto_plan=False)
-        for event in self.store.events_for(mission_id):
+        events = self.store.events_for(mission_id)
+        for event in events:
             apply_event(mission, event)
+        self._replayed[mission_id] = max((e.get("seq") or 0 for e in events), default=0)
         _note_store_errors(mission)
-        if row.get("finished_at") is not None:
+        # The row may predate the last events read (a worker that just finished).
+        finished = row.get("finished_at") is not None or mission.finished_at is not None
+        if finished:
             self._apply_final_state(mission)
         self._missions[mission_id] = mission
         self._backend_of[mission_id] = row.get("backend") or "?"
-        if row.get("finished_at") is not None:
+        if finished:
             self.completed.append(mission)
         else:
             self.running.append(mission)
@@ -419,7 +428,7 @@ class MissionOrchestrator:
                     self._cursor = seq
                     self._apply(event)
             for mission in list(self.running):
-                if _ended(mission):
+                if _ended(mission) and not self._final_event_pending(mission):
                     self.running.remove(mission)
                     self.completed.append(mission)
                     result.completed.append(mission)
@@ -427,6 +436,16 @@ class MissionOrchestrator:
                 result.started = self._fill_window()
             result.still_running = len(self.running)
             return result
+
+    def _final_event_pending(self, mission: Mission) -> bool:
+        """An in-kernel mission sets its end status a moment before its thread writes the
+        final event to the store: it is not finished for the store's readers until then."""
+        return (
+            self.backend.runs_in_kernel
+            and mission.id in self.async_handles
+            and self.backend.alive(mission.id, {})
+            and (self.store.row(mission.id) or {}).get("finished_at") is None
+        )
 
     def _alive(self, mission: Mission) -> bool:
         row = self.store.row(mission.id) or {}
@@ -444,6 +463,8 @@ class MissionOrchestrator:
                 return
             self._adopt_row(row)  # submitted by another orchestrator on this store
             return
+        if (event.get("seq") or 0) <= self._replayed.get(mission_id, 0):
+            return  # already replayed when the mission was adopted
         name = event.get("event")
         if name == "store_error":
             # The event is lost, not the mission: its worker goes on and the store row and
@@ -652,6 +673,10 @@ class MissionOrchestrator:
 
         columns, records = self.store.status_records()
         frame = pd.DataFrame.from_records(records, columns=columns)
+        # Fixed dtypes, so an empty store gives the same frame shape as a full one.
+        for name in ("n_steps", "n_done", "n_failed", "prompt_tokens", "completion_tokens"):
+            frame[name] = frame[name].astype("int64")
+        frame["progress"] = frame["progress"].astype("float64")
         now = time.time()
         started = frame["started_at"].to_numpy(dtype="float64", na_value=np.nan)
         finished = frame["finished_at"].to_numpy(dtype="float64", na_value=np.nan)
@@ -665,7 +690,7 @@ class MissionOrchestrator:
         ):
             frame[name] = pd.to_datetime(
                 frame[name].to_numpy(dtype="float64", na_value=np.nan), unit="s", utc=True
-            )
+            ).as_unit("ns")
         frame["status"] = pd.Categorical(frame["status"], categories=MISSION_STATUSES)
         frame["pid"] = frame["pid"].astype("Int64")
         order = [*STATUS_COLUMNS[:10], "elapsed_s", *STATUS_COLUMNS[10:]]
@@ -699,6 +724,8 @@ class MissionOrchestrator:
         which the clone reads like any orchestrator.
         """
         session = copy.deepcopy(self.global_session) if deep else self.global_session
+        # Deep copies of missions that use the global session use the clone's session.
+        memo: dict[int, Any] = {id(self.global_session): session}
         twin = MissionOrchestrator(
             self.max_concurrent,
             self.global_model,
@@ -712,8 +739,8 @@ class MissionOrchestrator:
         )
         for mission in self.pending_queue:
             if deep:
-                mission = copy.deepcopy(mission)
-                mission.id = mission.id + "_clone"
+                mission = copy.deepcopy(mission, memo)
+                mission.id = new_mission_id()  # unique: a store row, log and file of its own
             twin.submit(mission)
         return twin
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterable
 
 import psutil
@@ -111,7 +112,31 @@ def kill_process_tree(pid: int, started: float | None, grace: float) -> None:
         procs = [root]
     _signal_all(pid, procs, signal.SIGTERM)
     _signal_all(pid, procs, signal.SIGCONT)  # a stopped process only acts on TERM once resumed
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = _wait_gone(procs, grace)
     if alive or group_members(pid):
         _signal_all(pid, alive, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
+        _wait_gone(alive, 5)
+
+
+def _still_running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def _wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited and return those still running after ``timeout``.
+
+    A zombie has exited. (psutil.wait_procs waits for an orphan's zombie to be reaped, which
+    a container's init may never do, so every cancel would last the whole grace period.)
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while True:
+        alive = [proc for proc in alive if _still_running(proc)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)

@@ -266,7 +266,9 @@ class MissionStore:
         sets: dict[str, Any] = {}
         name = event["event"]
         ts = float(event["timestamp"])
-        if name != "heartbeat":
+        # A stall flag written by reconcile() is not the mission's progress: counting it
+        # would hide the very lack of progress it reports.
+        if name != "heartbeat" and event.get("source") != "reconcile":
             sets["last_activity"] = ts
         if summary:
             sets.update(summary)
@@ -434,6 +436,7 @@ def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:
             "error_type": "store_error",
             "error_message": f"event #{seq} of mission {mission_id} is corrupt ({exc})",
             "duration_ms": None,
+            "seq": seq,
         }
     event["seq"] = seq
     return event

@@ -1,0 +1,173 @@
+"""Executors and models for missions that run in worker processes.
+
+They live at module level so cloudpickle sends them by reference: a worker imports this
+module through the PYTHONPATH the runtime hands it (the kernel's sys.path). Coordination
+with the test goes through files, the one thing a test and a worker process both see.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mission_widgets.core.events import emit_event, report_progress
+
+#: Longest a gated executor waits for its gate (a test that forgets a gate still ends).
+GATE_TIMEOUT = 60.0
+
+
+def touch(path: str | os.PathLike, text: str = "") -> None:
+    """Create ``path`` atomically (a reader never sees it half written)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def wait_for_path(path: str | os.PathLike, timeout: float = GATE_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {path} did not open within {timeout} s")
+        time.sleep(0.02)
+
+
+def noop(task, session, context):
+    return None
+
+
+def echo(task, session, context):
+    return f"did: {task}"
+
+
+class EchoModel:
+    """A model (``.generate(prompt) -> str``) that answers without any network."""
+
+    label = "echo-model"
+
+    def generate(self, prompt: str) -> str:
+        return "model answer"
+
+
+class Touch:
+    """Creates ``path``; returns ``result``."""
+
+    def __init__(self, path, result="touched"):
+        self.path, self.result = str(path), result
+
+    def __call__(self, task, session, context):
+        touch(self.path)
+        return self.result
+
+
+class Fail:
+    """Always raises RuntimeError(message)."""
+
+    def __init__(self, message="boom"):
+        self.message = message
+
+    def __call__(self, task, session, context):
+        raise RuntimeError(self.message)
+
+
+class ReadMemory:
+    """Returns the session memory under ``key``."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, task, session, context):
+        return session.get_memory(self.key)
+
+
+class Gated:
+    """Writes ``started`` (if given), then waits until every gate exists; returns ``result``.
+
+    ``gate`` is a path or a list of paths; past ``timeout`` seconds the attempt fails.
+    """
+
+    def __init__(self, gate, started=None, result="released", timeout=GATE_TIMEOUT):
+        gates = gate if isinstance(gate, list | tuple) else [gate]
+        self.gates = [str(g) for g in gates]
+        self.started = None if started is None else str(started)
+        self.result, self.timeout = result, timeout
+
+    def __call__(self, task, session, context):
+        if self.started:
+            touch(self.started, str(os.getpid()))
+        deadline = time.monotonic() + self.timeout
+        for gate in self.gates:
+            wait_for_path(gate, max(0.0, deadline - time.monotonic()))
+        return self.result
+
+
+class ProgressThenGate(Gated):
+    """Reports half progress, then waits for the gate."""
+
+    def __call__(self, task, session, context):
+        report_progress(0.5, "half way")
+        return super().__call__(task, session, context)
+
+
+class Sleeper:
+    def __init__(self, secs: float):
+        self.secs = secs
+
+    def __call__(self, task, session, context):
+        time.sleep(self.secs)
+        return "slept"
+
+
+class SpawnChildAndWait:
+    """Starts ``sleep 60`` in a child process, writes its pid to ``pid_file``, waits on it."""
+
+    def __init__(self, pid_file):
+        self.pid_file = str(pid_file)
+
+    def __call__(self, task, session, context):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        touch(self.pid_file, str(child.pid))
+        child.wait()
+        return "child ended"
+
+
+class Chatty:
+    """Writes to stdout and stderr (the mission log must capture both)."""
+
+    def __call__(self, task, session, context):
+        print("hello from stdout")
+        print("hello from stderr", file=sys.stderr)
+        return "spoke"
+
+
+class Remember:
+    """Stores ``value`` under ``key`` in the mission's session."""
+
+    def __init__(self, key, value):
+        self.key, self.value = key, value
+
+    def __call__(self, task, session, context):
+        session.set_memory(self.key, self.value)
+        return self.value
+
+
+class Chatter:
+    """Emits a ``tick`` event every ``interval`` seconds until ``gate`` exists (a steady
+    stream of events)."""
+
+    def __init__(self, gate, interval=0.01, timeout=GATE_TIMEOUT):
+        self.gate, self.interval, self.timeout = str(gate), interval, timeout
+
+    def __call__(self, task, session, context):
+        deadline = time.monotonic() + self.timeout
+        tick = 0
+        while not os.path.exists(self.gate):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gate {self.gate} did not open within {self.timeout} s")
+            tick += 1
+            emit_event("tick", n=tick)
+            time.sleep(self.interval)
+        return tick
