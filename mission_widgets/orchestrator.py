@@ -25,7 +25,7 @@ from .core.replay import apply_event
 from .core.session import SharedSession
 from .runtime.backends import Backend, make_backend
 from .runtime.payload import read_payload
-from .runtime.processes import process_alive, process_start_time
+from .runtime.processes import owner_alive, owner_token
 from .runtime.store import STATUS_COLUMNS, MissionStore, StoreError
 
 if TYPE_CHECKING:
@@ -83,20 +83,6 @@ class AsyncHandle:
         return f"AsyncHandle({self.mission_id!r}, pid={self.pid}, status={self.status!r})"
 
 
-def _owner_token() -> str:
-    return f"{os.getpid()}:{process_start_time(os.getpid())}"
-
-
-def _owner_alive(owner: str | None) -> bool:
-    if not owner:
-        return False
-    pid, _, started = owner.partition(":")
-    try:
-        return process_alive(int(pid), float(started) if started not in ("", "None") else None)
-    except ValueError:
-        return False
-
-
 class MissionOrchestrator:
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
 
@@ -148,7 +134,7 @@ class MissionOrchestrator:
         self._missions: dict[str, Mission] = {}
         self._backend_of: dict[str, str] = {}
         self._draining = False
-        self._owner = _owner_token()
+        self._owner = owner_token()
         self._cursor = 0
         #: mission id -> seq of the last event replayed from the store when it was adopted;
         #: poll_async skips those events (they are already in the mirror).
@@ -218,7 +204,7 @@ class MissionOrchestrator:
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
         if status == "pending" and row.get("started_at") is None and row.get("pid") is None:
-            if _owner_alive(row.get("owner")):
+            if owner_alive(row.get("owner")):
                 return  # another live orchestrator's queue
             mission = self._load_pending(row)
             if mission is not None:
@@ -451,7 +437,7 @@ class MissionOrchestrator:
         row = self.store.row(mission.id) or {}
         if row.get("pid") is None:
             # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
-            return mission.id in self.async_handles or _owner_alive(row.get("owner"))
+            return mission.id in self.async_handles or owner_alive(row.get("owner"))
         return self.backend.alive(mission.id, row)
 
     def _apply(self, event: dict[str, Any]) -> None:
@@ -631,7 +617,7 @@ class MissionOrchestrator:
                 if mission.status != "stalled":
                     self.store.flag_stalled(mission.id, "; ".join(reasons))
                 if kill:
-                    self.backend.terminate(mission.id, row, self.cancel_grace_secs)
+                    self._terminate(mission.id, row)
                     self._finish(mission.id, "stalled", "; ".join(reasons) + " (killed)")
         self.poll_async()
         return stalled
@@ -653,10 +639,26 @@ class MissionOrchestrator:
                 return False
             row = self.store.row(mission_id) or {}
         # Outside the lock: the grace period must not freeze other pollers (the panel).
-        self.backend.terminate(mission_id, row, self.cancel_grace_secs)
+        self._terminate(mission_id, row)
         self._finish(mission_id, "cancelled", "cancelled by user")
         self.poll_async()
         return True
+
+    def _terminate(self, mission_id: str, row: dict[str, Any]) -> None:
+        """Stop what executes a mission, by the backend that runs it (its store row says)."""
+        runs_on = row.get("backend") or self.backend.name
+        if runs_on == self.backend.name and (
+            not self.backend.runs_in_kernel or mission_id in self.async_handles
+        ):
+            self.backend.terminate(mission_id, row, self.cancel_grace_secs)
+        elif runs_on == "subprocess":  # a worker another kernel started: its own process group
+            Backend.terminate(self.backend, mission_id, row, self.cancel_grace_secs)
+        else:
+            # The pid of a thread mission is its kernel's: killing it would kill that kernel.
+            raise MissionError(
+                f"mission {mission_id} runs on the {runs_on!r} backend of process "
+                f"{row.get('pid')}; cancel it from the orchestrator that started it"
+            )
 
     def cancel_all(self) -> list[str]:
         ids = [m.id for m in self.pending_queue + self.running]
@@ -777,9 +779,7 @@ def _note_store_errors(mission: Mission) -> None:
 def _ended(mission: Mission) -> bool:
     """Finished for good: a mission that reconcile() only flagged ``stalled`` (its worker may
     still run, and must stay cancellable and killable) is not."""
-    return mission.is_finished and not (
-        mission.status == "stalled" and mission.finished_at is None
-    )
+    return mission.is_finished and not (mission.status == "stalled" and mission.finished_at is None)
 
 
 def _ids(missions: Iterable[Mission]) -> list[str]:

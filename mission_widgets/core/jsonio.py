@@ -23,7 +23,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any, *, durable: bool = Tru
     # Unique per process and thread; no tempfile import (it costs worker start-up).
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        # 0600 like mkstemp: save files can hold results and session memory.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             if durable:
                 handle.flush()

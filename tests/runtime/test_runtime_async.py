@@ -269,11 +269,6 @@ def test_store_files_are_private_and_the_log_captures_output(orchestrators, stor
     assert [e["event"] for e in store_events(store_dir)][-1] == "mission_done"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: core.jsonio.write_json_atomic (commit e437efe) creates files with the "
-    "umask's mode, so a worker's checkpoints are 0644, not 0600",
-)
 def test_checkpoint_files_are_private(orchestrators, store_dir):
     orch = orchestrators()
     mission = one_step("checkpointed", echo)
