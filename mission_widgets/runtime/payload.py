@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.errors import MissionError
 from ..core.mission import Mission
-from ..core.models import _providers, _providers_lock
+from ..core.models import LazyModel, _providers, _providers_lock, split_spec
 
 BUILTIN_PROVIDERS = frozenset({"demo", "openai"})
 PAYLOAD_VERSION = 1
@@ -24,9 +24,15 @@ class MissionNotPicklableError(MissionError, TypeError):
 
 
 def build_payload(mission: Mission) -> dict[str, Any]:
-    with _providers_lock:
-        custom = {k: v for k, v in _providers.items() if k not in BUILTIN_PROVIDERS}
-    return {"version": PAYLOAD_VERSION, "mission": mission, "providers": custom}
+    """The mission plus the custom provider its model string needs (a worker has only the
+    built-in ones); other registered providers stay home."""
+    providers = {}
+    if isinstance(mission.model, LazyModel):
+        name, _ = split_spec(mission.model.spec)
+        with _providers_lock:
+            if name not in BUILTIN_PROVIDERS and name in _providers:
+                providers[name] = _providers[name]
+    return {"version": PAYLOAD_VERSION, "mission": mission, "providers": providers}
 
 
 def _parts(mission: Mission) -> list[tuple[str, Any]]:
