@@ -7,8 +7,6 @@ starts fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .core import (
     CheckpointError,
     DemoModel,
@@ -27,7 +25,11 @@ from .core import (
     report_progress,
 )
 
+# typing costs worker start-up (workers import this package); annotations are strings.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .core.providers.openai_provider import OpenAIModel
     from .orchestrator import MissionOrchestrator
     from .widgets import MissionPanel

@@ -111,6 +111,7 @@ class MissionOrchestrator:
         if not isinstance(heartbeat_secs, int | float) or heartbeat_secs <= 0:
             raise ValueError(f"heartbeat_secs must be a positive number, got {heartbeat_secs!r}")
         self._wakeup = threading.Condition()
+        self._wakeups = 0  # counts _wake() calls, so a wake between poll and wait is not lost
         self._lock = threading.RLock()
         self._max_concurrent = 1
         self.max_concurrent = max_concurrent
@@ -140,6 +141,7 @@ class MissionOrchestrator:
         #: poll_async skips those events (they are already in the mirror).
         self._replayed: dict[str, int] = {}
         self._listeners: list[Callable[[], None]] = []
+        self._status_cache: tuple[tuple, pd.DataFrame] | None = None
         self._attach()
 
     # -- configuration --------------------------------------------------------------------
@@ -371,6 +373,7 @@ class MissionOrchestrator:
 
     def _wake(self) -> None:
         with self._wakeup:
+            self._wakeups += 1
             self._wakeup.notify_all()
 
     def _finish(self, mission_id: str, status: str, error: str | None) -> dict[str, Any] | None:
@@ -475,6 +478,7 @@ class MissionOrchestrator:
     def _wait_until(self, done, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            seen = self._wakeups
             self.poll_async()
             if done():
                 return True
@@ -482,9 +486,10 @@ class MissionOrchestrator:
             if remaining is not None and remaining <= 0:
                 return False
             with self._wakeup:
-                self._wakeup.wait(
-                    POLL_INTERVAL if remaining is None else min(POLL_INTERVAL, remaining)
-                )
+                if self._wakeups == seen:
+                    self._wakeup.wait(
+                        POLL_INTERVAL if remaining is None else min(POLL_INTERVAL, remaining)
+                    )
 
     def wait(self, mission_id: str, timeout: float | None = None) -> Mission:
         """Block until mission ``mission_id`` ends; TimeoutError after ``timeout`` seconds."""
@@ -669,20 +674,50 @@ class MissionOrchestrator:
     def status(self) -> pd.DataFrame:
         """One row per mission in the store: id, goal, status (categorical), n_steps, n_done,
         progress, started_at/finished_at (datetimes, UTC), elapsed_s, backend, pid,
-        last_heartbeat, error, and more."""
+        last_heartbeat, error, and more; in submission order.
+
+        Finished rows never change, so their part of the frame is cached and only the
+        unfinished rows are read again (fast for 10,000 missions).
+        """
+        import pandas as pd
+
+        signature = self.store.finished_signature()
+        cached = self._status_cache
+        if cached is None or cached[0] != signature:
+            cached = (signature, self._status_frame(self.store.status_records(finished=True)))
+            self._status_cache = cached
+        live = self._status_frame(self.store.status_records(finished=False))
+        if live.empty:
+            frame = cached[1]
+        elif cached[1].empty:
+            frame = live
+        else:
+            frame = pd.concat([cached[1], live], ignore_index=True)
+            frame = frame.iloc[frame["rowid"].to_numpy().argsort(kind="stable")]
+        order = [*STATUS_COLUMNS[:10], "elapsed_s", *STATUS_COLUMNS[10:]]
+        return frame[order].reset_index(drop=True)
+
+    @staticmethod
+    def _status_frame(records: tuple[list[str], list[tuple]]) -> pd.DataFrame:
         import numpy as np
         import pandas as pd
 
-        columns, records = self.store.status_records()
-        frame = pd.DataFrame.from_records(records, columns=columns)
+        columns, rows = records
+        frame = pd.DataFrame.from_records(rows, columns=columns)
         # Fixed dtypes, so an empty store gives the same frame shape as a full one.
-        for name in ("n_steps", "n_done", "n_failed", "prompt_tokens", "completion_tokens"):
+        for name in (
+            "rowid",
+            "n_steps",
+            "n_done",
+            "n_failed",
+            "prompt_tokens",
+            "completion_tokens",
+        ):
             frame[name] = frame[name].astype("int64")
         frame["progress"] = frame["progress"].astype("float64")
-        now = time.time()
         started = frame["started_at"].to_numpy(dtype="float64", na_value=np.nan)
         finished = frame["finished_at"].to_numpy(dtype="float64", na_value=np.nan)
-        frame["elapsed_s"] = np.where(np.isnan(finished), now, finished) - started
+        frame["elapsed_s"] = np.where(np.isnan(finished), time.time(), finished) - started
         for name in (
             "submitted_at",
             "started_at",
@@ -695,8 +730,7 @@ class MissionOrchestrator:
             ).as_unit("ns")
         frame["status"] = pd.Categorical(frame["status"], categories=MISSION_STATUSES)
         frame["pid"] = frame["pid"].astype("Int64")
-        order = [*STATUS_COLUMNS[:10], "elapsed_s", *STATUS_COLUMNS[10:]]
-        return frame[order]
+        return frame
 
     def log_tail(self, mission_id: str, lines: int = 40) -> str:
         """The last ``lines`` lines of a mission's log (stdout/stderr of its worker)."""

@@ -12,10 +12,18 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from typing import Any
 
-Event = dict[str, Any]
-EventSink = Callable[[Event], None]
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+if TYPE_CHECKING:
+    Event = dict[str, Any]
+    EventSink = Callable[[Event], None]
+else:
+    Event = dict
+    EventSink = Callable
 
 #: Fields every event carries (None where they do not apply).
 EVENT_FIELDS = (

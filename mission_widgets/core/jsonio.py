@@ -5,23 +5,27 @@ from __future__ import annotations
 import json
 import os
 import threading
-from pathlib import Path
-from typing import Any
 
 from .errors import CheckpointError
 
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def write_json_atomic(path: str | os.PathLike, data: Any, *, durable: bool = True) -> Path:
+
+def write_json_atomic(path: str | os.PathLike, data: Any, *, durable: bool = True) -> str:
     """Write ``data`` as indented JSON via a temp file and a rename: never a half file.
 
     Serialises first, so an unserialisable value raises before anything is touched.
     ``durable=False`` skips the fsync (for frequent convenience copies).
     """
-    target = Path(path)
+    target = os.fspath(path)
     text = json.dumps(data, indent=2, ensure_ascii=False, default=_refuse)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per process and thread; no tempfile import (it costs worker start-up).
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    folder, name = os.path.split(os.path.abspath(target))
+    os.makedirs(folder, exist_ok=True)
+    # Unique per process and thread; no tempfile/pathlib import (they cost worker start-up).
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         # 0600 like mkstemp: save files can hold results and session memory.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -46,9 +50,10 @@ def _refuse(value: Any) -> Any:
 
 def read_json_file(path: str | os.PathLike, kind: str, format_tag: str) -> dict[str, Any]:
     """Read a JSON object written by :func:`write_json_atomic`; a clear error names the file."""
-    source = Path(path)
+    source = os.fspath(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        with open(source, encoding="utf-8") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise CheckpointError(f"{kind} file not found: {source}") from None
     except UnicodeDecodeError as exc:

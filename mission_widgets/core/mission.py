@@ -1,5 +1,6 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
+
 pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
@@ -17,7 +18,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from .errors import (
     CheckpointError,
@@ -43,6 +43,11 @@ from .policy import StallPolicy
 from .session import SharedSession
 from .step import MissionStep, check_executor
 from .timeouts import call_with_timeout
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MISSION_STATUSES = ("pending", "planning", "running", "succeeded", "failed", "stalled", "cancelled")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "stalled", "cancelled"})

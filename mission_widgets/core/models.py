@@ -17,19 +17,23 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
 
 from .errors import ModelResolutionError
 from .events import report_progress
 from .planning import PLAN_PROMPT_HEADER
 
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-@runtime_checkable
-class Model(Protocol):
-    def generate(self, prompt: str) -> str: ...
+    class Model(Protocol):
+        """What a resolved model is: anything with ``generate(prompt) -> str``."""
+
+        def generate(self, prompt: str) -> str: ...
 
 
-ProviderFactory = Callable[[str], Model]
+ProviderFactory = Callable  # Callable[[str], Model]: model name -> model
 _providers: dict[str, ProviderFactory] = {}
 _providers_lock = threading.Lock()
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from .errors import MissionValidationError, PlanError
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: First line of every planning prompt (the offline demo model recognises it).
 PLAN_PROMPT_HEADER = "You are the planner of a multi-step mission."

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .errors import MissionValidationError
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TOOL_FAILURE_ACTIONS = ("inject_error_and_retry", "retry", "fail")
 STEP_TIMEOUT_ACTIONS = ("skip_or_replan", "retry", "skip", "abort")

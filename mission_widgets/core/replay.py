@@ -6,10 +6,13 @@ event changes a mission, so mirrors fed from the SQLite store or a Dask topic ag
 
 from __future__ import annotations
 
-from typing import Any
-
 from .events import Event
 from .step import MissionStep
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _step(mission: Any, event: Event) -> MissionStep | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
-from typing import Any
 
 from .errors import CheckpointError
 from .jsonio import read_json_file, write_json_atomic
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SESSION_FORMAT = "mission_widgets.session"
 
@@ -89,7 +92,7 @@ class SharedSession:
         if not isinstance(memory, dict):
             raise CheckpointError(f"session checkpoint {path} has no 'memory' object")
         with self._lock:
-            self._memory = copy.deepcopy(memory)
+            self._memory = dict(memory)  # freshly parsed JSON: nobody else holds it
         if data.get("model") and self.model is None:
             self.model = data["model"]
         return self

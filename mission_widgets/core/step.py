@@ -6,10 +6,14 @@ import functools
 import math
 import types
 from collections.abc import Callable
-from typing import Any
 
 from .errors import MissionValidationError, ModelResolutionError
 from .planning import step_prompt
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STEP_STATUSES = ("pending", "running", "retrying", "done", "failed")
 

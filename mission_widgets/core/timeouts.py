@@ -20,9 +20,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .errors import StepTimeoutError
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _signal_timeouts_enabled = False
 

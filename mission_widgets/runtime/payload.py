@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
-from typing import Any
 
 from ..core.errors import MissionError
 from ..core.mission import Mission
 from ..core.models import LazyModel, _providers, _providers_lock, split_spec
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BUILTIN_PROVIDERS = frozenset({"demo", "openai"})
 PAYLOAD_VERSION = 1
@@ -73,20 +76,22 @@ def dumps_payload(payload: dict[str, Any]) -> bytes:
         ) from None
 
 
-def write_payload(path: Path, data: bytes) -> None:
+def write_payload(path: str | os.PathLike, data: bytes) -> None:
     from .store import open_private
 
-    tmp = path.with_suffix(".tmp")
+    path = os.fspath(path)
+    tmp = path + ".tmp"
     fd = open_private(tmp)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     os.replace(tmp, path)
 
 
-def read_payload(path: Path) -> dict[str, Any]:
+def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     """Load a payload; a clear error names the file when it is missing or corrupt."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise MissionError(f"mission file {path} is missing") from None
     try:

@@ -18,13 +18,19 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from ..core.events import make_event
 
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
 TERMINAL = ("succeeded", "failed", "stalled", "cancelled")
 DB_NAME = "store.sqlite"
+_SUBDIRS = {"mission": "missions", "log": "logs", "checkpoint": "checkpoints"}
+_SUFFIXES = {"mission": ".pkl", "log": ".log", "checkpoint": ".json"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS missions (
@@ -89,38 +95,60 @@ class StoreError(RuntimeError):
     """The store cannot be opened or read (names the file)."""
 
 
-def state_home() -> Path:
+def _state_home() -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    return Path(base) / "mission_widgets"
+    return os.path.join(base, "mission_widgets")
+
+
+def _resolve_root(store: str | os.PathLike | None) -> str:
+    """None -> default; a bare name -> a named store in the state dir; else a directory."""
+    if store is None:
+        env = os.environ.get("MISSION_WIDGETS_STORE")
+        text = os.path.expanduser(env) if env else os.path.join(_state_home(), "default")
+    else:
+        text = os.fspath(store)
+        if text and os.sep not in text and "/" not in text and not text.startswith("."):
+            text = os.path.join(_state_home(), text)
+        else:
+            text = os.path.expanduser(text)
+    return os.path.realpath(text)
+
+
+# Paths for people and the kernel are pathlib.Path; the worker never imports pathlib (it
+# costs start-up), so the store keeps strings and builds Paths on request.
+
+
+def state_home() -> Path:
+    import pathlib
+
+    return pathlib.Path(_state_home())
 
 
 def default_store_path() -> Path:
     """``$MISSION_WIDGETS_STORE``, else the named store ``default`` in the user's state dir."""
-    env = os.environ.get("MISSION_WIDGETS_STORE")
-    return Path(env).expanduser() if env else state_home() / "default"
+    return resolve_store_path(None)
 
 
 def resolve_store_path(store: str | os.PathLike | None) -> Path:
     """None -> default; a bare name -> a named store in the state dir; else a directory."""
-    if store is None:
-        return default_store_path()
-    text = os.fspath(store)
-    if text and os.sep not in text and "/" not in text and not text.startswith("."):
-        return state_home() / text
-    return Path(text).expanduser()
+    import pathlib
+
+    return pathlib.Path(_resolve_root(store))
 
 
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
     try:
         os.chmod(path, 0o700)
     except PermissionError:  # pragma: no cover - someone else's directory
         pass
 
 
-def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int:
+def open_private(
+    path: str | os.PathLike, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+) -> int:
     """Open (creating with mode 0600) and return a file descriptor."""
     fd = os.open(path, flags, 0o600)
     try:
@@ -134,18 +162,15 @@ class MissionStore:
     """A store directory. Safe to use from many threads and processes at once."""
 
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
-        self.root = resolve_store_path(path).resolve()
-        self.db_path = self.root / DB_NAME
-        if not create and not self.db_path.exists():
-            raise StoreError(f"no mission store at {self.root} (no {DB_NAME})")
-        self.missions_dir = self.root / "missions"
-        self.logs_dir = self.root / "logs"
-        self.checkpoints_dir = self.root / "checkpoints"
+        self._root = _resolve_root(path)
+        self._db = os.path.join(self._root, DB_NAME)
+        if not create and not os.path.exists(self._db):
+            raise StoreError(f"no mission store at {self._root} (no {DB_NAME})")
         if create:
-            for folder in (self.root, self.missions_dir, self.logs_dir, self.checkpoints_dir):
-                _private_dir(folder)
-            if not self.db_path.exists():
-                os.close(open_private(self.db_path, os.O_WRONLY | os.O_CREAT))
+            for folder in ("", *_SUBDIRS.values()):
+                _private_dir(os.path.join(self._root, folder))
+            if not os.path.exists(self._db):
+                os.close(open_private(self._db, os.O_WRONLY | os.O_CREAT))
         self._local = threading.local()
         self._schema_ready = False
         self._ensure_schema()
@@ -156,7 +181,7 @@ class MissionStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+                conn = sqlite3.connect(self._db, timeout=30.0, isolation_level=None)
                 conn.execute("PRAGMA busy_timeout = 30000")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -187,9 +212,35 @@ class MissionStore:
         try:
             self._connect().executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"mission store {self.db_path} is not usable: {exc}") from None
+            raise StoreError(f"mission store {self._db} is not usable: {exc}") from None
 
     # -- paths --------------------------------------------------------------------------------
+
+    def path_of(self, kind: str, mission_id: str) -> str:
+        """The file of a mission as a string: kind is mission, log or checkpoint."""
+        return os.path.join(self._root, _SUBDIRS[kind], f"{mission_id}{_SUFFIXES[kind]}")
+
+    @property
+    def root(self) -> Path:
+        import pathlib
+
+        return pathlib.Path(self._root)
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def missions_dir(self) -> Path:
+        return self.root / _SUBDIRS["mission"]
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / _SUBDIRS["log"]
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / _SUBDIRS["checkpoint"]
 
     def mission_file(self, mission_id: str) -> Path:
         return self.missions_dir / f"{mission_id}.pkl"
@@ -394,12 +445,31 @@ class MissionStore:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, values)) for values in cur.fetchall()]
 
-    def status_records(self) -> tuple[list[str], list[tuple]]:
-        """The status() columns as a list of tuples (cheap to turn into a DataFrame)."""
+    def status_records(self, finished: bool | None = None) -> tuple[list[str], list[tuple]]:
+        """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order
+        (a plain table scan, no sort). ``finished`` selects finished or unfinished rows."""
+        where = {
+            None: "",
+            True: " WHERE finished_at IS NOT NULL",
+            False: " WHERE finished_at IS NULL",
+        }
         cur = self._connect().execute(
-            f"SELECT {', '.join(STATUS_COLUMNS)} FROM missions ORDER BY submitted_at, id"
+            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
+            " ORDER BY rowid"
         )
-        return list(STATUS_COLUMNS), cur.fetchall()
+        return ["rowid", *STATUS_COLUMNS], cur.fetchall()
+
+    def finished_signature(self) -> tuple:
+        """Changes whenever a finished row is added, removed or re-stamped: a cache key for
+        the finished part of status() (finished rows are otherwise immutable)."""
+        return tuple(
+            self._connect()
+            .execute(
+                "SELECT COUNT(*), MAX(rowid), TOTAL(finished_at), TOTAL(last_heartbeat)"
+                " FROM missions WHERE finished_at IS NOT NULL"
+            )
+            .fetchone()
+        )
 
     def final_state(self, mission_id: str) -> dict[str, Any] | None:
         row = (
@@ -413,11 +483,11 @@ class MissionStore:
             return json.loads(row[0])
         except json.JSONDecodeError as exc:
             raise StoreError(
-                f"stored final state of mission {mission_id} in {self.db_path} is corrupt: {exc}"
+                f"stored final state of mission {mission_id} in {self._db} is corrupt: {exc}"
             ) from None
 
     def __repr__(self) -> str:
-        return f"MissionStore({str(self.root)!r})"
+        return f"MissionStore({self._root!r})"
 
 
 def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:

@@ -20,8 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from ..core.errors import describe_error
 from ..core.mission import Mission
@@ -29,6 +27,11 @@ from ..core.models import register_provider
 from ..core.timeouts import enable_signal_timeouts
 from .payload import read_payload
 from .store import MissionStore
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def mission_summary(mission: Mission) -> dict[str, Any]:
@@ -144,7 +147,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     store = MissionStore(store_dir, create=False)
     heartbeat = Heartbeat(store, mission_id, heartbeat_secs).start()
     try:
-        payload = read_payload(store.mission_file(mission_id))
+        payload = read_payload(store.path_of("mission", mission_id))
     except Exception as exc:
         store.finish_if_unfinished(mission_id, "failed", describe_error(exc))
         print(f"[mission_widgets] {describe_error(exc)}", file=sys.stderr)
@@ -154,7 +157,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         error = run_payload(
             payload,
             StoreSink(store, mission),
-            checkpoint_path=str(store.checkpoint_file(mission_id)),
+            checkpoint_path=store.path_of("checkpoint", mission_id),
         )
     finally:
         heartbeat.stop()
@@ -193,7 +196,7 @@ def run_stream(fd: int, payload_file: str, heartbeat_secs: float) -> int:
         None, None, heartbeat_secs, beat=lambda: write({"kind": "heartbeat"})
     ).start()
     try:
-        payload = read_payload(Path(payload_file))
+        payload = read_payload(payload_file)
     except Exception as exc:
         print(f"[mission_widgets] {describe_error(exc)}", file=sys.stderr)
         return 2
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE, file=sys.stderr)
         raise SystemExit(2)
     heartbeat_secs = float(args[2]) if len(args) == 3 else 2.0
-    label = Path(args[1]).stem if stream else args[1]
+    label = os.path.splitext(os.path.basename(args[1]))[0] if stream else args[1]
     print(
         f"[mission_widgets] worker pid {os.getpid()} running {label} "
         f"at {time.strftime('%Y-%m-%d %H:%M:%S')}",

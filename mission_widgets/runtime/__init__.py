@@ -1,0 +1,1 @@
+"""Where missions execute: the SQLite store, the backends and the worker entry point."""
