@@ -26,8 +26,7 @@ Figures (targets from the issue):
 
 Diagnostics (no target) are printed under the table: where P1's time goes (from the
 store's timestamps), bare interpreter start-up, the worker's import cost, slot refill gaps,
-CPU per task, attach time. ``bench/whatif/`` holds the experiments behind the causes and
-fixes listed in ``bench/RESULTS.md`` (they patch the package at run time, never on disk).
+CPU per task, attach time. ``bench/RESULTS.md`` holds a recorded run.
 """
 
 from __future__ import annotations
