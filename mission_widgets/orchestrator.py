@@ -158,15 +158,6 @@ class MissionOrchestrator:
         self._wake()
 
     @property
-    def global_model(self) -> Any:
-        return self._global_model
-
-    @global_model.setter
-    def global_model(self, model: Any) -> None:
-        self._global_model = model
-        self._resolved_model = resolve_model(model)
-
-    @property
     def missions(self) -> dict[str, Mission]:
         """Every mission this orchestrator knows, by id (from this kernel and the store)."""
         return dict(self._missions)

@@ -489,55 +489,56 @@ class Mission:
     ) -> tuple[str, MissionStep] | None:
         """Act on a step's outcome; return ("abort"|"stall", step) to stop the mission."""
         self._save_checkpoint()
-        if outcome in ("done", "cancelled"):
+        if outcome == "escalate":
+            outcome = self._escalate(step)
+        if outcome in ("done", "cancelled", "resolved"):
             return None
-        if outcome == "skip":
-            self._skip(step)
-            return None
-        if outcome == "abort":
-            return ("abort", step)
-        # escalate
-        resolution = None
-        escalate_fn = self.stall_policy.escalate_fn
-        if escalate_fn is not None and step.escalations < self.stall_policy.max_escalations:
-            step.escalations += 1
-            try:
-                resolution = escalate_fn(self, step)
-            except Exception as exc:
-                warnings.warn(
-                    f"escalate_fn raised {describe_error(exc)} for step {step.id!r}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            self._emit("escalation", step_id=step.id, resolution=repr(resolution)[:200])
-        if resolution == "retry":
+        if outcome == "retry":
             step.status, step.retry_count, step.progress = "pending", 0, 0.0
             pending.insert(0, step)
             return None
-        if resolution == "skip":
-            self._skip(step)
+        if outcome == "skip":
+            step.skipped = True
+            self._emit("step_skipped", step_id=step.id, error_message=step.last_error)
             return None
-        if resolution == "abort":
+        if outcome == "abort":
             return ("abort", step)
-        if resolution is None or resolution == "stall":
-            self._emit(
-                "mission_stall",
-                step_id=step.id,
-                reason="retries exhausted; escalation did not resolve the step",
-                error_message=step.last_error,
+        self._emit(
+            "mission_stall",
+            step_id=step.id,
+            reason="retries exhausted; escalation did not resolve the step",
+            error_message=step.last_error,
+        )
+        self.hooks.trigger_mission_stall(self, step)
+        return ("stall", step)
+
+    def _escalate(self, step: MissionStep) -> str:
+        """Ask ``escalate_fn``; "retry", "skip", "abort", "stall", or "resolved" (it answered
+        with the step's result)."""
+        escalate_fn = self.stall_policy.escalate_fn
+        if escalate_fn is None or step.escalations >= self.stall_policy.max_escalations:
+            return "stall"
+        step.escalations += 1
+        resolution = None
+        try:
+            resolution = escalate_fn(self, step)
+        except Exception as exc:
+            warnings.warn(
+                f"escalate_fn raised {describe_error(exc)} for step {step.id!r}",
+                RuntimeWarning,
+                stacklevel=3,
             )
-            self.hooks.trigger_mission_stall(self, step)
-            return ("stall", step)
+        self._emit("escalation", step_id=step.id, resolution=repr(resolution)[:200])
+        if resolution is None:
+            return "stall"
+        if isinstance(resolution, str) and resolution in ("retry", "skip", "abort", "stall"):
+            return resolution
         step.result, step.status, step.progress = resolution, "done", 1.0
         self._emit(
             "step_done", step_id=step.id, resolved_by="escalation", result=_preview(resolution)
         )
         self.hooks.trigger_step_done(step, resolution)
-        return None
-
-    def _skip(self, step: MissionStep) -> None:
-        step.skipped = True
-        self._emit("step_skipped", step_id=step.id, error_message=step.last_error)
+        return "resolved"
 
     def _step_context(self, step: MissionStep, with_errors: bool) -> str | None:
         parts = []
