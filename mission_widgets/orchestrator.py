@@ -498,32 +498,28 @@ class MissionOrchestrator:
         does not need the event loop). Ctrl-C / kernel interrupt cancels what it started and
         re-raises. Returns the missions it ran, in submission order.
         """
-        with self._lock:
-            batch = list(self.pending_queue)
-            if model is not None:
-                for mission in batch:
-                    if mission.model is None:
-                        mission.model = resolve_model(model)
-            self._draining = True
-            self._fill_window()
+        batch = self._start_batch(model)
         try:
-            self._wait_until(
-                lambda: (
-                    not self.pending_queue
-                    and all(m.is_finished and m not in self.running for m in batch)
-                ),
-                None,
-            )
+            self._wait_until(lambda: self._batch_done(batch), None)
         except BaseException:
-            self._draining = False
-            for mission in batch:
-                if mission in self.running or mission in self.pending_queue:
-                    self.cancel(mission.id)
+            self._abandon_batch(batch)
             raise
         return batch
 
     async def arun_all(self, model: Any = None) -> list[Mission]:
         """``await orch.arun_all()``: run_all that leaves the notebook's event loop free."""
+        batch = self._start_batch(model)
+        try:
+            while not self._batch_done(batch):
+                await asyncio.sleep(POLL_INTERVAL)
+                self.poll_async()
+        except BaseException:
+            self._abandon_batch(batch)
+            raise
+        return batch
+
+    def _start_batch(self, model: Any) -> list[Mission]:
+        """What run_all and arun_all run: the queue, given ``model`` where it has none."""
         with self._lock:
             batch = list(self.pending_queue)
             if model is not None:
@@ -532,19 +528,19 @@ class MissionOrchestrator:
                         mission.model = resolve_model(model)
             self._draining = True
             self._fill_window()
-        try:
-            while self.pending_queue or not all(
-                m.is_finished and m not in self.running for m in batch
-            ):
-                await asyncio.sleep(POLL_INTERVAL)
-                self.poll_async()
-        except BaseException:
-            self._draining = False
-            for mission in batch:
-                if mission in self.running or mission in self.pending_queue:
-                    self.cancel(mission.id)
-            raise
         return batch
+
+    def _batch_done(self, batch: list[Mission]) -> bool:
+        return not self.pending_queue and all(
+            m.is_finished and m not in self.running for m in batch
+        )
+
+    def _abandon_batch(self, batch: list[Mission]) -> None:
+        """Interrupted: stop draining and cancel what of ``batch`` is queued or running."""
+        self._draining = False
+        for mission in batch:
+            if mission in self.running or mission in self.pending_queue:
+                self.cancel(mission.id)
 
     # -- stalls and cancel -------------------------------------------------------------------
 
