@@ -385,7 +385,10 @@ class MissionOrchestrator:
         with self._lock:
             result = PollResult()
             # Liveness before events: a worker that wrote its last event and exited is fine.
-            gone = [m for m in self.running if not _ended(m) and not self._alive(m)]
+            # One store read for every running mission's row, not one per mission.
+            unended = [m for m in self.running if not _ended(m)]
+            rows = self.store.rows_by_id(m.id for m in unended)
+            gone = [m for m in unended if not self._alive(m, rows.get(m.id) or {})]
             events = self.store.events_since(self._cursor)
             while events:
                 for seq, event in events:
@@ -396,8 +399,7 @@ class MissionOrchestrator:
             for mission in gone:
                 if _ended(mission):
                     continue
-                row = self.store.row(mission.id) or {}
-                reason = self.backend.exit_reason(mission.id, row)
+                reason = self.backend.exit_reason(mission.id, rows.get(mission.id) or {})
                 tail = self.log_tail(mission.id, 1).strip()
                 if tail:
                     reason += f"; last log line: {tail}"
@@ -427,8 +429,7 @@ class MissionOrchestrator:
             and (self.store.row(mission.id) or {}).get("finished_at") is None
         )
 
-    def _alive(self, mission: Mission) -> bool:
-        row = self.store.row(mission.id) or {}
+    def _alive(self, mission: Mission, row: dict[str, Any]) -> bool:
         if row.get("pid") is None:
             # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
             return mission.id in self.async_handles or owner_alive(row.get("owner"))
@@ -594,10 +595,11 @@ class MissionOrchestrator:
         stalled = []
         now = time.time()
         with self._lock:
+            rows = self.store.rows_by_id(m.id for m in self.running)
             for mission in list(self.running):
                 if mission.is_finished and mission.status != "stalled":
                     continue
-                row = self.store.row(mission.id) or {}
+                row = rows.get(mission.id) or {}
                 if row.get("finished_at") is not None:
                     continue
                 reasons = self.stall_reasons(

@@ -445,6 +445,16 @@ class MissionStore:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, values)) for values in cur.fetchall()]
 
+    def rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The rows of the missions ``ids`` that exist, by id (one query per 500 ids)."""
+        ids = list(dict.fromkeys(ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            where = f"WHERE id IN ({', '.join('?' * len(chunk))})"
+            found.update((row["id"], row) for row in self.rows(where=where, args=chunk))
+        return found
+
     def status_records(self, finished: bool | None = None) -> tuple[list[str], list[tuple]]:
         """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order
         (a plain table scan, no sort). ``finished`` selects finished or unfinished rows."""
