@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +45,6 @@ class PollResult:
     still_running: int = 0
     started: list[Mission] = field(default_factory=list)
     n_events: int = 0
-
-
-@dataclass
-class StallReport:
-    mission_id: str
-    reasons: list[str]
 
 
 class AsyncHandle:
@@ -803,7 +797,3 @@ def _ended(mission: Mission) -> bool:
     """Finished for good: a mission that reconcile() only flagged ``stalled`` (its worker may
     still run, and must stay cancellable and killable) is not."""
     return mission.is_finished and not (mission.status == "stalled" and mission.finished_at is None)
-
-
-def _ids(missions: Iterable[Mission]) -> list[str]:
-    return [m.id for m in missions]

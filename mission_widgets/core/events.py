@@ -37,10 +37,6 @@ EVENT_FIELDS = (
     "duration_ms",
 )
 
-#: Events after which a mission is finished, whatever the outcome.
-TERMINAL_EVENTS = frozenset({"mission_done"})
-
-
 _PLAIN = (str, int, float, bool, type(None), list, dict, tuple)
 
 

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-TERMINAL = ("succeeded", "failed", "stalled", "cancelled")
 DB_NAME = "store.sqlite"
 _SUBDIRS = {"mission": "missions", "log": "logs", "checkpoint": "checkpoints"}
 _SUFFIXES = {"mission": ".pkl", "log": ".log", "checkpoint": ".json"}
