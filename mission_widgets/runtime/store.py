@@ -242,13 +242,18 @@ class MissionStore:
         return self.root / _SUBDIRS["checkpoint"]
 
     def mission_file(self, mission_id: str) -> Path:
-        return self.missions_dir / f"{mission_id}.pkl"
+        return self._path("mission", mission_id)
 
     def log_file(self, mission_id: str) -> Path:
-        return self.logs_dir / f"{mission_id}.log"
+        return self._path("log", mission_id)
 
     def checkpoint_file(self, mission_id: str) -> Path:
-        return self.checkpoints_dir / f"{mission_id}.json"
+        return self._path("checkpoint", mission_id)
+
+    def _path(self, kind: str, mission_id: str) -> Path:
+        import pathlib
+
+        return pathlib.Path(self.path_of(kind, mission_id))
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -299,17 +304,18 @@ class MissionStore:
     ) -> int:
         """Append one event; update the mission's summary row in the same transaction."""
         payload = json.dumps(event, default=repr)
-        mission_id = event["mission_id"]
-        name = event["event"]
-        ts = float(event["timestamp"])
         with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
-                (mission_id, name, ts, payload),
-            )
-            seq = int(cur.lastrowid)
-            self._update_summary(conn, mission_id, event, summary, final_state)
+            seq = self._insert_event(conn, event, payload)
+            self._update_summary(conn, event["mission_id"], event, summary, final_state)
         return seq
+
+    @staticmethod
+    def _insert_event(conn: sqlite3.Connection, event: Mapping[str, Any], payload: str) -> int:
+        cur = conn.execute(
+            "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
+            (event["mission_id"], event["event"], float(event["timestamp"]), payload),
+        )
+        return int(cur.lastrowid)
 
     @staticmethod
     def _update_summary(conn, mission_id, event, summary, final_state) -> None:
@@ -393,10 +399,7 @@ class MissionStore:
             ).fetchone()
             if row is None or row[0] is not None:
                 return None
-            conn.execute(
-                "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
-                (mission_id, event["event"], event["timestamp"], json.dumps(event, default=repr)),
-            )
+            self._insert_event(conn, event, json.dumps(event, default=repr))
             self._update_summary(conn, mission_id, event, None, None)
         return event
 
@@ -506,16 +509,12 @@ def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:
             raise ValueError("not an object")
     except ValueError as exc:
         # One bad row must not hide the others: surface it as an event of its own.
-        return {
-            "event": "store_error",
-            "timestamp": time.time(),
-            "mission_id": mission_id,
-            "step_id": None,
-            "attempt": None,
-            "error_type": "store_error",
-            "error_message": f"event #{seq} of mission {mission_id} is corrupt ({exc})",
-            "duration_ms": None,
-            "seq": seq,
-        }
+        return make_event(
+            "store_error",
+            mission_id,
+            error_type="store_error",
+            error_message=f"event #{seq} of mission {mission_id} is corrupt ({exc})",
+            seq=seq,
+        )
     event["seq"] = seq
     return event
