@@ -97,7 +97,7 @@ from ..core.models import model_label
 from .backends import Backend, ExitCallback, worker_environment
 from .payload import build_payload, dumps_payload, write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
-from .store import MissionStore, open_private
+from .store import MissionStore, connect_sqlite, open_private
 from .worker import Heartbeat, event_record, run_payload
 
 logger = logging.getLogger("mission_widgets.dask")
@@ -558,12 +558,7 @@ class _UidLog:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # Each thread uses its own; close() (any thread) closes them all.
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn = connect_sqlite(self.path, check_same_thread=False)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)

@@ -157,6 +157,15 @@ def open_private(
     return fd
 
 
+def connect_sqlite(path: str | os.PathLike, **options: Any) -> sqlite3.Connection:
+    """A connection as every SQLite file of a store is used: autocommit, WAL, 30 s busy wait."""
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, **options)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
 class MissionStore:
     """A store directory. Safe to use from many threads and processes at once."""
 
@@ -180,10 +189,7 @@ class MissionStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self._db, timeout=30.0, isolation_level=None)
-                conn.execute("PRAGMA busy_timeout = 30000")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                conn = connect_sqlite(self._db)
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"cannot open mission store {self.db_path}: {exc}") from None
             self._local.conn = conn
