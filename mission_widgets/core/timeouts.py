@@ -105,7 +105,7 @@ def _call_in_thread(fn: Callable[[], Any], timeout: float) -> Any:
     if not box.done.wait(timeout):
         with box.lock:
             if not box.finished:
-                _interrupt_thread(thread)
+                async_raise(thread.ident, AttemptInterrupted)
                 raise _timeout_error(timeout)
         box.done.wait()
     if box.error is not None:
@@ -115,12 +115,12 @@ def _call_in_thread(fn: Callable[[], Any], timeout: float) -> Any:
     return box.result
 
 
-def _interrupt_thread(thread: threading.Thread) -> None:
-    import ctypes
-
-    ident = thread.ident
+def async_raise(ident: int | None, exc_type: type[BaseException] | None) -> None:
+    """Raise ``exc_type`` in thread ``ident`` at its next bytecode (None: clear a pending one)."""
     if ident is None:
         return
+    import ctypes
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(AttemptInterrupted)
+        ctypes.c_ulong(ident), None if exc_type is None else ctypes.py_object(exc_type)
     )

@@ -94,6 +94,7 @@ from ..core.errors import MissionCancelled, describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.models import model_label
+from ..core.timeouts import async_raise
 from .backends import Backend, ExitCallback, worker_environment
 from .payload import build_payload, dumps_payload, write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
@@ -243,7 +244,7 @@ class _Run:
     def detach_thread(self) -> None:
         with self.lock:
             self.thread_ident = None
-        _async_raise(threading.get_ident(), None)  # drop an interrupt that came too late
+        async_raise(threading.get_ident(), None)  # drop an interrupt that came too late
 
     def stop(self, status: str, reason: str, grace: float) -> None:
         with self.lock:
@@ -258,7 +259,7 @@ class _Run:
         if mission is not None:
             mission.request_cancel()
             if ident is not None:
-                _async_raise(ident, MissionCancelled)
+                async_raise(ident, MissionCancelled)
 
     def _kill(self) -> None:
         # Off the worker's event loop: the grace period would block it.
@@ -273,15 +274,6 @@ class _Run:
 _ACTIVE: dict[str, _Run] = {}
 _TOMBSTONES: dict[str, tuple[str, str, float]] = {}
 _ACTIVE_LOCK = threading.Lock()
-
-
-def _async_raise(ident: int, exc_type: type[BaseException] | None) -> None:
-    """Raise ``exc_type`` in thread ``ident`` at its next bytecode (None: clear a pending one)."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), None if exc_type is None else ctypes.py_object(exc_type)
-    )
 
 
 def _stop_on_worker(mission_id: str, grace: float, status: str, reason: str) -> str:
