@@ -790,15 +790,7 @@ class Mission:
                     executor = _decode_executor(
                         entry["executor"], f"{source}, step {entry['id']!r}"
                     )
-                step = MissionStep(
-                    entry["id"],
-                    entry["description"],
-                    executor=executor,
-                    max_retries=entry.get("max_retries", 2),
-                    timeout_secs=entry.get("timeout_secs"),
-                    parallel=entry.get("parallel", False),
-                    depends_on=entry.get("depends_on") or [],
-                )
+                step = MissionStep.from_spec(entry, executor)
                 step.status = entry.get("status", "pending")
                 step.skipped = bool(entry.get("skipped", False))
                 step.retry_count = int(entry.get("retry_count", 0))

@@ -28,17 +28,7 @@ def _step(mission: Any, event: Event) -> MissionStep | None:
 def _ensure_steps(mission: Any, specs: list[dict[str, Any]] | None) -> None:
     if mission.steps or not specs:
         return
-    mission.steps = [
-        MissionStep(
-            spec["id"],
-            spec["description"],
-            max_retries=spec.get("max_retries", 2),
-            timeout_secs=spec.get("timeout_secs"),
-            parallel=spec.get("parallel", False),
-            depends_on=spec.get("depends_on") or [],
-        )
-        for spec in specs
-    ]
+    mission.steps = [MissionStep.from_spec(spec) for spec in specs]
 
 
 def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .errors import MissionValidationError, ModelResolutionError
 from .planning import step_prompt
@@ -149,6 +149,19 @@ class MissionStep:
             "parallel": self.parallel,
             "depends_on": list(self.depends_on),
         }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], executor: Any = None) -> MissionStep:
+        """A step from a :meth:`spec` dict (an event, a save file); missing fields default."""
+        return cls(
+            spec["id"],
+            spec["description"],
+            executor=executor,
+            max_retries=spec.get("max_retries", 2),
+            timeout_secs=spec.get("timeout_secs"),
+            parallel=spec.get("parallel", False),
+            depends_on=spec.get("depends_on") or [],
+        )
 
     def __repr__(self) -> str:
         return f"MissionStep({self.id!r}, status={self.status!r}, retries={self.retry_count})"
