@@ -5,14 +5,14 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from ..core.progress import MissionView, format_duration
+from ..core.progress import MissionView, format_counts, format_duration
 
 _COLOURS = {"info": "#2196f3", "success": "#4caf50", "danger": "#f44336", "warning": "#ff9800"}
 
 
 def static_table(views: Iterable[MissionView], counts: dict[str, int], total: int) -> str:
     """An HTML table of missions (at most the first page) with text progress bars."""
-    header = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no missions"
+    header = format_counts(counts)
     rows = []
     for view in views:
         colour = _COLOURS.get(view.bar_style, "#9e9e9e")
