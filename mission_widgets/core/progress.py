@@ -16,8 +16,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
+from .mission import TERMINAL_STATUSES
+
 #: Statuses after which nothing changes any more.
-FINISHED_STATUSES = frozenset({"succeeded", "failed", "stalled", "cancelled"})
+FINISHED_STATUSES = TERMINAL_STATUSES
 #: Statuses in which work is under way (ETA makes sense).
 ACTIVE_STATUSES = frozenset({"planning", "running"})
 
