@@ -382,11 +382,9 @@ class DemoRun:
         return views
 
     def finished(self, orch: MissionOrchestrator) -> bool:
-        for mission in self.missions:
-            row = orch.store.row(mission.id) or {}
-            if row.get("finished_at") is None:
-                return False
-        return True
+        """Whether every demo mission has its end in the store (one query per redraw)."""
+        rows = orch.store.rows_by_id(m.id for m in self.missions)
+        return all((rows.get(m.id) or {}).get("finished_at") is not None for m in self.missions)
 
     def handle_stalls(self, orch: MissionOrchestrator) -> None:
         flagged = orch.reconcile(
@@ -508,9 +506,9 @@ class DemoRun:
             self.frame.close(erase=False)
             self.frame = None
         stopped = []
+        rows = orch.store.rows_by_id(m.id for m in self.missions)
         for mission in self.missions:
-            row = orch.store.row(mission.id) or {}
-            if row.get("finished_at") is None:
+            if (rows.get(mission.id) or {}).get("finished_at") is None:
                 try:
                     if cancel_mission(orch, mission.id, f"demo {why}"):
                         stopped.append(mission.id)
