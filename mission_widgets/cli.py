@@ -322,20 +322,6 @@ def expected_status(goal: str) -> tuple[str, ...]:
     return ("succeeded",)
 
 
-def cancel_mission(orch: MissionOrchestrator, mission_id: str, reason: str) -> bool:
-    """Cancel through the orchestrator; fall back to the backend for a mission that
-    ``reconcile()`` flagged stalled (the orchestrator no longer counts it as running)."""
-    if orch.cancel(mission_id):
-        return True
-    row = orch.store.row(mission_id) or {}
-    if row.get("finished_at") is not None:
-        return False
-    orch.backend.terminate(mission_id, row, orch.cancel_grace_secs)
-    ended = orch.store.finish_if_unfinished(mission_id, "cancelled", reason)
-    orch.poll_async()
-    return ended is not None
-
-
 class DemoRun:
     """One ``mission-widgets demo``: submit, watch (live or plain), report."""
 
@@ -399,8 +385,8 @@ class DemoRun:
         for mission_id, seen in list(self.flagged.items()):
             if mission_id in self.cancelled_stalls or now - seen < STALL_SHOW_SECS:
                 continue
-            reason = orch.get(mission_id).stall_reason or "stalled"
-            cancel_mission(orch, mission_id, f"stalled ({reason}); cancelled by the demo")
+            # reconcile() keeps a flagged mission in orch.running, so cancel() stops it.
+            orch.cancel(mission_id)
             self.cancelled_stalls.add(mission_id)
 
     def header(self, views: Sequence[pg.MissionView]) -> str:
@@ -510,7 +496,7 @@ class DemoRun:
         for mission in self.missions:
             if (rows.get(mission.id) or {}).get("finished_at") is None:
                 try:
-                    if cancel_mission(orch, mission.id, f"demo {why}"):
+                    if orch.cancel(mission.id):
                         stopped.append(mission.id)
                 except Exception as exc:  # keep stopping the others
                     self.console.print(f"could not cancel {mission.id}: {exc}")
