@@ -322,10 +322,7 @@ class MissionOrchestrator:
             try:
                 self._start(mission)
             except Exception as exc:
-                error = f"could not start: {describe_error(exc)}"
-                self._finish(mission.id, "failed", error)
-                mission.status, mission.error = "failed", error  # the event follows on poll
-                self.completed.append(mission)
+                self._end_unstarted(mission, "failed", f"could not start: {describe_error(exc)}")
                 continue
             started.append(mission)
         if not self.pending_queue:
@@ -363,6 +360,12 @@ class MissionOrchestrator:
 
     def _finish(self, mission_id: str, status: str, error: str | None) -> dict[str, Any] | None:
         return self.store.finish_if_unfinished(mission_id, status, error)
+
+    def _end_unstarted(self, mission: Mission, status: str, error: str) -> None:
+        """End a mission taken off the queue before it ran (its event follows on poll)."""
+        self._finish(mission.id, status, error)
+        mission.status, mission.error = status, error
+        self.completed.append(mission)
 
     def _settle_from_row(self, mission: Mission) -> None:
         """End a mirror whose end is in the store row but not in its (corrupt) events."""
@@ -617,10 +620,7 @@ class MissionOrchestrator:
             mission = self.get(mission_id)
             if mission in self.pending_queue:
                 self.pending_queue.remove(mission)
-                self._finish(mission_id, "cancelled", "cancelled before it started")
-                self.completed.append(mission)
-                mission.status = "cancelled"
-                mission.error = "cancelled before it started"
+                self._end_unstarted(mission, "cancelled", "cancelled before it started")
                 self.poll_async()
                 return True
             if mission not in self.running:
