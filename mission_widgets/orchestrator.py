@@ -411,6 +411,7 @@ class MissionOrchestrator:
                     self.running.remove(mission)
                     self.completed.append(mission)
                     result.completed.append(mission)
+                    self.backend.release(mission.id)
             if self._draining:
                 result.started = self._fill_window()
             result.still_running = len(self.running)

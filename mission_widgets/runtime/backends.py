@@ -61,6 +61,9 @@ class Backend:
     def terminate(self, mission_id: str, row: dict[str, Any], grace: float) -> None:
         kill_process_tree(row.get("pid"), row.get("pid_started"), grace)
 
+    def release(self, mission_id: str) -> None:
+        """Forget a mission that has ended (its process handle, thread, ...)."""
+
     def shutdown(self) -> None:
         """Release resources (not the missions: they keep running)."""
 
@@ -101,6 +104,10 @@ class ThreadBackend(Backend):
             mission.remove_event_sink(sink)
             self.store.close()
             self.on_exit(mission.id)
+
+    def release(self, mission_id: str) -> None:
+        self._threads.pop(mission_id, None)
+        self._missions.pop(mission_id, None)
 
     def alive(self, mission_id: str, row: dict[str, Any]) -> bool:
         thread = self._threads.get(mission_id)
@@ -168,6 +175,10 @@ class SubprocessBackend(Backend):
     def _reap(self, mission_id: str, proc: subprocess.Popen) -> None:
         proc.wait()
         self.on_exit(mission_id)
+
+    def release(self, mission_id: str) -> None:
+        with self._lock:
+            self._procs.pop(mission_id, None)
 
     def alive(self, mission_id: str, row: dict[str, Any]) -> bool:
         with self._lock:
