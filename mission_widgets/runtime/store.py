@@ -166,6 +166,24 @@ def connect_sqlite(path: str | os.PathLike, **options: Any) -> sqlite3.Connectio
     return conn
 
 
+class _ConnectionHolder:
+    """Closes a thread's connection when the thread ends (its thread-local is dropped), so
+    short-lived step threads leave no connection to the garbage collector."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except sqlite3.Error:  # pragma: no cover - closing twice or at shutdown
+            pass
+
+    __del__ = close
+
+
 class MissionStore:
     """A store directory. Safe to use from many threads and processes at once."""
 
@@ -186,21 +204,22 @@ class MissionStore:
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             try:
-                conn = connect_sqlite(self._db)
+                # Used by its own thread only; closed by whichever thread drops the holder.
+                conn = connect_sqlite(self._db, check_same_thread=False)
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"cannot open mission store {self.db_path}: {exc}") from None
-            self._local.conn = conn
-        return conn
+            holder = self._local.holder = _ConnectionHolder(conn)
+        return holder.conn
 
     def close(self) -> None:
         """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        holder = getattr(self._local, "holder", None)
+        if holder is not None:
+            holder.close()
+            self._local.holder = None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
