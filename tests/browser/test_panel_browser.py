@@ -31,8 +31,8 @@ from mission_widgets import MissionOrchestrator
 MISSING = chromium_missing_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
-# No conftest.py here on purpose: other test directories do `from conftest import ...`,
-# which a second conftest module on sys.path can shadow.
+# Fixtures live in this file and helpers in lab.py (uniquely named modules: the test
+# folders share one sys.path).
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 UI_TIMEOUT = 30_000  # ms; generous for a loaded CI machine, the happy path takes ~1 s
 
