@@ -431,6 +431,11 @@ class MissionOrchestrator:
         if row.get("pid") is None:
             # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
             return mission.id in self.async_handles or owner_alive(row.get("owner"))
+        runs_on = row.get("backend")
+        if runs_on not in (None, self.backend.name, "thread", "subprocess"):
+            # A Dask mission seen from a local orchestrator: its pid is on another machine.
+            # Only its own kind of backend can tell; reconcile() still sees a lost heartbeat.
+            return True
         return self.backend.alive(mission.id, row)
 
     def _apply(self, event: dict[str, Any]) -> None:
