@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import cloudpickle
 import psutil
 
 from mission_widgets.core.events import report_progress
+from mission_widgets.testing.waiting import wait_for as wait_for
 
 
 class Steady:
@@ -87,18 +87,6 @@ class HeavyModules:
     def __call__(self, task: str, session: Any, context: str | None) -> list[str]:
         heavy = {"dask", "distributed", "pandas", "ipywidgets", "IPython"}
         return sorted(name for name in sys.modules if name.split(".")[0] in heavy)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05):
-    """Poll ``condition`` until it is truthy (returned) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def process_gone(pid: int) -> bool:

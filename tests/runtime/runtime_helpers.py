@@ -18,34 +18,17 @@ from typing import Any
 import psutil
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep
+from mission_widgets.testing.waiting import WORKER_MODULE as WORKER_MODULE
+from mission_widgets.testing.waiting import is_alive as is_alive
+from mission_widgets.testing.waiting import wait_for as wait_for
+from mission_widgets.testing.waiting import worker_processes as worker_processes
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # executors must import in this process and in workers
     sys.path.insert(0, str(HERE))
 
-WORKER_MODULE = "mission_widgets.worker"
-
 
 # -- waiting ---------------------------------------------------------------------------------
-
-
-def wait_for(
-    predicate: Callable[[], Any],
-    timeout: float = 10.0,
-    interval: float = 0.05,
-    what: str | None = None,
-) -> Any:
-    """Poll ``predicate()`` until it is truthy and return its value; AssertionError naming
-    ``what`` (or the predicate) when ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            name = what or getattr(predicate, "__doc__", None) or repr(predicate)
-            raise AssertionError(f"timed out after {timeout:g} s waiting for: {name}")
-        time.sleep(interval)
 
 
 def holds_for(predicate: Callable[[], Any], duration: float, what: str, interval=0.05) -> None:
@@ -69,30 +52,6 @@ def one_step(goal: str, executor: Any, **step_options: Any) -> Mission:
 
 
 # -- processes ----------------------------------------------------------------------------------
-
-
-def worker_processes(marker: str | os.PathLike) -> list[psutil.Process]:
-    """Live (non-zombie) worker processes whose command line mentions ``marker``."""
-    marker = str(marker)
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if WORKER_MODULE in cmdline and marker in cmdline:
-            found.append(proc)
-    return found
-
-
-def is_alive(proc: psutil.Process) -> bool:
-    """Whether ``proc`` (the very process, not a reuse of its pid) still runs."""
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def group_alive(pgid: int) -> list[psutil.Process]:
