@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from mission_widgets.testing import kernelspec
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
 
@@ -72,15 +74,11 @@ def free_port() -> int:
 
 def write_kernelspec(data_dir: Path, ipython_dir: Path) -> None:
     """A ``python3`` kernelspec under ``data_dir/kernels`` that runs this interpreter."""
-    spec_dir = data_dir / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (mission_widgets)",
-        "language": "python",
-        "env": {"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    kernelspec.write_kernelspec(
+        data_dir,
+        KERNEL_NAME,
+        env={"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def write_lab_settings(config_dir: Path) -> None:

@@ -9,7 +9,6 @@ and ``bench/bench_kernel.py``.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+
+from mission_widgets.testing import kernelspec
 
 KERNEL_NAME = "python3"
 
@@ -32,19 +33,16 @@ def write_kernelspec(root: Path) -> Path:
     migration DeprecationWarning), so nothing of the user's profile leaks in.
     """
     data_dir = root / "jupyter_data"
-    spec_dir = data_dir / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (mission_widgets venv)",
-        "language": "python",
-        "env": {
+    kernelspec.write_kernelspec(
+        data_dir,
+        KERNEL_NAME,
+        display_name="Python 3 (mission_widgets venv)",
+        env={
             "IPYTHONDIR": str(root / "ipython"),
             "JUPYTER_PLATFORM_DIRS": "1",
             "PYTHONUNBUFFERED": "1",
         },
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    )
     return data_dir
 
 

@@ -21,6 +21,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
+from mission_widgets.testing import kernelspec
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = ROOT / "notebooks"
 KERNEL_NAME = "mission-widgets-lesson"
@@ -38,23 +40,15 @@ def notebook_paths() -> list[Path]:
 
 def write_kernelspec(jupyter_path: Path, python: str | os.PathLike) -> str:
     """A kernelspec under ``jupyter_path/kernels`` that runs ``python -m ipykernel_launcher``."""
-    spec_dir = jupyter_path / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [
-            os.fspath(python),
-            "-Xfrozen_modules=off",
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-        ],
-        "display_name": f"mission_widgets lessons ({python})",
-        "language": "python",
-        "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1"},
-        "metadata": {"debugger": False},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    kernelspec.write_kernelspec(
+        jupyter_path,
+        KERNEL_NAME,
+        python=python,
+        python_args=["-Xfrozen_modules=off"],
+        display_name=f"mission_widgets lessons ({python})",
+        env={"PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+        metadata={"debugger": False},
+    )
     return KERNEL_NAME
 
 
