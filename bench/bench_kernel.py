@@ -6,7 +6,7 @@ Run from the repository root:
     .venv/bin/python bench/bench_kernel.py --rounds 5 --n 60 --json out.json
 
 A real ipykernel (this interpreter, through a kernelspec in a temporary directory; see
-``tests/kernel/kernel_harness.py``) is driven by nbclient. The figure is the execute round
+``tests/support/kernel.py``) is driven by nbclient. The figure is the execute round
 trip of a trivial cell (``1 + 1``: execute_request -> idle, as nbclient times it), measured
 
 * idle: no mission running, the panel displayed but with nothing to refresh;
@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_DIR / "tests" / "kernel"))
+sys.path.insert(0, str(REPO_DIR / "tests"))  # the tests' support package
 
 import nbformat  # noqa: E402
-from kernel_harness import KernelSession, text_output  # noqa: E402
+from support.kernel import KernelSession, text_output  # noqa: E402
 
 TARGET = 1.5
 

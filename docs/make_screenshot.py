@@ -5,7 +5,7 @@ Run from the repository root (needs /usr/bin/chromium; about 30 s):
     .venv/bin/python docs/make_screenshot.py            # writes docs/panel.png
     .venv/bin/python docs/make_screenshot.py -o /tmp/panel.png
 
-It reuses the browser tests' JupyterLab and Chromium helpers (``tests/browser/lab.py``):
+It reuses the browser tests' JupyterLab and Chromium helpers (``tests/support/lab.py``):
 a JupyterLab on 127.0.0.1 in a temporary directory runs a notebook with six missions on
 the offline ``"demo"`` model and small executors, then waits until the panel shows every
 state at once — running (with step counts and an ETA), succeeded, failed, stalled (with its
@@ -22,9 +22,9 @@ from pathlib import Path
 
 DOCS_DIR = Path(__file__).resolve().parent
 REPO_DIR = DOCS_DIR.parent
-sys.path.insert(0, str(REPO_DIR / "tests" / "browser"))
+sys.path.insert(0, str(REPO_DIR / "tests"))  # the tests' support package
 
-from lab import (  # noqa: E402
+from support.lab import (  # noqa: E402
     BAR,
     PANEL,
     ROW,

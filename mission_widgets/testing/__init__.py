@@ -1,4 +1,9 @@
-"""Helpers for tests, notebooks and CI (nothing here is imported by the engine)."""
+"""Public test helpers: ``FakeLLMServer``, a scripted OpenAI-compatible server on 127.0.0.1
+(with ``Reply`` and ``FakeRequest``), for notebooks and your own tests without an API key.
+
+Nothing here is imported by the engine. The project's own test helpers live in
+``tests/support/``.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lab import (
+from support.lab import (
     BAR,
     PANEL,
     ROW,
@@ -31,8 +31,7 @@ from mission_widgets import MissionOrchestrator
 MISSING = chromium_missing_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
-# Fixtures live in this file and helpers in lab.py (uniquely named modules: the test
-# folders share one sys.path).
+# Fixtures live in this file and helpers in tests/support/lab.py.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 UI_TIMEOUT = 30_000  # ms; generous for a loaded CI machine, the happy path takes ~1 s
 

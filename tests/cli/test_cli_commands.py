@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli_env, wait_for, worker_processes
+from support.cli import cli_env, wait_for, worker_processes
 
 from mission_widgets import Mission, MissionOrchestrator
 from mission_widgets.cli import main

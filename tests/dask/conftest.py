@@ -1,5 +1,6 @@
 """Fixtures of the Dask backend tests: one LocalCluster (2 worker processes on 127.0.0.1)
-per module, and orchestrators on it that are cancelled and closed after each test."""
+per module, and orchestrators on it (the ``orchestrators`` fixture of tests/conftest.py,
+with ``backend="dask"``) that are cancelled and closed after each test."""
 
 from __future__ import annotations
 
@@ -41,23 +42,16 @@ def client(cluster):
 
 
 @pytest.fixture
-def make_orchestrator(client, tmp_path):
-    """``make_orchestrator(**options)`` -> a Dask orchestrator on a fresh store."""
-    from mission_widgets import MissionOrchestrator
+def dask_orchestrators(orchestrators, client):
+    """``dask_orchestrators(max_concurrent=2, **options)`` -> ``orchestrators(...)`` with
+    ``backend="dask"`` on the module's cluster (cancelled and closed after the test)."""
 
-    made = []
-
-    def make(**options):
-        options.setdefault("store", tmp_path / "store")
+    def make(max_concurrent: int = 2, **options):
         options.setdefault("heartbeat_secs", 0.3)
         options.setdefault("client", client)
-        orchestrator = MissionOrchestrator(backend="dask", **options)
-        made.append(orchestrator)
-        return orchestrator
+        return orchestrators(max_concurrent, backend="dask", **options)
 
     yield make
-    for orchestrator in made:
-        orchestrator.cancel_all()
-        orchestrator.close()
+    orchestrators.cleanup()
     # A test may have killed a worker: its nanny restarts it; later tests expect two.
     client.wait_for_workers(2, timeout=60)

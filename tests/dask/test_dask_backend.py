@@ -8,7 +8,7 @@ import time
 
 import pytest
 from distributed import Client
-from mw_dask_helpers import (
+from support.dask_tasks import (
     FlakyOnce,
     Marker,
     Sleeper,
@@ -35,8 +35,8 @@ def two_steps(goal: str) -> Mission:
     )
 
 
-def test_run_all_mirrors_events_status_and_logs(make_orchestrator, client):
-    orch = make_orchestrator(max_concurrent=2)
+def test_run_all_mirrors_events_status_and_logs(dask_orchestrators, client):
+    orch = dask_orchestrators(max_concurrent=2)
     missions = [two_steps(f"goal {i}") for i in range(3)]
     for mission in missions:
         orch.submit(mission)
@@ -72,8 +72,8 @@ def test_run_all_mirrors_events_status_and_logs(make_orchestrator, client):
 
 
 @pytest.mark.parametrize("isolation", ["process", "thread"])
-def test_step_timeouts_and_retries_work_on_the_worker(make_orchestrator, isolation):
-    orch = make_orchestrator(isolation=isolation)
+def test_step_timeouts_and_retries_work_on_the_worker(dask_orchestrators, isolation):
+    orch = dask_orchestrators(isolation=isolation)
     # In a mission process SIGALRM stops even one long C call; in a Dask thread the
     # attempt is abandoned (and interrupted between bytecodes), see core.timeouts.
     chunk = None if isolation == "process" else 0.05
@@ -101,8 +101,8 @@ def test_step_timeouts_and_retries_work_on_the_worker(make_orchestrator, isolati
     assert "retry_start" in names and "retry_success" in names
 
 
-def test_killed_worker_fails_the_mission_and_it_is_not_rerun(make_orchestrator, client, tmp_path):
-    orch = make_orchestrator(max_concurrent=1)
+def test_killed_worker_fails_the_mission_and_it_is_not_rerun(dask_orchestrators, client, tmp_path):
+    orch = dask_orchestrators(max_concurrent=1)
     started, marker = tmp_path / "started", tmp_path / "marker"
     mission = Mission(
         "doomed", steps=[MissionStep("wait", "wait", executor=Marker(started, marker, 60))]
@@ -143,8 +143,8 @@ def test_killed_worker_fails_the_mission_and_it_is_not_rerun(make_orchestrator, 
 
 
 @pytest.mark.parametrize("isolation", ["process", "thread"])
-def test_cancel_really_stops_a_running_mission(make_orchestrator, client, tmp_path, isolation):
-    orch = make_orchestrator(max_concurrent=1, isolation=isolation)
+def test_cancel_really_stops_a_running_mission(dask_orchestrators, client, tmp_path, isolation):
+    orch = dask_orchestrators(max_concurrent=1, isolation=isolation)
     started, marker = tmp_path / "started", tmp_path / "marker"
     mission = Mission(
         "to cancel", steps=[MissionStep("wait", "wait", executor=Marker(started, marker, 3))]
@@ -172,8 +172,8 @@ def test_cancel_really_stops_a_running_mission(make_orchestrator, client, tmp_pa
     assert orch.cancel(mission.id) is False  # already finished
 
 
-def test_reconcile_flags_a_mission_whose_heartbeat_stopped(make_orchestrator, tmp_path):
-    orch = make_orchestrator(heartbeat_secs=0.2, heartbeat_timeout_secs=1.0)
+def test_reconcile_flags_a_mission_whose_heartbeat_stopped(dask_orchestrators, tmp_path):
+    orch = dask_orchestrators(heartbeat_secs=0.2, heartbeat_timeout_secs=1.0)
     started, marker = tmp_path / "started", tmp_path / "marker"
     mission = Mission(
         "will freeze", steps=[MissionStep("wait", "wait", executor=Marker(started, marker, 30))]
@@ -250,12 +250,12 @@ def test_history_survives_the_client_going_away(cluster, tmp_path):
             elsewhere.close()
 
 
-def test_panel_draws_rows_of_dask_missions(make_orchestrator):
+def test_panel_draws_rows_of_dask_missions(dask_orchestrators):
     try:
         from mission_widgets.widgets import MissionPanel
     except ImportError as exc:  # the panel is being built in parallel
         pytest.skip(f"mission_widgets.widgets.MissionPanel is not importable yet: {exc}")
-    orch = make_orchestrator(max_concurrent=2)
+    orch = dask_orchestrators(max_concurrent=2)
     missions = [two_steps(f"panel {i}") for i in range(2)]
     for mission in missions:
         orch.submit(mission)

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from mw_dask_helpers import Marker, Steady, dask_start, process_gone, started_info, wait_for
+from support.dask_tasks import Marker, Steady, dask_start, process_gone, started_info, wait_for
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep
 

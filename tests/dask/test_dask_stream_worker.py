@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from mw_dask_helpers import HeavyModules, Sleeper, wait_for
+from support.dask_tasks import HeavyModules, Sleeper, wait_for
 
 from mission_widgets import Mission, MissionStep
 from mission_widgets.runtime.payload import build_payload, dumps_payload, write_payload

@@ -14,7 +14,7 @@ import time
 
 import nbformat
 import pytest
-from kernel_harness import KernelSession, text_output
+from support.kernel import KernelSession, text_output
 
 from mission_widgets import MissionOrchestrator
 

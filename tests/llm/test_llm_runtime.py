@@ -8,29 +8,12 @@ import os
 import secrets
 from pathlib import Path
 
-import pytest
-
 from mission_widgets import Mission, MissionOrchestrator, MissionStep
 from mission_widgets.testing import Reply
 from mission_widgets.testing.fake_llm import FAKE_LABEL
 
 GOAL = "Explain the tides to a ten-year-old"
 WAIT = 60
-
-
-@pytest.fixture
-def orchestrators():
-    made: list[MissionOrchestrator] = []
-
-    def make(**options) -> MissionOrchestrator:
-        orch = MissionOrchestrator(**options)
-        made.append(orch)
-        return orch
-
-    yield make
-    for orch in made:
-        orch.cancel_all()
-        orch.close()
 
 
 def status_row(orch: MissionOrchestrator, mission_id: str) -> dict:

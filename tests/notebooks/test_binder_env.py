@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from notebook_runner import (
+from support.notebooks import (
     NOTEBOOKS_DIR,
     ROOT,
     execute,

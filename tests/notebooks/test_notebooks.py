@@ -15,7 +15,7 @@ import subprocess
 
 import nbformat
 import pytest
-from notebook_runner import (
+from support.notebooks import (
     KERNEL_TAGS,
     ROOT,
     cell_tags,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from executors import Chatty, Fail, Gated, ProgressThenGate, Sleeper, echo
-from runtime_helpers import (
+from support.executors import Chatty, Fail, Gated, ProgressThenGate, Sleeper, echo
+from support.runtime import (
     event_names,
     is_alive,
     one_step,

@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 import psutil
-from executors import Chatter, echo, touch
-from runtime_helpers import HERE, is_alive, one_step, store_events, wait_for
+from support.executors import Chatter, echo, touch
+from support.runtime import TESTS_DIR, is_alive, one_step, store_events, wait_for
 
 from mission_widgets import MissionOrchestrator
 from mission_widgets.runtime.store import MissionStore
@@ -19,7 +19,7 @@ FIRST_KERNEL = textwrap.dedent(
     """
     import json, sys
     sys.path.insert(0, sys.argv[1])
-    from executors import Gated, echo, touch, wait_for_path
+    from support.executors import Gated, echo, touch, wait_for_path
     from mission_widgets import Mission, MissionOrchestrator, MissionStep
 
     store, gate, out = sys.argv[2:5]
@@ -50,7 +50,7 @@ SECOND_KERNEL = textwrap.dedent(
     import json, sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[1])
-    from executors import touch
+    from support.executors import touch
     from mission_widgets import MissionOrchestrator
 
     store, ids_file, first_report, final_report = sys.argv[2:6]
@@ -83,7 +83,7 @@ def run_first_kernel(tmp_path, store_dir, gate):
     script.write_text(FIRST_KERNEL)
     ids_file = tmp_path / "ids.json"
     subprocess.run(
-        [sys.executable, str(script), str(HERE), str(store_dir), str(gate), str(ids_file)],
+        [sys.executable, str(script), str(TESTS_DIR), str(store_dir), str(gate), str(ids_file)],
         check=True,
         timeout=60,
     )
@@ -100,7 +100,7 @@ def test_second_process_reattaches_to_running_and_finished_missions(tmp_path, st
     script.write_text(SECOND_KERNEL)
     first, final = tmp_path / "first.json", tmp_path / "final.json"
     second = subprocess.Popen(
-        [sys.executable, str(script), str(HERE), str(store_dir), str(ids_file), first, final]
+        [sys.executable, str(script), str(TESTS_DIR), str(store_dir), str(ids_file), first, final]
     )
     try:
         wait_for(
@@ -157,7 +157,7 @@ QUEUEING_KERNEL = textwrap.dedent(
     """
     import json, sys
     sys.path.insert(0, sys.argv[1])
-    from executors import echo, touch
+    from support.executors import echo, touch
     from mission_widgets import Mission, MissionOrchestrator, MissionStep
 
     store, out = sys.argv[2:4]
@@ -176,7 +176,7 @@ def test_queue_of_an_exited_kernel_is_adopted(tmp_path, store_dir, orchestrators
     script.write_text(QUEUEING_KERNEL)
     ids_file = tmp_path / "ids.json"
     subprocess.run(
-        [sys.executable, str(script), str(HERE), str(store_dir), str(ids_file)],
+        [sys.executable, str(script), str(TESTS_DIR), str(store_dir), str(ids_file)],
         check=True,
         timeout=60,
     )

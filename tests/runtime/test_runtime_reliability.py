@@ -13,8 +13,8 @@ import time
 
 import psutil
 import pytest
-from executors import Gated, SpawnChildAndWait, echo
-from runtime_helpers import (
+from support.executors import Gated, SpawnChildAndWait, echo
+from support.runtime import (
     BackgroundRunAll,
     group_alive,
     is_alive,

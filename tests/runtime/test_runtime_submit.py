@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from executors import EchoModel, Gated, ReadMemory, Remember, echo
-from runtime_helpers import (
+from support.executors import EchoModel, Gated, ReadMemory, Remember, echo
+from support.runtime import (
     BackgroundRunAll,
     event_names,
     holds_for,

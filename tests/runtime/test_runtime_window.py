@@ -7,8 +7,8 @@ import asyncio
 import threading
 
 import pytest
-from executors import Gated, Touch, echo, noop
-from runtime_helpers import max_overlap, one_step, spans, wait_for, worker_processes
+from support.executors import Gated, Touch, echo, noop
+from support.runtime import max_overlap, one_step, spans, wait_for, worker_processes
 
 
 def test_short_missions_start_while_a_long_one_runs(orchestrators, store_dir, tmp_path):

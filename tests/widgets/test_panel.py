@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from widget_helpers import wait_until
-from widget_tasks import boom, hang_quietly, quick, wait_for_file
+from support.widget_tasks import boom, hang_quietly, quick, wait_for_file
+from support.widgets import wait_until
 
 from mission_widgets import Mission, MissionPanel, MissionStep
 
@@ -31,16 +31,16 @@ def settle(panel: MissionPanel, predicate, what: str, timeout: float = 20.0) -> 
     wait_until(check, timeout, what)
 
 
-def test_submit_is_disabled_with_a_reason_when_there_is_no_model(make_orchestrator, panels):
-    panel = make_orchestrator(backend="thread").panel(auto_refresh=False)
+def test_submit_is_disabled_with_a_reason_when_there_is_no_model(orchestrators, panels):
+    panel = orchestrators(backend="thread").panel(auto_refresh=False)
     panels.append(panel)
     assert panel.submit_button.disabled
     assert "needs a model" in panel.submit_reason.value
     assert panel.counts.value == "no missions yet"
 
 
-def test_submit_button_runs_the_goal_to_success(make_orchestrator, panels):
-    orch = make_orchestrator(model="demo:fast")
+def test_submit_button_runs_the_goal_to_success(orchestrators, panels):
+    orch = orchestrators(model="demo:fast")
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     assert not panel.submit_button.disabled
@@ -61,8 +61,8 @@ def test_submit_button_runs_the_goal_to_success(make_orchestrator, panels):
     assert "1 succeeded" in panel.counts.value
 
 
-def test_a_failing_click_handler_reports_and_reenables_its_button(make_orchestrator, panels):
-    orch = make_orchestrator(model="demo:fast", backend="thread")
+def test_a_failing_click_handler_reports_and_reenables_its_button(orchestrators, panels):
+    orch = orchestrators(model="demo:fast", backend="thread")
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     panel.goal_input.value = "   "
@@ -79,9 +79,9 @@ def test_a_failing_click_handler_reports_and_reenables_its_button(make_orchestra
     assert not panel.poll_button.disabled
 
 
-def test_run_queued_starts_within_the_window_and_tops_it_up(make_orchestrator, panels, tmp_path):
+def test_run_queued_starts_within_the_window_and_tops_it_up(orchestrators, panels, tmp_path):
     release = tmp_path / "release"
-    orch = make_orchestrator(max_concurrent=2)
+    orch = orchestrators(max_concurrent=2)
     missions = [one_step(f"queued {i}", wait_for_file, f"wait for {release}") for i in range(4)]
     for mission in missions:
         orch.submit(mission)
@@ -102,8 +102,8 @@ def test_run_queued_starts_within_the_window_and_tops_it_up(make_orchestrator, p
     assert all(row_of(panel, m.id).bar.bar_style == "success" for m in missions)
 
 
-def test_poll_button_brings_rows_up_to_date(make_orchestrator, panels):
-    orch = make_orchestrator()
+def test_poll_button_brings_rows_up_to_date(orchestrators, panels):
+    orch = orchestrators()
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     handle = orch.run_async(one_step("quick one", quick))
@@ -120,8 +120,8 @@ def test_poll_button_brings_rows_up_to_date(make_orchestrator, panels):
     assert row.bar.value == 1.0
 
 
-def test_cancel_button_stops_the_mission_and_keeps_the_danger_style(make_orchestrator, panels):
-    orch = make_orchestrator(cancel_grace_secs=1.0)
+def test_cancel_button_stops_the_mission_and_keeps_the_danger_style(orchestrators, panels):
+    orch = orchestrators(cancel_grace_secs=1.0)
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     handle = orch.run_async(one_step("hangs", hang_quietly))
@@ -135,8 +135,8 @@ def test_cancel_button_stops_the_mission_and_keeps_the_danger_style(make_orchest
     assert "cancelled" in row.status.value
 
 
-def test_stall_badge_appears_with_its_reason(make_orchestrator, panels):
-    orch = make_orchestrator()
+def test_stall_badge_appears_with_its_reason(orchestrators, panels):
+    orch = orchestrators()
     panel = orch.panel(auto_refresh=False, no_progress_secs=0.3)
     panels.append(panel)
     handle = orch.run_async(one_step("stuck", hang_quietly))
@@ -154,8 +154,8 @@ def test_stall_badge_appears_with_its_reason(make_orchestrator, panels):
     assert "stalled" in panel.message.value
 
 
-def test_details_show_steps_last_error_and_log_tail(make_orchestrator, panels):
-    orch = make_orchestrator()
+def test_details_show_steps_last_error_and_log_tail(orchestrators, panels):
+    orch = orchestrators()
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     mission = Mission(
@@ -177,8 +177,8 @@ def test_details_show_steps_last_error_and_log_tail(make_orchestrator, panels):
     assert row.detail.layout.display == "none"
 
 
-def test_a_thousand_missions_make_one_page_of_rows(make_orchestrator, panels):
-    orch = make_orchestrator(backend="thread", model="demo:fast")
+def test_a_thousand_missions_make_one_page_of_rows(orchestrators, panels):
+    orch = orchestrators(backend="thread", model="demo:fast")
     missions = [Mission(f"goal {i}") for i in range(1000)]
     for mission in missions:
         orch.submit(mission)
@@ -200,8 +200,8 @@ def test_a_thousand_missions_make_one_page_of_rows(make_orchestrator, panels):
     assert len(panel.rows_box.children) == 25
 
 
-def test_max_concurrent_control_drives_the_orchestrator(make_orchestrator, panels):
-    orch = make_orchestrator(backend="thread", max_concurrent=3)
+def test_max_concurrent_control_drives_the_orchestrator(orchestrators, panels):
+    orch = orchestrators(backend="thread", max_concurrent=3)
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     assert panel.max_concurrent.value == 3
@@ -212,9 +212,9 @@ def test_max_concurrent_control_drives_the_orchestrator(make_orchestrator, panel
     assert panel.max_concurrent.get_state()["value"] == 2
 
 
-def test_auto_refresh_follows_running_missions_then_goes_idle(make_orchestrator, panels, tmp_path):
+def test_auto_refresh_follows_running_missions_then_goes_idle(orchestrators, panels, tmp_path):
     release = tmp_path / "go"
-    orch = make_orchestrator()
+    orch = orchestrators()
     panel = orch.panel(auto_refresh=True, refresh_interval=0.25)
     panels.append(panel)
     handle = orch.run_async(one_step("watched", wait_for_file, f"wait for {release}"))
@@ -227,8 +227,8 @@ def test_auto_refresh_follows_running_missions_then_goes_idle(make_orchestrator,
     assert "idle" in panel.refresh_note.value
 
 
-def test_closing_the_panel_stops_its_refresh_thread(make_orchestrator, panels, tmp_path):
-    orch = make_orchestrator()
+def test_closing_the_panel_stops_its_refresh_thread(orchestrators, panels, tmp_path):
+    orch = orchestrators()
     panel = orch.panel(auto_refresh=True, refresh_interval=0.25)
     handle = orch.run_async(one_step("watched", wait_for_file, f"wait for {tmp_path / 'x'}"))
     wait_until(lambda: panel.refreshing, 5, "the refresh thread to start")
@@ -237,8 +237,8 @@ def test_closing_the_panel_stops_its_refresh_thread(make_orchestrator, panels, t
     orch.cancel(handle.mission_id)
 
 
-def test_static_html_is_in_the_mimebundle(make_orchestrator, panels):
-    orch = make_orchestrator(backend="thread")
+def test_static_html_is_in_the_mimebundle(orchestrators, panels):
+    orch = orchestrators(backend="thread")
     orch.submit(one_step("<b>escaped</b> goal", quick))
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
@@ -249,8 +249,8 @@ def test_static_html_is_in_the_mimebundle(make_orchestrator, panels):
     assert "1 pending" in html
 
 
-def test_bad_panel_options_are_refused(make_orchestrator):
-    orch = make_orchestrator(backend="thread")
+def test_bad_panel_options_are_refused(orchestrators):
+    orch = orchestrators(backend="thread")
     with pytest.raises(ValueError, match="page_size"):
         MissionPanel(orch, page_size=0)
     with pytest.raises(ValueError, match="refresh_interval"):

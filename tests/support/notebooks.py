@@ -21,7 +21,7 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-from mission_widgets.testing import kernelspec
+from support import kernelspec
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = ROOT / "notebooks"

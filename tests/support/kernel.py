@@ -20,7 +20,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from mission_widgets.testing import kernelspec
+from support import kernelspec
 
 KERNEL_NAME = "python3"
 

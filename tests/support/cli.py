@@ -1,13 +1,12 @@
-"""Helpers of the command-line tests (a uniquely named module: test folders share one
-sys.path, so ``from conftest import`` would pick another folder's conftest)."""
+"""Helpers of the command-line tests: the environment of a ``python -m mission_widgets`` run."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from mission_widgets.testing.waiting import wait_for as wait_for
-from mission_widgets.testing.waiting import worker_processes as worker_processes
+from support.waiting import wait_for as wait_for
+from support.waiting import worker_processes as worker_processes
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ import cloudpickle
 import psutil
 
 from mission_widgets.core.events import report_progress
-from mission_widgets.testing.waiting import wait_for as wait_for
+from support.waiting import wait_for as wait_for
 
 
 class Steady:

@@ -1,14 +1,17 @@
-"""Waiting on conditions and finding worker processes: for tests of missions (ours and yours).
+"""Waiting on conditions and finding worker processes: for the tests.
 
 ``wait_for`` polls a condition with a deadline instead of sleeping and hoping;
-``worker_processes`` finds the live workers of a store, to prove none is left behind.
+``worker_processes`` finds the live workers of a store, and ``check_no_worker_left`` proves
+none is left behind (the guard of the ``no_worker_left`` fixture).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psutil
@@ -59,3 +62,33 @@ def worker_processes(marker: str | os.PathLike) -> list[psutil.Process]:
         if WORKER_MODULE in cmdline and marker in cmdline:
             found.append(proc)
     return found
+
+
+def kill_hard(procs: Iterable[psutil.Process]) -> None:
+    """SIGKILL each process's group and the process itself (resumed first if stopped)."""
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGCONT)
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.resume()
+            proc.kill()
+
+
+def check_no_worker_left(marker: str | os.PathLike, timeout: float = 10.0) -> None:
+    """AssertionError when a worker whose command line mentions ``marker`` still runs after
+    ``timeout`` seconds (a finished worker may still be exiting); stragglers are killed first,
+    by pid, so they do not outlive the failure."""
+    deadline = time.monotonic() + timeout
+    stray = worker_processes(marker)
+    while stray and time.monotonic() < deadline:
+        time.sleep(0.05)
+        stray = worker_processes(marker)  # again: a late start counts too
+    if not stray:
+        return
+    described = []
+    for proc in stray:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            described.append(f"{proc.pid}: {' '.join(proc.cmdline())}")
+    kill_hard(stray)
+    raise AssertionError(f"worker processes outlived the test: {described}")

@@ -1,14 +1,12 @@
 """Helpers of the runtime tests: condition waits, processes, direct reads of a store's
-SQLite file, and run_all() on a thread. (Fixtures are in conftest.py.)"""
+SQLite file, and run_all() on a thread. (Fixtures are in tests/conftest.py.)"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,14 +16,15 @@ from typing import Any
 import psutil
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep
-from mission_widgets.testing.waiting import WORKER_MODULE as WORKER_MODULE
-from mission_widgets.testing.waiting import is_alive as is_alive
-from mission_widgets.testing.waiting import wait_for as wait_for
-from mission_widgets.testing.waiting import worker_processes as worker_processes
+from support.waiting import WORKER_MODULE as WORKER_MODULE
+from support.waiting import is_alive as is_alive
+from support.waiting import kill_hard as kill_hard
+from support.waiting import wait_for as wait_for
+from support.waiting import worker_processes as worker_processes
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # executors must import in this process and in workers
-    sys.path.insert(0, str(HERE))
+#: The folder that holds the ``support`` package: for Python processes a test starts itself,
+#: which put it on their sys.path to import ``support.executors``.
+TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 # -- waiting ---------------------------------------------------------------------------------
@@ -85,16 +84,6 @@ def suspend_outside_write(proc: psutil.Process, db_path: str | os.PathLike) -> N
                 proc.resume()
         time.sleep(0.01)
     raise AssertionError(f"could not stop {proc.pid} outside a store transaction")
-
-
-def kill_hard(procs: Iterable[psutil.Process]) -> None:
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGCONT)
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.resume()
-            proc.kill()
 
 
 # -- the store, read directly --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from mission_widgets.testing import kernelspec
+from support import kernelspec
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
