@@ -37,7 +37,7 @@ def test_status_enums_have_todays_strings():
         "cancelled",
     )
     assert [s.value for s in StepStatus] == ["pending", "running", "retrying", "done", "failed"]
-    assert TERMINAL_STATUSES == {"succeeded", "failed", "stalled", "cancelled"}
+    assert {"succeeded", "failed", "stalled", "cancelled"} == TERMINAL_STATUSES
 
 
 @pytest.mark.parametrize("status", list(MissionStatus) + list(StepStatus))
@@ -46,7 +46,7 @@ def test_a_status_reads_as_its_plain_string_everywhere(status):
     assert status == plain and isinstance(status, str)
     assert str(status) == plain
     assert f"{status}" == plain and f"{status:>12}" == f"{plain:>12}"
-    assert "%s" % status == plain
+    assert f"{status}" == plain
     assert json.dumps({"s": status}) == json.dumps({"s": plain})
     restored = pickle.loads(pickle.dumps(status))
     assert restored == plain and type(restored) is str
@@ -67,7 +67,7 @@ def test_a_mission_uses_the_enums_and_json_gets_strings(tmp_path):
     mission.save(tmp_path / "m.json")
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["status"] == "succeeded" and saved["steps"][0]["status"] == "done"
-    done = [e for e in mission.audit_log if e["event"] == "mission_done"][0]
+    done = next(e for e in mission.audit_log if e["event"] == "mission_done")
     assert json.loads(json.dumps(done))["status"] == "succeeded"
     assert "status='succeeded'" in repr(mission)
 
