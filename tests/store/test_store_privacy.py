@@ -8,7 +8,7 @@ import pickle
 import stat
 
 import pytest
-from conftest import NOBODY, run_python
+from support.stores import NOBODY, run_python
 
 from mission_widgets import MissionOrchestrator
 from mission_widgets.core.events import make_event
