@@ -1044,9 +1044,8 @@ class DaskBackend(Backend):
             self._beats[mission_id] = now
             self.store.heartbeat(mission_id)
 
-    def alive(self, mission_id: str, row: dict[str, Any]) -> bool:
-        if (row.get("backend") or self.name) != self.name:
-            return super().alive(mission_id, row)
+    def is_alive(self, row: Any) -> bool | None:
+        mission_id = row["id"]
         if row.get("finished_at") is not None:
             return False  # its last event is in the store
         with self._lock:
@@ -1143,21 +1142,26 @@ class DaskBackend(Backend):
                 "scheduler restarted"
             )
 
-    def exit_reason(self, mission_id: str, row: dict[str, Any]) -> str:
-        if (row.get("backend") or self.name) != self.name:
-            return super().exit_reason(mission_id, row)
+    def exit_reason(self, row: Any) -> str:
+        mission_id = row["id"]
         return self._reasons.get(mission_id) or (
             f"dask task {self._keys.get(mission_id, '?')} ended without a final event"
         )
 
     # -- stopping -------------------------------------------------------------------------------
 
-    def terminate(self, mission_id: str, row: dict[str, Any], grace: float) -> None:
+    def can_cancel_here(self, row: Any) -> bool:
+        return True
+
+    @classmethod
+    def observer(cls, store: MissionStore) -> Backend:
+        """Without a client nothing can be asked of the cluster: the base answers."""
+        return Backend(store)
+
+    def stop(self, row: Any, grace: float) -> None:
         """Stop the mission where it runs (kill its process / interrupt its thread), or
         make sure it never starts; wait up to ``grace`` + 5 s for its last event."""
-        if (row.get("backend") or self.name) != self.name:
-            super().terminate(mission_id, row, grace)
-            return
+        mission_id = row["id"]
         if row.get("status") == "stalled" and row.get("stall_reason"):
             status, reason = "stalled", f"{row['stall_reason']} (killed)"
         else:
