@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, str | type[Backend]] = {
     "subprocess": "mission_widgets.runtime.subprocess_backend:SubprocessBackend",
     "thread": "mission_widgets.runtime.thread_backend:ThreadBackend",
-    "dask": "mission_widgets.runtime.dask_backend:DaskBackend",
+    "dask": "mission_widgets.runtime.dask_kernel:DaskBackend",
 }
 _LOCK = threading.Lock()
 
