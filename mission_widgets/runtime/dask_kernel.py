@@ -27,7 +27,7 @@ namespace first replays the event log into its store. The namespace defaults to
 * event timestamps come from the worker's clock (stall detection compares them with the
   kernel's); heartbeats are stamped on arrival with the kernel's clock.
 
-Liveness: ``alive`` reads the kernel's Future (finished, erred, cancelled) and, once a
+Liveness: ``is_alive`` reads the kernel's Future (finished, erred, cancelled) and, once a
 mission has started on a worker, asks the scheduler (``Client.processing`` and task states,
 at most once a second) whether that worker still runs it: a worker that left the cluster,
 or a task the scheduler rescheduled, means the worker was lost and the mission ends
