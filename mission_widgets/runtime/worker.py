@@ -176,7 +176,7 @@ END_RETRY_ENV = "MISSION_WIDGETS_END_RETRY_SECS"
 
 
 def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
-    store = MissionStore(store_dir, create=False)
+    store = MissionStore(store_dir, create=False, role="worker")
     heartbeat = Heartbeat(store, mission_id, heartbeat_secs).start()
     try:
         payload = read_payload(store.path_of("mission", mission_id))
