@@ -6,8 +6,8 @@ re-ran the task because the worker that ran it was lost, and the mission then en
 ``failed`` with that reason instead of silently starting over (unless
 ``worker_lost_retries`` allows it). It then runs the mission
 
-* ``isolation="process"``: in a child process, ``python -m mission_widgets.worker
-  --stream`` (the subprocess backend's worker code), whose event records and heartbeats
+* ``isolation="process"``: in a child process, :mod:`.dask_child` (the subprocess
+  backend's worker code, reporting on a pipe), whose event records and heartbeats
   come back on a pipe and whose output a :class:`_LogPump` forwards in chunks; cancel kills
   its process group; decisions and explanations for a waiting mission go to its stdin;
 * ``isolation="thread"``: in the task's own thread; cancel is cooperative plus an
@@ -42,9 +42,10 @@ from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.timeouts import async_raise
 from .backends import worker_environment
+from .dask_child import safe_record
 from .payload import write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
-from .worker import Heartbeat, event_record, run_payload
+from .worker import Heartbeat, run_payload
 
 #: Metadata path (on the scheduler) under which each mission's claim is kept.
 CLAIMS = ("mission_widgets", "claims")
@@ -298,10 +299,8 @@ def run_mission_on_dask(
             _run_in_thread(run, payload, start_event, config)
         else:
             _run_in_child(run, payload, start_event, config, worker.address)
-    except BaseException as exc:  # never leave the kernel without an end
+    except BaseException as exc:  # never leave the kernel without an end, nor the worker dead
         publisher.end("failed", f"the dask task failed: {describe_error(exc)}")
-        if not isinstance(exc, Exception):
-            raise
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE.pop(mission_id, None)
@@ -327,7 +326,7 @@ def _run_in_thread(
     ).start()
 
     def sink(event: dict[str, Any]) -> None:
-        record = _plain(event_record(mission, event))
+        record = _plain(safe_record(mission, event))
         publisher.event(record["event"], record["summary"], record["final"])
 
     error = None
@@ -339,6 +338,8 @@ def _run_in_thread(
             run.detach_thread()
     except MissionCancelled:  # the interrupt landed outside the engine's own handling
         pass
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: what they are
+        error = describe_error(exc)
     finally:
         heartbeat.stop()
     if error is not None:
@@ -398,8 +399,7 @@ def _run_in_child(
                 [
                     sys.executable,
                     "-m",
-                    "mission_widgets.worker",
-                    "--stream",
+                    "mission_widgets.runtime.dask_child",
                     str(record_w),
                     str(path),
                     repr(float(config["heartbeat_secs"])),
@@ -427,6 +427,7 @@ def _run_in_child(
         pump = _LogPump(log_r, publisher)
         pump.start()
         last = None  # mission_done waits for the process's last output: the log is complete
+        end: dict[str, Any] | None = None  # why the mission could not end by itself
         with os.fdopen(record_r, "r", encoding="utf-8", errors="replace") as records:
             for line in records:
                 try:
@@ -436,6 +437,8 @@ def _run_in_child(
                 kind = record.get("kind")
                 if kind == "heartbeat":
                     publisher.heartbeat()
+                elif kind == "end":
+                    end = record
                 elif kind == "event" and record["event"].get("event") == "mission_done":
                     last = record
                 elif kind == "event":
@@ -447,6 +450,8 @@ def _run_in_child(
         if publisher.final is None:
             if run.stop_request is not None:
                 publisher.end(*run.stop_request)
+            elif end is not None:
+                publisher.end(str(end.get("status") or "failed"), end.get("error"))
             else:
                 reason = f"the mission's process on dask worker {address}: {describe_exit(code)}"
                 if pump.tail:
