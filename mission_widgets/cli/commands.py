@@ -145,9 +145,8 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
             f"orch.cancel({mission_id!r})"
         )
     pid, started = row["pid"], row["pid_started"]
-    was_alive = pid is not None and process_alive(pid, started)
-    if was_alive:
-        kill_process_tree(pid, started, CANCEL_GRACE_SECS)
+    # The end is recorded first: stopping the worker first would let its owner see a dead
+    # worker and record "failed" before this cancel is written.
     event = store.finish_if_unfinished(mission_id, "cancelled", "cancelled from the command line")
     if event is None:
         final = store.row(mission_id) or {}
@@ -155,6 +154,9 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
             f"{PROG} cancel: mission {mission_id} finished ({final.get('status')}) before it "
             "could be cancelled"
         )
+    was_alive = pid is not None and process_alive(pid, started)
+    if was_alive:
+        kill_process_tree(pid, started, CANCEL_GRACE_SECS)
     how = f"worker pid {pid} stopped" if was_alive else f"its worker pid {pid} was already gone"
     console.print(f"Cancelled mission {mission_id} ({how}).")
     return EXIT_OK
