@@ -18,8 +18,6 @@ from typing import Any, TextIO
 
 from ..core import progress as pg
 
-_ANSI = {"info": "36", "success": "32", "danger": "31", "warning": "33"}
-
 #: C0 controls but \t and \n, DEL, C1 controls, and the bidirectional overrides and isolates
 #: (they reorder what a reader sees: "Trojan Source").
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -84,14 +82,7 @@ class Console:
         return self.size[0] - 1
 
     def styler(self) -> pg.Styler | None:
-        if not self.color:
-            return None
-
-        def style(text: str, bar_style: str) -> str:
-            code = _ANSI.get(bar_style)
-            return f"\x1b[{code}m{text}\x1b[0m" if code and text.strip() else text
-
-        return style
+        return pg.ansi if self.color else None
 
     def bold(self, text: str) -> str:
         return f"\x1b[1m{text}\x1b[0m" if self.color else text
