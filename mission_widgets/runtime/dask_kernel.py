@@ -50,7 +50,7 @@ from ..core.mission import Mission
 from ..core.models import model_label
 from .backends import Backend, ExitCallback
 from .dask_ingest import TopicIngest
-from .dask_worker import run_mission_on_dask, stop_on_worker
+from .dask_worker import deliver_on_worker, run_mission_on_dask, stop_on_worker
 from .payload import build_payload, dumps_payload
 from .processes import process_start_time
 from .store import MissionStore
@@ -167,6 +167,7 @@ class DaskBackend(Backend):
             backend_name=self.name,
             on_start=self._on_start,
             on_end=self._on_end,
+            on_tick=self.forward_requests,
         )
         self.ingest.start(replay=replay)
 
@@ -248,6 +249,36 @@ class DaskBackend(Backend):
             self._known.discard(mission_id)
         if written:
             self.on_exit(mission_id)
+
+    def forward_requests(self) -> int:
+        """Hand the store's decisions and explanations for missions running on workers to
+        the worker that runs each (any process may have written them: ``orch.decide``, the
+        CLI, another kernel); returns how many were delivered. One that cannot be delivered
+        now goes back to the store for a later round."""
+        with self._lock:
+            where = {mission_id: worker for mission_id, (worker, _) in self._started.items()}
+        if not where:
+            return 0
+        delivered = 0
+        for request in self.store.take_requests(list(where), FORWARDED_REQUESTS):
+            mission_id, kind, payload = request["mission_id"], request["kind"], request["payload"]
+            try:
+                replies = self.client.run(
+                    deliver_on_worker,
+                    mission_id,
+                    kind,
+                    payload,
+                    workers=[where[mission_id]],
+                    on_error="return",
+                )
+            except Exception as exc:
+                logger.info("mission_widgets: cannot reach the worker of %s: %s", mission_id, exc)
+                replies = {}
+            if "delivered" in replies.values():
+                delivered += 1
+            elif not self._finished(mission_id):
+                self.store.add_request(mission_id, kind, payload)
+        return delivered
 
     # -- liveness ------------------------------------------------------------------------------
 
