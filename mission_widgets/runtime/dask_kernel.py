@@ -171,8 +171,6 @@ class DaskBackend(Backend):
         )
         self.ingest.start(replay=replay)
 
-    # -- submitting ---------------------------------------------------------------------------
-
     def check(self, mission: Mission) -> None:
         dumps_payload(build_payload(mission))
 
@@ -229,10 +227,6 @@ class DaskBackend(Backend):
         # kernel's lifetime. mission_done wakes the orchestrator; other ends show at its poll.
         return None
 
-    def flush(self) -> int:
-        """Write every message received so far into the store now; returns how many were new."""
-        return self.ingest.flush()
-
     def _on_start(self, mission_id: str, event: dict[str, Any]) -> None:
         with self._lock:
             self._started[mission_id] = (str(event.get("worker")), time.monotonic())
@@ -279,8 +273,6 @@ class DaskBackend(Backend):
             elif not self._finished(mission_id):
                 self.store.add_request(mission_id, kind, payload)
         return delivered
-
-    # -- liveness ------------------------------------------------------------------------------
 
     def _info(self, mission_id: str) -> tuple[str | None, tuple[str, float] | None, int]:
         """(task key, (worker, when known) once started, worker_lost_retries) of a mission."""
@@ -372,7 +364,7 @@ class DaskBackend(Backend):
         if future is None or future.status != "pending" or self.ingest.pending:
             # Received before the task ended means written before this answer: poll_async
             # then finds the mission's last event in the store, not a dead task.
-            self.flush()
+            self.ingest.flush()
         key, started, retries = self._info(mission_id)
         if future is not None:
             status = future.status
@@ -440,7 +432,7 @@ class DaskBackend(Backend):
 
     def _settle_gone(self, mission_id: str, key: str, state: str | None) -> None:
         """A task of an earlier kernel is no longer running: fetch its end, or explain."""
-        self.flush()
+        self.ingest.flush()
         if not self._finished(mission_id) and time.monotonic() - self.ingest.last_replay > 1.0:
             self.ingest.replay()
         if self._finished(mission_id):
@@ -462,8 +454,6 @@ class DaskBackend(Backend):
             f"dask task {self._keys.get(mission_id, '?')} ended without a final event"
         )
 
-    # -- stopping -------------------------------------------------------------------------------
-
     def terminate(self, mission_id: str, row: dict[str, Any], grace: float) -> None:
         """Stop the mission where it runs (kill its process / interrupt its thread), or
         make sure it never starts; wait up to ``grace`` + 5 s for its last event."""
@@ -474,7 +464,7 @@ class DaskBackend(Backend):
             status, reason = "stalled", f"{row['stall_reason']} (killed)"
         else:
             status, reason = "cancelled", "cancelled by user"
-        self.flush()
+        self.ingest.flush()
         key, started, _ = self._info(mission_id)
         with self._lock:
             future = self._futures.get(mission_id)

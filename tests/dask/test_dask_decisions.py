@@ -116,3 +116,18 @@ def test_no_decision_in_time_applies_the_fallback_on_dask(dask_orchestrators, is
     assert len(aborted) == 1 and aborted[0].get("decided_by") == "timeout"
     assert "timeout" in (mission.error or "").lower() or "no decision" in (mission.error or "")
     assert len(events_named(orch, mission.id, "mission_done")) == 1
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_cancel_stops_a_mission_waiting_on_dask(dask_orchestrators, isolation):
+    orch = dask_orchestrators(isolation=isolation)
+    mission = asking("waits, then is cancelled")
+    handle = orch.run_async(mission)
+    wait_until_waiting(orch, mission)
+
+    orch.cancel(mission.id)
+    handle.wait(timeout=60)
+
+    assert mission.status == "cancelled"
+    assert len(events_named(orch, mission.id, "mission_done")) == 1
+    assert not events_named(orch, mission.id, "escalation_retry")
