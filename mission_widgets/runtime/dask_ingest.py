@@ -328,7 +328,7 @@ class TopicIngest:
             )
             if name != "dask_start":  # handed to a worker (not queued), which one is unknown
                 self.store.set_process(mission_id, 0, None)
-        elif row.get("finished_at") is not None:
+        elif row["finished_at"] is not None:
             if name == "mission_done":
                 self._end(mission_id, message["uid"], notify=False)
             return 0  # ended here already (cancel, lost worker): later news is moot

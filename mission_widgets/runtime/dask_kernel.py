@@ -394,8 +394,8 @@ class DaskBackend(Backend):
         return True
 
     def _finished(self, mission_id: str) -> bool:
-        row = self.store.row(mission_id) or {}
-        return row.get("finished_at") is not None
+        row = self.store.row(mission_id)
+        return row is not None and row["finished_at"] is not None
 
     def _settle_future(self, mission_id: str, future: Any) -> None:
         """The task ended: make sure its last message is in the store, or say why not."""
