@@ -7,6 +7,7 @@ they would a notebook's functions.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -80,6 +81,26 @@ class FlakyOnce:
         if self.calls == 1:
             raise ConnectionError("flaky network (first attempt)")
         return f"ok after {self.calls} attempts"
+
+
+class ShowsContextOnRetry:
+    """Fails its first attempt in a run; then returns the context it was given."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, task: str, session: Any, context: str | None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("wrong column name (first attempt)")
+        return f"context: {context}"
+
+
+async def async_upper(task: str, session: Any, context: str | None) -> str:
+    """An ``async def`` executor: awaits, reports which thread ran its event loop."""
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    return f"{task.upper()} on {type(loop).__name__}"
 
 
 class HeavyModules:
