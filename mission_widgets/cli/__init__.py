@@ -1,8 +1,8 @@
-"""The ``mission-widgets`` command: ``demo``, ``status``, ``cancel``, ``prune``, ``store``, ``lab``...
+"""The ``mission-widgets`` command: ``demo``, ``status``, ``cancel``, ``prune``, ``store``, ...
 
 This module parses the command line and runs one command; the commands live beside it
-(:mod:`.demo`, :mod:`.commands`, :mod:`.history`), terminal output in :mod:`.terminal` (which escapes
-everything a mission wrote before it reaches the terminal).
+(:mod:`.demo`, :mod:`.commands`, :mod:`.history`), terminal output in :mod:`.terminal`
+(which escapes everything a mission wrote before it reaches the terminal).
 
 Exit codes: 0 success; 1 the command ran but could not do what was asked (unknown or
 finished mission, unexpected demo outcome); 2 usage errors and a missing, unreadable or
