@@ -27,6 +27,7 @@ from .common import (
 from .terminal import Console, escape_control
 
 if TYPE_CHECKING:
+    from ..runtime.backend import Backend
     from ..runtime.store import MissionStore
     from ..runtime.store_row import MissionRow
 
@@ -76,23 +77,30 @@ def recent_rows(store: MissionStore, limit: int | None) -> list[MissionRow]:
     )
 
 
-def row_view(row: MissionRow, now: float) -> pg.MissionView:
-    """The view of one status line; an unfinished mission whose worker is gone says so."""
-    from ..runtime.processes import process_alive
+class RowViews:
+    """Status lines of store rows; an unfinished mission whose executor is gone says so
+    (asked of the row's backend, one observer per backend name)."""
 
-    view = pg.mission_view(row, now)
-    gone = (
-        row["finished_at"] is None
-        and row["pid"] is not None
-        and row["backend"] == "subprocess"
-        and not process_alive(row["pid"], row["pid_started"])
-    )
-    if gone:
-        view = view._replace(
-            stall_reason=f"worker pid {row['pid']} is not running (it ended without a "
-            "final event; an orchestrator on this store will record it as failed)"
-        )
-    return view
+    def __init__(self, store: MissionStore, now: float) -> None:
+        self.store = store
+        self.now = now
+        self.backends: dict[str | None, Backend] = {}
+
+    def __call__(self, row: MissionRow) -> pg.MissionView:
+        from ..runtime.registry import backend_for_row
+
+        view = pg.mission_view(row, self.now)
+        if row["finished_at"] is None and row["pid"] is not None:
+            name = row["backend"]
+            if name not in self.backends:
+                self.backends[name] = backend_for_row(row, self.store)
+            backend = self.backends[name]
+            if backend.is_alive(row) is False:
+                view = view._replace(
+                    stall_reason=f"{backend.exit_reason(row)}; an orchestrator on this store "
+                    "will record it as failed"
+                )
+        return view
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -101,8 +109,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     total = sum(counts.values())
     console.print(f"Store: {store.root} ({total} missions: {pg.format_counts(counts)})")
     rows = recent_rows(store, None if args.all else args.limit)
-    now = time.time()
-    views = [row_view(row, now) for row in rows]
+    views = list(map(RowViews(store, time.time()), rows))
     if views:
         for line in console.table(views):
             console.print(line)

@@ -323,7 +323,7 @@ def test_status_notes_a_worker_that_is_gone(run_cli, tmp_path):
     store.close()
     done = run_cli("status", "--store", tmp_path / "ghost")
     assert done.returncode == 0, done.stderr
-    assert "worker pid 4206649 is not running" in done.stdout
+    assert "worker process 4206649 is gone" in done.stdout
 
 
 # -- cancel --------------------------------------------------------------------------------------
