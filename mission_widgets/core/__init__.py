@@ -14,17 +14,27 @@ from .errors import (
     classify_error,
 )
 from .events import EVENT_FIELDS, emit_event, make_event, report_progress
-from .hooks import HOOK_SIGNATURES, MissionHooks
-from .mission import MISSION_STATUSES, TERMINAL_STATUSES, Mission
+from .hooks import EVENT_HOOKS, HOOK_SIGNATURES, MissionHooks
+from .ids import validate_mission_id
+from .listeners import dispatch
+from .mission import Mission
 from .models import DemoModel, LazyModel, register_provider, resolve_model
 from .planning import parse_plan
 from .policy import StallPolicy
 from .replay import apply_event
 from .session import SharedSession
-from .step import STEP_STATUSES, MissionStep
+from .status import (
+    MISSION_STATUSES,
+    STEP_STATUSES,
+    TERMINAL_STATUSES,
+    MissionStatus,
+    StepStatus,
+)
+from .step import MissionStep
 
 __all__ = [
     "EVENT_FIELDS",
+    "EVENT_HOOKS",
     "HOOK_SIGNATURES",
     "MISSION_STATUSES",
     "STEP_STATUSES",
@@ -36,19 +46,23 @@ __all__ = [
     "MissionCancelled",
     "MissionError",
     "MissionHooks",
+    "MissionStatus",
     "MissionStep",
     "MissionValidationError",
     "ModelResolutionError",
     "PlanError",
     "SharedSession",
     "StallPolicy",
+    "StepStatus",
     "StepTimeoutError",
     "apply_event",
     "classify_error",
+    "dispatch",
     "emit_event",
     "make_event",
     "parse_plan",
     "register_provider",
     "report_progress",
     "resolve_model",
+    "validate_mission_id",
 ]

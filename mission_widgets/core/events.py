@@ -74,7 +74,7 @@ class StepContext:
 
     __slots__ = ("attempt", "emit", "step")
 
-    def __init__(self, emit: Callable[..., None], step: Any, attempt: int) -> None:
+    def __init__(self, emit: Callable[..., Any], step: Any, attempt: int) -> None:
         self.emit = emit  # emit(name, step_id=..., attempt=..., **extra)
         self.step = step  # None while planning
         self.attempt = attempt
@@ -83,11 +83,6 @@ class StepContext:
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "mission_widgets_step", default=None
 )
-
-
-def current_step_context() -> StepContext | None:
-    """The step attempt the calling code runs in, or None outside a mission."""
-    return _current.get()
 
 
 def set_step_context(ctx: StepContext | None) -> contextvars.Token:

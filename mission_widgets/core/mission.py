@@ -10,8 +10,8 @@ steps run in the calling thread; ready ``parallel=True`` steps run together on t
 
 from __future__ import annotations
 
-import base64
 import contextvars
+import functools
 import os
 import queue
 import threading
@@ -19,8 +19,8 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 
+from . import checkpoint
 from .errors import (
-    CheckpointError,
     MissionCancelled,
     MissionValidationError,
     ModelResolutionError,
@@ -35,12 +35,14 @@ from .events import (
     reset_step_context,
     set_step_context,
 )
-from .hooks import MissionHooks
-from .jsonio import read_json_file, write_json_atomic
-from .models import LazyModel, model_label, registered_providers, resolve_model, split_spec
+from .hooks import HookSink, MissionHooks
+from .ids import new_mission_id, validate_mission_id
+from .listeners import dispatch
+from .models import model_label, model_spec, registered_providers, resolve_model, split_spec
 from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .session import SharedSession
+from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, check_executor
 from .timeouts import call_with_timeout
 
@@ -49,19 +51,19 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MISSION_STATUSES = ("pending", "planning", "running", "succeeded", "failed", "stalled", "cancelled")
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "stalled", "cancelled"})
-MISSION_FORMAT = "mission_widgets.mission"
+__all__ = [
+    "MISSION_STATUSES",
+    "TERMINAL_STATUSES",
+    "Mission",
+    "MissionStatus",
+    "new_mission_id",
+    "retry_delay",
+]
 
 #: Longest wait between retries, in seconds (before the backoff factor).
 MAX_BACKOFF_SECS = 30.0
 #: Progress events of one step closer together than this are dropped (the value is kept).
 PROGRESS_EVENT_INTERVAL = 0.05
-
-
-def new_mission_id() -> str:
-    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    return f"mission_{stamp}_{os.urandom(4).hex()}"
 
 
 def retry_delay(attempt: int, factor: float) -> float:
@@ -83,49 +85,6 @@ def _coerce_step(item: MissionStep | Mapping[str, Any], index: int) -> MissionSt
     raise MissionValidationError(
         f"step #{index + 1} must be a MissionStep or a dict, got {type(item).__name__}"
     )
-
-
-def encode_value(value: Any) -> Any:
-    """JSON as is when possible, else a cloudpickle blob (for results and executors)."""
-    import json
-
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return {"__pickle__": pickle_b64(value), "repr": repr(value)[:200]}
-
-
-def decode_value(value: Any) -> Any:
-    if isinstance(value, dict) and "__pickle__" in value:
-        return unpickle_b64(value["__pickle__"])
-    return value
-
-
-def pickle_b64(value: Any) -> str:
-    """Pickle for save files with cloudpickle, so notebook functions travel by value.
-
-    A worker whose executors are all importable never loaded cloudpickle (its payload was
-    plain references): there the stdlib pickler gives the same bytes without the import.
-    """
-    import pickle
-    import sys
-
-    from_main = "__main__" in (getattr(value, "__module__", None), type(value).__module__)
-    if "cloudpickle" not in sys.modules and not from_main:
-        try:
-            return base64.b64encode(pickle.dumps(value)).decode("ascii")
-        except Exception:
-            pass  # a lambda or closure: cloudpickle below
-    import cloudpickle
-
-    return base64.b64encode(cloudpickle.dumps(value)).decode("ascii")
-
-
-def unpickle_b64(text: str) -> Any:
-    import pickle
-
-    return pickle.loads(base64.b64decode(text))
 
 
 class Mission:
@@ -165,9 +124,16 @@ class Mission:
                     f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
                 )
             self.backoff_factor = float(backoff_factor)
-        self.id = mission_id or new_mission_id()
+        self.id = new_mission_id() if mission_id is None else validate_mission_id(mission_id)
         self.goal = goal.strip()
-        self.model = resolve_model(model)
+        resolve_model(model)  # a model of an unusable kind fails here, at construction
+        #: The model as the user gave it (a "provider:name" string stays a string).
+        self.model = model
+        #: Set for one run (``run(model=...)`` or by a runtime): wins over ``model``.
+        self.run_model: Any = None
+        #: The orchestrator's model: used only when neither of the above is set.
+        self.fallback_model: Any = None
+        self._active_model: Any = None
         self.default_executor = executor
         self.stall_policy = StallPolicy.coerce(stall_policy)
         self.hooks = MissionHooks.coerce(hooks)
@@ -180,7 +146,7 @@ class Mission:
             validate_dag((s.id, s.depends_on) for s in self.steps)
             if not self.steps:
                 self.steps = None
-        self.status = "pending"
+        self.status = MissionStatus.PENDING
         self.error: str | None = None
         self.audit_log: list[Event] = []
         self.created_at = time.time()
@@ -194,6 +160,8 @@ class Mission:
 
     def _init_runtime_state(self) -> None:
         self._lock = threading.RLock()
+        # Hooks are a sink of the event stream like the others (after them: the record first).
+        self._hook_sink = HookSink(self)
         self._sinks: list[EventSink] = []
         self._cancel = threading.Event()
         self._last_progress_emit: dict[str | None, float] = {}
@@ -224,15 +192,8 @@ class Mission:
                 self._last_progress_emit[key] = event["timestamp"]
             self.audit_log.append(event)
             sinks = list(self._sinks)
-        for sink in sinks:
-            try:
-                sink(event)
-            except Exception as exc:
-                warnings.warn(
-                    f"event sink {sink!r} failed on {name}: {describe_error(exc)}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        dispatch(sinks, event, what=f"event sink (on {name})")
+        self._hook_sink(event)
         return event
 
     # -- derived state --------------------------------------------------------------------
@@ -259,8 +220,15 @@ class Mission:
     def is_finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def step_summary(self) -> dict[str, Any]:
-        """Counts of steps by status, plus totals."""
+    def step_summary(self) -> dict[str, str]:
+        """The status of each step by id, as aisdk gives it: ``{"s1": "done", "s2": "pending"}``.
+
+        Empty before the mission is planned. Counts are :meth:`step_counts`.
+        """
+        return {step.id: str(step.status) for step in self.steps or []}
+
+    def step_counts(self) -> dict[str, Any]:
+        """Counts of steps by status, plus totals, retries and progress."""
         counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
@@ -305,21 +273,30 @@ class Mission:
         why = self.needs_model()
         if why is None:
             return
-        if self.model is None:
+        model = self.model_for_run()
+        if model is None:
             raise ModelResolutionError(
                 f"mission {self.id} ({self.goal!r}) needs a model {why}, but none was given"
             )
-        if isinstance(self.model, LazyModel):
-            provider, _ = split_spec(self.model.spec)
+        spec = model_spec(model)
+        if spec is not None:
+            provider, _ = split_spec(spec)
             if provider not in registered_providers():
                 raise ModelResolutionError(
-                    f"mission {self.id} needs model {self.model.spec!r} {why}, but no provider "
+                    f"mission {self.id} needs model {spec!r} {why}, but no provider "
                     f"{provider!r} is registered (known: {', '.join(registered_providers())})"
                 )
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, model: Any = None) -> Mission:
+    def model_for_run(self) -> Any:
+        """The model a run uses, as given: ``run(model=)`` > the mission's > the fallback."""
+        for model in (self.run_model, self.model, self.fallback_model):
+            if model is not None:
+                return model
+        return None
+
+    def run(self, model: Any = None, *, fallback_model: Any = None) -> Mission:
         """Run to a terminal status (blocking) and return self.
 
         Problems found before starting raise (see :meth:`preflight`); failures while running
@@ -327,18 +304,21 @@ class Mission:
         A finished mission is returned as it is; a resumed one continues where it stopped.
         """
         if model is not None:
-            self.model = resolve_model(model)
-            if self.session.model is None:
-                self.session.model = model
+            resolve_model(model)  # an unusable kind fails now
+            self.run_model = model
+        if fallback_model is not None:
+            self.fallback_model = fallback_model
         if self.status == "succeeded":
             return self
         self.preflight()
-        self.status = "pending"
+        self.status = MissionStatus.PENDING
         self.error = None
         self.started_at = time.time()
         self.finished_at = None
-        self._emit("mission_start", goal=self.goal, model=model_label(self.model))
-        self.hooks.trigger_mission_start(self)
+        # Resolved lazily: a "provider:name" string is looked up only when a plan or an
+        # executor-less step needs it.
+        self._active_model = resolve_model(self.model_for_run())
+        self._emit("mission_start", goal=self.goal, model=model_label(self.model_for_run()))
         try:
             if self._cancel.is_set():
                 raise MissionCancelled()
@@ -346,17 +326,16 @@ class Mission:
                 self._plan()
             else:
                 self._emit("mission_planned", n_steps=len(self.steps), steps=self._specs())
-                self.hooks.trigger_mission_planned(self)
-            self.status = "running"
+            self.status = MissionStatus.RUNNING
             self._run_steps()
         except MissionCancelled:
-            self.status = "cancelled"
+            self.status = MissionStatus.CANCELLED
             self.error = self.error or "cancelled"
         except Exception as exc:
-            self.status = "failed"
+            self.status = MissionStatus.FAILED
             self.error = describe_error(exc)
         self.finished_at = time.time()
-        summary = self.step_summary()
+        summary = self.step_counts()
         self._emit(
             "mission_done",
             status=self.status,
@@ -369,18 +348,18 @@ class Mission:
         )
         self._save_checkpoint()
         self._cancel.clear()  # the request is served; run() may be called again later
-        self.hooks.trigger_mission_end(self)
-        self.hooks.trigger_mission_done(self)
+        self.run_model = self._active_model = None  # run(model=) was for that run only
         return self
 
     def _specs(self) -> list[dict[str, Any]]:
         return [step.spec() for step in self.steps or []]
 
     def _plan(self) -> None:
-        self.status = "planning"
+        self.status = MissionStatus.PLANNING
         self._emit("planner_start")
-        self.hooks.trigger_planner_start(self)
-        model = self.model
+        model = self._active_model
+        if model is None:
+            raise ModelResolutionError(f"mission {self.id} needs a model to plan its goal")
         started = time.time()
         token = set_step_context(StepContext(emit=self._emit, step=None, attempt=1))
         try:
@@ -404,9 +383,7 @@ class Mission:
             n_steps=len(self.steps),
             steps=self._specs(),
         )
-        self.hooks.trigger_planner_done(self, self.steps)
         self._emit("mission_planned", n_steps=len(self.steps), steps=self._specs())
-        self.hooks.trigger_mission_planned(self)
 
     def _run_steps(self) -> None:
         steps = self.steps or []
@@ -416,7 +393,7 @@ class Mission:
             if step.status != "done":
                 if step.status == "failed":
                     step.retry_count = 0
-                step.status, step.skipped, step.progress = "pending", False, 0.0
+                step.status, step.skipped, step.progress = StepStatus.PENDING, False, 0.0
         pending = [by_id[i] for i in order if by_id[i].status == "pending"]
         running: set[str] = set()
         finished: queue.SimpleQueue[tuple[MissionStep, str | BaseException]] = queue.SimpleQueue()
@@ -469,10 +446,10 @@ class Mission:
         if stop is not None:
             kind, step = stop
             if kind == "stall":
-                self.status = "stalled"
+                self.status = MissionStatus.STALLED
                 self.error = f"stalled at step {step.id!r}: {step.last_error}"
                 return
-            self.status = "failed"
+            self.status = MissionStatus.FAILED
             self.error = f"aborted at step {step.id!r}: {step.last_error}"
             return
         if pending:  # only reachable if dependencies never finished
@@ -480,7 +457,7 @@ class Mission:
                 "steps could not run: " + ", ".join(repr(s.id) for s in pending)
             )
         failed = [s for s in steps if s.status == "failed"]
-        self.status = "succeeded"
+        self.status = MissionStatus.SUCCEEDED
         if failed:
             self.error = "skipped failed step(s): " + ", ".join(repr(s.id) for s in failed)
 
@@ -494,7 +471,7 @@ class Mission:
         if outcome in ("done", "cancelled", "resolved"):
             return None
         if outcome == "retry":
-            step.status, step.retry_count, step.progress = "pending", 0, 0.0
+            step.status, step.retry_count, step.progress = StepStatus.PENDING, 0, 0.0
             pending.insert(0, step)
             return None
         if outcome == "skip":
@@ -509,7 +486,6 @@ class Mission:
             reason="retries exhausted; escalation did not resolve the step",
             error_message=step.last_error,
         )
-        self.hooks.trigger_mission_stall(self, step)
         return ("stall", step)
 
     def _escalate(self, step: MissionStep) -> str:
@@ -533,11 +509,10 @@ class Mission:
             return "stall"
         if isinstance(resolution, str) and resolution in ("retry", "skip", "abort", "stall"):
             return resolution
-        step.result, step.status, step.progress = resolution, "done", 1.0
+        step.result, step.status, step.progress = resolution, StepStatus.DONE, 1.0
         self._emit(
             "step_done", step_id=step.id, resolved_by="escalation", result=_preview(resolution)
         )
-        self.hooks.trigger_step_done(step, resolution)
         return "resolved"
 
     def _step_context(self, step: MissionStep, with_errors: bool) -> str | None:
@@ -567,7 +542,7 @@ class Mission:
         try:
             return step.run(
                 self.session,
-                self.model,
+                self._active_model,
                 context,
                 goal=self.goal,
                 executor=self.default_executor,
@@ -582,20 +557,20 @@ class Mission:
         inject = policy.on_tool_failure == "inject_error_and_retry"
         while True:
             attempt = len(step.error_history) + 1
-            step.status = "running" if step.retry_count == 0 else "retrying"
+            step.status = StepStatus.RUNNING if step.retry_count == 0 else StepStatus.RETRYING
             step.progress = 0.0
             step.started_at = step.started_at or time.time()
             self._emit("step_start", step_id=step.id, attempt=attempt, description=step.description)
-            self.hooks.trigger_step_start(step, attempt)
             context = self._step_context(step, with_errors=inject)
             started = time.time()
             try:
                 result = call_with_timeout(
-                    lambda a=attempt, c=context: self._execute_attempt(step, a, c),
+                    functools.partial(self._execute_attempt, step, attempt, context),
                     step.timeout_secs,
                 )
             except Exception as exc:
                 failed_at = time.time()  # one time for the history and the event
+                step.last_exception = exc  # for the hooks (the event carries its description)
                 duration = (failed_at - started) * 1000.0
                 error_type = classify_error(exc)
                 message = describe_error(exc)
@@ -616,7 +591,6 @@ class Mission:
                     duration_ms=duration,
                     timestamp=failed_at,
                 )
-                self.hooks.trigger_step_failure(step, exc, attempt)
                 timed_out = error_type == "timeout"
                 if timed_out and policy.on_step_timeout in ("skip", "abort"):
                     return self._give_up(step, exc, attempt, policy.on_step_timeout)
@@ -631,7 +605,6 @@ class Mission:
                         error_message=message,
                         delay_secs=delay,
                     )
-                    self.hooks.trigger_retry_start(step, attempt + 1, exc)
                     if delay and self._cancel.wait(delay):
                         return self._give_up(step, exc, attempt, "cancelled")
                     continue
@@ -641,7 +614,7 @@ class Mission:
                     return self._give_up(step, exc, attempt, "skip")
                 return self._give_up(step, exc, attempt, policy.on_max_retries)
             duration = (time.time() - started) * 1000.0
-            step.result, step.status, step.progress = result, "done", 1.0
+            step.result, step.status, step.progress = result, StepStatus.DONE, 1.0
             step.finished_at = time.time()
             preview = _preview(result)
             self._emit(
@@ -651,16 +624,13 @@ class Mission:
                 duration_ms=duration,
                 result=preview,
             )
-            self.hooks.trigger_step_success(step, result, attempt)
             if attempt > 1:
                 self._emit("retry_success", step_id=step.id, attempt=attempt)
-                self.hooks.trigger_retry_success(step, result, attempt)
             self._emit("step_done", step_id=step.id, attempt=attempt, result=preview)
-            self.hooks.trigger_step_done(step, result)
             return "done"
 
     def _give_up(self, step: MissionStep, error: BaseException, attempt: int, outcome: str) -> str:
-        step.status = "failed"
+        step.status = StepStatus.FAILED
         step.finished_at = time.time()
         self._emit(
             "step_failed",
@@ -670,152 +640,50 @@ class Mission:
             error_message=describe_error(error),
             outcome=outcome,
         )
-        self.hooks.trigger_step_failed(step, error, attempt)
         return outcome
 
-    # -- save / resume --------------------------------------------------------------------
+    # -- save / resume (see :mod:`.checkpoint`) ----------------------------------------------
 
     def to_dict(self, *, include_executors: bool = True) -> dict[str, Any]:
         """The JSON-ready state of the mission (what :meth:`save` writes)."""
-        model = self.model.spec if isinstance(self.model, LazyModel) else None
-        steps = []
-        for step in self.steps or []:
-            entry = step.spec()
-            entry.update(
-                status=step.status,
-                skipped=step.skipped,
-                retry_count=step.retry_count,
-                result=encode_value(step.result),
-                error_history=list(step.error_history),
-                started_at=step.started_at,
-                finished_at=step.finished_at,
-            )
-            if include_executors:
-                entry["executor"] = _encode_executor(step.executor, f"step {step.id!r}")
-            steps.append(entry)
-        data = {
-            "format": MISSION_FORMAT,
-            "version": 1,
-            "id": self.id,
-            "goal": self.goal,
-            "status": self.status,
-            "error": self.error,
-            "auto_plan": self.auto_plan,
-            "model": model,
-            "stall_policy": self.stall_policy.to_dict(),
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "session_memory": self.session.json_memory(),
-            "steps": steps if self.steps is not None else None,
-            "audit_log": list(self.audit_log),
-        }
-        if include_executors:
-            data["default_executor"] = _encode_executor(self.default_executor, "mission")
-        return data
+        return checkpoint.mission_state(self, include_executors=include_executors)
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the mission as human-readable JSON (atomically); returns the path."""
-        write_json_atomic(path, self.to_dict())
-        return os.fspath(path)
-
-    def _save_checkpoint(self) -> None:
-        if self.checkpoint_path:
-            try:
-                # Not fsynced: a checkpoint is a convenience copy; the store is the record.
-                write_json_atomic(self.checkpoint_path, self.to_dict(), durable=False)
-            except Exception as exc:
-                warnings.warn(
-                    f"could not checkpoint mission {self.id} to {self.checkpoint_path}: "
-                    f"{describe_error(exc)}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        return checkpoint.save_mission(self, path)
 
     def resume(self, path: str | os.PathLike) -> Mission:
         """Load a saved mission into self; :meth:`run` then continues where it stopped.
 
         Executors given to this Mission win over stored ones; stored executors fill the gaps.
         """
-        data = read_json_file(path, "mission", MISSION_FORMAT)
-        try:
-            self.load_state(data, source=os.fspath(path))
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"mission file {path} is invalid: {exc}") from None
-        return self
+        return checkpoint.load_into(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> Mission:
         """A new Mission from a save file (``kwargs`` as for the constructor, e.g. executor)."""
-        data = read_json_file(path, "mission", MISSION_FORMAT)
+        data = checkpoint.read_mission_file(path)
         goal = data.get("goal")
         if not isinstance(goal, str) or not goal:
-            raise CheckpointError(f"mission file {path} has no goal")
+            raise checkpoint.CheckpointError(f"mission file {path} has no goal")
         return cls(goal, **kwargs).resume(path)
 
     def load_state(
         self, data: Mapping[str, Any], source: str = "state", *, final: bool = False
     ) -> None:
-        """Apply saved state (see :meth:`to_dict`) to this mission.
+        """Apply saved state (see :meth:`to_dict`) to this mission (see
+        :func:`.checkpoint.apply_state`)."""
+        checkpoint.apply_state(self, data, source, final=final)
 
-        ``final=True`` applies the end state of a mission that ran elsewhere: the status is
-        kept as it is and the audit log (already mirrored from events) is left alone.
-        """
-        own_steps = {s.id: s for s in self.steps or []}
-        self.id = data["id"]
-        self.goal = data["goal"]
-        self.auto_plan = bool(data.get("auto_plan", True))
-        if data.get("model") and self.model is None:
-            self.model = resolve_model(data["model"])
-        # Stored step executors are restored unless this mission was given a default one
-        # (decided before the stored default fills the gap, which must not hide them).
-        use_stored = self.default_executor is None
-        if use_stored and data.get("default_executor"):
-            self.default_executor = _decode_executor(data["default_executor"], source)
-        self.created_at = data.get("created_at") or self.created_at
-        self.started_at = data.get("started_at")
-        self.finished_at = data.get("finished_at")
-        self.error = data.get("error")
-        memory = data.get("session_memory") or {}
-        if memory:
-            self.session.update_memory(memory)
-        if data.get("steps") is not None:
-            steps = []
-            for entry in data["steps"]:
-                own = own_steps.get(entry["id"])
-                executor = own.executor if own is not None else None
-                if executor is None and use_stored and entry.get("executor"):
-                    executor = _decode_executor(
-                        entry["executor"], f"{source}, step {entry['id']!r}"
-                    )
-                step = MissionStep.from_spec(entry, executor)
-                step.status = entry.get("status", "pending")
-                step.skipped = bool(entry.get("skipped", False))
-                step.retry_count = int(entry.get("retry_count", 0))
-                step.result = decode_value(entry.get("result"))
-                step.error_history = list(entry.get("error_history") or [])
-                step.started_at = entry.get("started_at")
-                step.finished_at = entry.get("finished_at")
-                step.progress = 1.0 if step.status == "done" else 0.0
-                steps.append(step)
-            validate_dag((s.id, s.depends_on) for s in steps)
-            self.steps = steps
-        status = data.get("status", "pending")
-        if status not in MISSION_STATUSES:
-            raise CheckpointError(f"{source}: unknown mission status {status!r}")
-        if final:
-            self.status = status
-            return
-        self.status = status if status == "succeeded" else "pending"
-        self.audit_log = list(data.get("audit_log") or [])
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_path:
+            checkpoint.Checkpointer(self, self.checkpoint_path).save()
 
     # -- pickling (missions travel to worker processes) ----------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_lock", "_sinks", "_cancel", "_last_progress_emit"):
+        for key in ("_lock", "_sinks", "_hook_sink", "_cancel", "_last_progress_emit"):
             state.pop(key, None)
         return state
 
@@ -825,7 +693,7 @@ class Mission:
 
     def __repr__(self) -> str:
         n = len(self.steps) if self.steps else 0
-        return f"Mission({self.id!r}, goal={self.goal!r}, status={self.status!r}, steps={n})"
+        return f"Mission({self.id!r}, goal={self.goal!r}, status={str(self.status)!r}, steps={n})"
 
 
 #: Shared session memory shown to a model executing a step: at most this many characters
@@ -879,28 +747,3 @@ def _preview(value: Any, limit: int = 300) -> str | None:
         return None
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def _encode_executor(executor: Any, where: str) -> str | None:
-    if executor is None:
-        return None
-    try:
-        return pickle_b64(executor)
-    except Exception as exc:
-        warnings.warn(
-            f"{where}: executor {executor!r} cannot be pickled ({describe_error(exc)}); "
-            "it is not saved -- pass an executor when you resume",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-
-
-def _decode_executor(blob: str, where: str) -> Any:
-    try:
-        return unpickle_b64(blob)
-    except Exception as exc:
-        raise CheckpointError(
-            f"{where}: the stored executor cannot be loaded ({describe_error(exc)}); "
-            "pass an executor to the resuming Mission"
-        ) from None

@@ -71,7 +71,10 @@ class LazyModel:
     def __init__(self, spec: str) -> None:
         if not isinstance(spec, str) or not spec.strip():
             raise ModelResolutionError(f"model spec must be a non-empty string, got {spec!r}")
-        self.spec = spec.strip()
+        self._setup(spec.strip())
+
+    def _setup(self, spec: str) -> None:
+        self.spec = spec
         self._resolved: Model | None = None
         self._lock = threading.Lock()
 
@@ -88,7 +91,7 @@ class LazyModel:
         return {"spec": self.spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"])
+        self._setup(state["spec"])
 
     def __repr__(self) -> str:
         return f"LazyModel({self.spec!r})"
@@ -153,6 +156,15 @@ def resolve_model(model: Any) -> Model | None:
     if isinstance(model, str):
         return LazyModel(model)
     return as_model(model)
+
+
+def model_spec(model: Any) -> str | None:
+    """The ``"provider:name"`` of a model given as a string or LazyModel, else None."""
+    if isinstance(model, str):
+        return model.strip()
+    if isinstance(model, LazyModel):
+        return model.spec
+    return None
 
 
 def model_label(model: Any) -> str | None:

@@ -79,7 +79,7 @@ def parse_plan(text: str) -> list[dict[str, Any]]:
                 break
     if not isinstance(data, list) or not data:
         raise PlanError(f"the plan must be a non-empty JSON array of steps: {_quote(text)}")
-    specs = []
+    specs: list[dict[str, Any]] = []
     for index, item in enumerate(data):
         if not isinstance(item, Mapping):
             raise PlanError(f"plan step #{index + 1} is not an object: {item!r}")

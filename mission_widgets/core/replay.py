@@ -7,6 +7,7 @@ event changes a mission, so mirrors fed from the SQLite store or a Dask topic ag
 from __future__ import annotations
 
 from .events import Event
+from .status import MissionStatus, StepStatus
 from .step import MissionStep
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -31,34 +32,42 @@ def _ensure_steps(mission: Any, specs: list[dict[str, Any]] | None) -> None:
     mission.steps = [MissionStep.from_spec(spec) for spec in specs]
 
 
+def _mission_status(value: Any, default: MissionStatus) -> MissionStatus:
+    """The status an event names (a plain string on the wire), else ``default``."""
+    try:
+        return MissionStatus(value)
+    except ValueError:
+        return default
+
+
 def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
     """Update ``mission`` (status, steps, progress, errors) as ``event`` says; log it."""
     name = event.get("event")
     ts = event.get("timestamp")
     if name == "mission_start":
-        mission.status = "running"
+        mission.status = MissionStatus.RUNNING
         mission.started_at = ts
         mission.finished_at = None
         mission.error = None
     elif name == "planner_start":
-        mission.status = "planning"
+        mission.status = MissionStatus.PLANNING
     elif name in ("planner_done", "mission_planned"):
         _ensure_steps(mission, event.get("steps"))
         if name == "mission_planned":
-            mission.status = "running"
+            mission.status = MissionStatus.RUNNING
     elif name == "mission_stall":
         mission.stall_reason = event.get("reason") or event.get("error_message")
         if event.get("status"):
-            mission.status = event["status"]
+            mission.status = _mission_status(event["status"], mission.status)
     elif name == "mission_done":
-        mission.status = event.get("status") or mission.status
+        mission.status = _mission_status(event.get("status"), mission.status)
         mission.error = event.get("error_message")
         mission.finished_at = ts
         if mission.status != "succeeded":
             # Ended from outside (cancel, dead worker): steps in flight did not finish.
             for step in mission.steps or []:
                 if step.status in ("running", "retrying"):
-                    step.status = "failed"
+                    step.status = StepStatus.FAILED
                     step.finished_at = ts
                     step.error_history.append(
                         {
@@ -78,7 +87,7 @@ def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
 
 def _apply_step_event(step: MissionStep, name: str | None, event: Event) -> None:
     if name == "step_start":
-        step.status = "retrying" if step.retry_count else "running"
+        step.status = StepStatus.RETRYING if step.retry_count else StepStatus.RUNNING
         step.progress = 0.0
         step.started_at = step.started_at or event.get("timestamp")
     elif name == "progress":
@@ -95,13 +104,13 @@ def _apply_step_event(step: MissionStep, name: str | None, event: Event) -> None
     elif name == "retry_start":
         step.retry_count += 1
     elif name in ("step_success", "step_done"):
-        step.status = "done"
+        step.status = StepStatus.DONE
         step.progress = 1.0
         if event.get("result") is not None:
             step.result = event["result"]
         step.finished_at = event.get("timestamp")
     elif name == "step_failed":
-        step.status = "failed"
+        step.status = StepStatus.FAILED
         step.finished_at = event.get("timestamp")
     elif name == "step_skipped":
         step.skipped = True

@@ -9,13 +9,14 @@ from collections.abc import Callable, Mapping
 
 from .errors import MissionValidationError, ModelResolutionError
 from .planning import step_prompt
+from .status import STEP_STATUSES, StepStatus
+
+__all__ = ["STEP_STATUSES", "MissionStep", "call_executor", "check_executor"]
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-STEP_STATUSES = ("pending", "running", "retrying", "done", "failed")
 
 
 def check_executor(executor: Any, where: str) -> None:
@@ -36,7 +37,7 @@ _ROUTINES = (
 )
 
 
-def call_executor(executor: Any, task: str, session: Any, model: Any, context: str | None):
+def call_executor(executor: Any, task: str, session: Any, model: Any, context: str | None) -> Any:
     """Call an executor in whichever of the two supported shapes it has."""
     run = getattr(executor, "run", None)
     if callable(run) and not isinstance(executor, _ROUTINES):
@@ -99,7 +100,7 @@ class MissionStep:
         self.timeout_secs = timeout_secs
         self.parallel = bool(parallel)
         self.depends_on: list[str] = depends_on
-        self.status = "pending"
+        self.status = StepStatus.PENDING
         self.retry_count = 0
         self.result: Any = None
         self.error_history: list[dict[str, Any]] = []
@@ -108,6 +109,8 @@ class MissionStep:
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.escalations = 0
+        #: The exception of the last failed attempt (not saved; hooks receive it).
+        self.last_exception: BaseException | None = None
 
     def run(
         self,
@@ -122,13 +125,14 @@ class MissionStep:
         chosen = self.executor if self.executor is not None else executor
         if chosen is not None:
             return call_executor(chosen, self.description, session, model, context)
-        if model is None:
+        from .models import resolve_model
+
+        resolved = resolve_model(model)
+        if resolved is None:
             raise ModelResolutionError(
                 f"step {self.id!r} has no executor and no model to execute it"
             )
-        from .models import resolve_model
-
-        reply = resolve_model(model).generate(step_prompt(goal, self.id, self.description, context))
+        reply = resolved.generate(step_prompt(goal, self.id, self.description, context))
         return reply if isinstance(reply, str) else str(reply)
 
     @property
@@ -137,7 +141,7 @@ class MissionStep:
 
     @property
     def is_finished(self) -> bool:
-        return self.status in ("done", "failed")
+        return self.status in (StepStatus.DONE, StepStatus.FAILED)
 
     def spec(self) -> dict[str, Any]:
         """The static definition (what a plan or a save file says about the step)."""
@@ -163,5 +167,10 @@ class MissionStep:
             depends_on=spec.get("depends_on") or [],
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["last_exception"] = None  # may not pickle; the error history has its text
+        return state
+
     def __repr__(self) -> str:
-        return f"MissionStep({self.id!r}, status={self.status!r}, retries={self.retry_count})"
+        return f"MissionStep({self.id!r}, status={str(self.status)!r}, retries={self.retry_count})"

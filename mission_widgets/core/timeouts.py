@@ -55,7 +55,7 @@ def call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
 
 
 def _call_with_alarm(fn: Callable[[], Any], timeout: float) -> Any:
-    def on_alarm(signum, frame):
+    def on_alarm(signum: int, frame: object) -> None:
         raise AttemptInterrupted()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)

@@ -3,7 +3,7 @@
 * :class:`ThreadBackend` -- a thread in this process (quick use, tests, unpicklable missions);
 * :class:`SubprocessBackend` -- a worker process per mission, in its own session, surviving
   the kernel (the default);
-* the Dask backend (``runtime/dask_backend.py``) -- a worker of a dask.distributed cluster.
+* the Dask backend (``runtime/dask_kernel.py``) -- a worker of a dask.distributed cluster.
 
 Every backend feeds the same SQLite store with the mission's events, so the orchestrator's
 poll, reconcile and status code never asks which backend ran a mission.
@@ -232,7 +232,7 @@ def make_backend(spec: str | Backend, store: MissionStore, on_exit: ExitCallback
     if isinstance(spec, Backend):
         return spec
     if spec == "dask":
-        from .dask_backend import DaskBackend
+        from .dask_kernel import DaskBackend
 
         return DaskBackend(store, on_exit, **options)
     try:

@@ -11,7 +11,7 @@ import pickle
 
 from ..core.errors import MissionError
 from ..core.mission import Mission
-from ..core.models import LazyModel, _providers, _providers_lock, split_spec
+from ..core.models import _providers, _providers_lock, model_spec, split_spec
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -30,8 +30,9 @@ def build_payload(mission: Mission) -> dict[str, Any]:
     """The mission plus the custom provider its model string needs (a worker has only the
     built-in ones); other registered providers stay home."""
     providers = {}
-    if isinstance(mission.model, LazyModel):
-        name, _ = split_spec(mission.model.spec)
+    spec = model_spec(mission.model_for_run())
+    if spec is not None:
+        name, _ = split_spec(spec)
         with _providers_lock:
             if name not in BUILTIN_PROVIDERS and name in _providers:
                 providers[name] = _providers[name]

@@ -1,11 +1,17 @@
 """The SQLite store: where every mission event lands, and what a restarted kernel reads back.
 
-One directory per store (0700) holding ``store.sqlite`` (WAL, busy timeout), ``missions/``
-(the pickled missions handed to workers), ``logs/`` (each mission's stdout/stderr) and
-``checkpoints/`` (each mission's JSON save file, rewritten after every step). Files are 0600.
+One private directory per store (0700, see :mod:`.store_location` for where stores live and
+when one is refused) holding ``store.sqlite`` (WAL), ``missions/`` (the pickled missions
+handed to workers), ``logs/`` (each mission's stdout/stderr) and ``checkpoints/`` (each
+mission's save file). Files are 0600; SQLite gives its ``-wal``/``-shm`` the database's mode.
 
-Tables: ``missions`` (one summary row per mission, updated with every event, so
-``status()`` reads one table) and ``events`` (the append-only stream, cursor = ``seq``).
+Tables: ``missions`` (one summary row per mission, updated with every event, so ``status()``
+reads one table), ``events`` (the append-only stream, cursor = ``seq``), ``requests`` (cancel,
+decisions and explanations sent by other processes, each taken once) and ``store_meta``.
+
+Every public method raises :class:`StoreError` naming the file and the SQLite/OS error,
+never a raw ``sqlite3`` error. Reads never wait (WAL). A kernel's writes wait a few seconds
+for the write lock, then name its holder; a worker's wait long (``role``).
 Uses only the standard library so worker processes start fast.
 """
 
@@ -20,6 +26,20 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from ..core.events import make_event
+from .store_base import ADDED_COLUMNS, QUEUED, SCHEMA, SCHEMA_OBJECTS, STATUS_COLUMNS, guarded
+from .store_history import StoreRequestsAndHistory
+from .store_location import (
+    DB_NAME,
+    REPAIR_HINT,
+    SUBDIRS,
+    SUFFIXES,
+    StoreError,
+    describe_store_path,
+    open_private,
+    prepare_root,
+    resolve_root,
+    resolve_store_path,
+)
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -27,140 +47,47 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-DB_NAME = "store.sqlite"
-_SUBDIRS = {"mission": "missions", "log": "logs", "checkpoint": "checkpoints"}
-_SUFFIXES = {"mission": ".pkl", "log": ".log", "checkpoint": ".json"}
+    from .store_repair import check_store, repair_store
+    from .store_row import MissionRow
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS missions (
-    id TEXT PRIMARY KEY,
-    goal TEXT NOT NULL,
-    status TEXT NOT NULL,
-    backend TEXT,
-    owner TEXT,
-    pid INTEGER,
-    pid_started REAL,
-    submitted_at REAL,
-    started_at REAL,
-    finished_at REAL,
-    last_heartbeat REAL,
-    last_activity REAL,
-    n_steps INTEGER NOT NULL DEFAULT 0,
-    n_done INTEGER NOT NULL DEFAULT 0,
-    n_failed INTEGER NOT NULL DEFAULT 0,
-    progress REAL NOT NULL DEFAULT 0,
-    error TEXT,
-    stall_reason TEXT,
-    model TEXT,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    state_json TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    mission_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_mission ON events (mission_id, seq);
-"""
+__all__ = [
+    "DB_NAME",
+    "STATUS_COLUMNS",
+    "MissionStore",
+    "StoreError",
+    "check_store",
+    "connect_sqlite",
+    "describe_store_path",
+    "open_private",
+    "repair_store",
+    "resolve_store_path",
+]
 
-#: Columns of ``missions`` that status() shows, in order.
-STATUS_COLUMNS = (
-    "id",
-    "goal",
-    "status",
-    "n_steps",
-    "n_done",
-    "n_failed",
-    "progress",
-    "submitted_at",
-    "started_at",
-    "finished_at",
-    "backend",
-    "pid",
-    "last_heartbeat",
-    "last_activity",
-    "error",
-    "stall_reason",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-)
+#: Writes from a kernel give up after this long and name the lock holder; workers wait longer.
+BUSY_TIMEOUT_SECS = {"kernel": 3.0, "worker": 30.0}
+#: Goals and final states larger than this are not kept inline in a row.
+LARGE_VALUE_BYTES = 1 << 20
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or read (names the file)."""
+def __getattr__(name: str) -> Any:
+    """``MissionRow``, ``check_store`` and ``repair_store`` load on first use (not in workers)."""
+    if name == "MissionRow":
+        from .store_row import MissionRow
+
+        return MissionRow
+    if name in ("check_store", "repair_store"):
+        from . import store_repair
+
+        return getattr(store_repair, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _state_home() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(base, "mission_widgets")
-
-
-def _resolve_root(store: str | os.PathLike | None) -> str:
-    """None -> default; a bare name -> a named store in the state dir; else a directory."""
-    if store is None:
-        env = os.environ.get("MISSION_WIDGETS_STORE")
-        text = os.path.expanduser(env) if env else os.path.join(_state_home(), "default")
-    else:
-        text = os.fspath(store)
-        if text and os.sep not in text and "/" not in text and not text.startswith("."):
-            text = os.path.join(_state_home(), text)
-        else:
-            text = os.path.expanduser(text)
-    return os.path.realpath(text)
-
-
-# Paths for people and the kernel are pathlib.Path; the worker never imports pathlib (it
-# costs start-up), so the store keeps strings and builds Paths on request.
-
-
-def state_home() -> Path:
-    import pathlib
-
-    return pathlib.Path(_state_home())
-
-
-def default_store_path() -> Path:
-    """``$MISSION_WIDGETS_STORE``, else the named store ``default`` in the user's state dir."""
-    return resolve_store_path(None)
-
-
-def resolve_store_path(store: str | os.PathLike | None) -> Path:
-    """None -> default; a bare name -> a named store in the state dir; else a directory."""
-    import pathlib
-
-    return pathlib.Path(_resolve_root(store))
-
-
-def _private_dir(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    try:
-        os.chmod(path, 0o700)
-    except PermissionError:  # pragma: no cover - someone else's directory
-        pass
-
-
-def open_private(
-    path: str | os.PathLike, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-) -> int:
-    """Open (creating with mode 0600) and return a file descriptor."""
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-    except OSError:  # pragma: no cover
-        pass
-    return fd
-
-
-def connect_sqlite(path: str | os.PathLike, **options: Any) -> sqlite3.Connection:
-    """A connection as every SQLite file of a store is used: autocommit, WAL, 30 s busy wait."""
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, **options)
-    conn.execute("PRAGMA busy_timeout = 30000")
+def connect_sqlite(
+    path: str | os.PathLike[str], timeout: float = 30.0, **options: Any
+) -> sqlite3.Connection:
+    """A connection as every SQLite file of a store is used: autocommit, WAL, a busy wait."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, **options)
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -184,33 +111,36 @@ class _ConnectionHolder:
     __del__ = close
 
 
-class MissionStore:
-    """A store directory. Safe to use from many threads and processes at once."""
+class MissionStore(StoreRequestsAndHistory):
+    """A store directory. Safe to use from many threads and processes at once.
 
-    def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
-        self._root = _resolve_root(path)
+    ``role="kernel"`` (the default) waits at most a few seconds for the write lock and then
+    raises StoreError naming the process holding it; ``role="worker"`` waits 30 s.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        role: str = "kernel",
+    ) -> None:
+        if role not in BUSY_TIMEOUT_SECS:
+            raise ValueError(f"role must be one of {sorted(BUSY_TIMEOUT_SECS)}, got {role!r}")
+        self.role = role
+        self._root, self.reason = resolve_root(path)
         self._db = os.path.join(self._root, DB_NAME)
-        if not create and not os.path.exists(self._db):
-            raise StoreError(f"no mission store at {self._root} (no {DB_NAME})")
-        if create:
-            for folder in ("", *_SUBDIRS.values()):
-                _private_dir(os.path.join(self._root, folder))
-            if not os.path.exists(self._db):
-                os.close(open_private(self._db, os.O_WRONLY | os.O_CREAT))
         self._local = threading.local()
-        self._schema_ready = False
+        prepare_root(self._root, create=create)
         self._ensure_schema()
 
-    # -- connections ------------------------------------------------------------------------
+    # -- connections and errors ---------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         holder = getattr(self._local, "holder", None)
         if holder is None:
-            try:
-                # Used by its own thread only; closed by whichever thread drops the holder.
-                conn = connect_sqlite(self._db, check_same_thread=False)
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"cannot open mission store {self.db_path}: {exc}") from None
+            # Used by its own thread only; closed by whichever thread drops the holder.
+            conn = connect_sqlite(self._db, BUSY_TIMEOUT_SECS[self.role], check_same_thread=False)
             holder = self._local.holder = _ConnectionHolder(conn)
         return holder.conn
 
@@ -227,22 +157,74 @@ class MissionStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:  # pragma: no cover - the error raised below says why
+                    pass
             raise
-        conn.execute("COMMIT")
 
+    def _store_error(self, exc: BaseException, action: str) -> StoreError:
+        text = str(exc)
+        lowered = text.lower()
+        where = f"mission store {self._db}"
+        if "locked" in lowered or "busy" in lowered:
+            from .store_lock import describe_holder
+
+            try:
+                running = [
+                    (mid, pid)
+                    for mid, pid in self._connect().execute(
+                        "SELECT id, pid FROM missions WHERE finished_at IS NULL AND pid IS NOT NULL"
+                    )
+                ]
+            except sqlite3.Error:
+                running = []
+            waited = BUSY_TIMEOUT_SECS[self.role]
+            return StoreError(
+                f"{where} is locked: {action}() waited {waited:g} s for the write lock, "
+                f"{describe_holder(self._db, running)}"
+            )
+        if "not a database" in lowered or "malformed" in lowered:
+            return StoreError(
+                f"{where} is damaged ({text}): it is not a readable SQLite database. Nothing "
+                f"was changed; `{REPAIR_HINT.format(root=self._root)}` moves it aside and "
+                "rebuilds the rows from checkpoints and logs."
+            )
+        if "full" in lowered or "no space" in lowered:
+            return StoreError(f"{where}: {action}() failed, the disk is full ({text})")
+        if "readonly" in lowered or "read-only" in lowered:
+            return StoreError(f"{where}: {action}() failed, the store is read-only ({text})")
+        return StoreError(f"{where}: {action}() failed: {type(exc).__name__}: {text}")
+
+    @guarded
     def _ensure_schema(self) -> None:
-        try:
-            self._connect().executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"mission store {self._db} is not usable: {exc}") from None
+        conn = self._connect()
+        names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        if names and "missions" not in names:
+            raise StoreError(
+                f"{self._db} is an SQLite database of something else (tables: "
+                f"{', '.join(sorted(names)[:5])}), not a mission store; refusing to change it"
+            )
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(missions)")}
+        if names >= SCHEMA_OBJECTS and set(ADDED_COLUMNS) <= columns:
+            return  # nothing to write: opening a store takes no write lock
+        with self._write() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(missions)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if columns and column not in columns:
+                    conn.execute(f"ALTER TABLE missions ADD COLUMN {column} {kind}")
+            for statement in SCHEMA.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
 
     # -- paths --------------------------------------------------------------------------------
 
     def path_of(self, kind: str, mission_id: str) -> str:
         """The file of a mission as a string: kind is mission, log or checkpoint."""
-        return os.path.join(self._root, _SUBDIRS[kind], f"{mission_id}{_SUFFIXES[kind]}")
+        return os.path.join(self._root, SUBDIRS[kind], f"{mission_id}{SUFFIXES[kind]}")
 
     @property
     def root(self) -> Path:
@@ -255,16 +237,8 @@ class MissionStore:
         return self.root / DB_NAME
 
     @property
-    def missions_dir(self) -> Path:
-        return self.root / _SUBDIRS["mission"]
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / _SUBDIRS["log"]
-
-    @property
     def checkpoints_dir(self) -> Path:
-        return self.root / _SUBDIRS["checkpoint"]
+        return self.root / SUBDIRS["checkpoint"]
 
     def mission_file(self, mission_id: str) -> Path:
         return self._path("mission", mission_id)
@@ -282,6 +256,7 @@ class MissionStore:
 
     # -- writes -------------------------------------------------------------------------------
 
+    @guarded
     def register(
         self,
         mission_id: str,
@@ -302,10 +277,12 @@ class MissionStore:
                 " ON CONFLICT(id) DO UPDATE SET status=excluded.status, backend=excluded.backend,"
                 " owner=excluded.owner, submitted_at=excluded.submitted_at, pid=NULL,"
                 " pid_started=NULL, started_at=NULL, finished_at=NULL, error=NULL,"
-                " stall_reason=NULL, state_json=NULL, last_heartbeat=NULL",
-                (mission_id, goal, status, backend, owner, time.time(), n_steps, model),
+                " stall_reason=NULL, state_json=NULL, last_heartbeat=NULL,"
+                " claimed_by=NULL, claimed_at=NULL",
+                (mission_id, _row_goal(goal), status, backend, owner, time.time(), n_steps, model),
             )
 
+    @guarded
     def set_process(self, mission_id: str, pid: int, pid_started: float | None) -> None:
         with self._write() as conn:
             conn.execute(
@@ -314,6 +291,7 @@ class MissionStore:
                 (pid, pid_started, time.time(), time.time(), mission_id),
             )
 
+    @guarded
     def heartbeat(self, mission_id: str, when: float | None = None) -> None:
         with self._write() as conn:
             conn.execute(
@@ -321,6 +299,7 @@ class MissionStore:
                 (time.time() if when is None else when, mission_id),
             )
 
+    @guarded
     def append_event(
         self,
         event: Mapping[str, Any],
@@ -329,10 +308,26 @@ class MissionStore:
     ) -> int:
         """Append one event; update the mission's summary row in the same transaction."""
         payload = json.dumps(event, default=repr)
+        state_json = None
+        if final_state is not None:
+            state_json = self._state_json(event["mission_id"], final_state)
         with self._write() as conn:
             seq = self._insert_event(conn, event, payload)
-            self._update_summary(conn, event["mission_id"], event, summary, final_state)
+            self._update_summary(conn, event["mission_id"], event, summary, state_json)
         return seq
+
+    def _state_json(self, mission_id: str, state: Mapping[str, Any]) -> str:
+        """The final state as stored in the row: inline, or a reference to a file when large."""
+        text = json.dumps(state, default=repr)
+        if len(text) <= LARGE_VALUE_BYTES:
+            return text
+        relative = os.path.join(SUBDIRS["checkpoint"], f"{mission_id}.large", "state.json")
+        path = os.path.join(self._root, relative)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with os.fdopen(open_private(path + ".tmp"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(path + ".tmp", path)
+        return json.dumps({"$state_file": relative, "bytes": len(text)})
 
     @staticmethod
     def _insert_event(conn: sqlite3.Connection, event: Mapping[str, Any], payload: str) -> int:
@@ -340,10 +335,16 @@ class MissionStore:
             "INSERT INTO events (mission_id, event, timestamp, payload) VALUES (?, ?, ?, ?)",
             (event["mission_id"], event["event"], float(event["timestamp"]), payload),
         )
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     @staticmethod
-    def _update_summary(conn, mission_id, event, summary, final_state) -> None:
+    def _update_summary(
+        conn: sqlite3.Connection,
+        mission_id: str,
+        event: Mapping[str, Any],
+        summary: Mapping[str, Any] | None,
+        state_json: str | None,
+    ) -> None:
         sets: dict[str, Any] = {}
         name = event["event"]
         ts = float(event["timestamp"])
@@ -364,8 +365,8 @@ class MissionStore:
             sets["status"] = event.get("status") or sets.get("status")
             sets["finished_at"] = ts
             sets["error"] = event.get("error_message")
-        if final_state is not None:
-            sets["state_json"] = json.dumps(final_state, default=repr)
+        if state_json is not None:
+            sets["state_json"] = state_json
         increments = ""
         args: list[Any] = []
         for field in ("prompt_tokens", "completion_tokens"):
@@ -415,6 +416,7 @@ class MissionStore:
         )
         return self._append_unless_finished(event)
 
+    @guarded
     def _append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Append ``event`` written by the kernel, unless the mission has already ended."""
         mission_id = event["mission_id"]
@@ -428,12 +430,40 @@ class MissionStore:
             self._update_summary(conn, mission_id, event, None, None)
         return event
 
+    # -- claims: one process starts a queued row ----------------------------------------------
+
+    @guarded
+    def claim(self, mission_id: str, owner: str) -> bool:
+        """Claim a queued row for ``owner`` before launching it; False when another process
+        claimed or started it first (or it is queued by another owner: adopt() it first)."""
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE missions SET claimed_by=?, claimed_at=? WHERE id=? AND {QUEUED}"
+                " AND (owner IS NULL OR owner=?) AND (claimed_by IS NULL OR claimed_by=?)",
+                (owner, time.time(), mission_id, owner, owner),
+            )
+            return cur.rowcount == 1
+
+    @guarded
+    def adopt(self, mission_id: str, new_owner: str, expected_owner: str | None) -> bool:
+        """Compare-and-swap the owner of a queued, not yet launched row (a dead kernel's
+        queue): True for exactly one of several processes racing to adopt it."""
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE missions SET owner=?, claimed_by=NULL, claimed_at=NULL WHERE id=?"
+                f" AND {QUEUED} AND owner IS ? AND (claimed_by IS NULL OR claimed_by IS ?)",
+                (new_owner, mission_id, expected_owner, expected_owner),
+            )
+            return cur.rowcount == 1
+
     # -- reads --------------------------------------------------------------------------------
 
+    @guarded
     def max_seq(self) -> int:
         row = self._connect().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         return int(row[0])
 
+    @guarded
     def events_since(self, seq: int, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
         rows = (
             self._connect()
@@ -445,6 +475,7 @@ class MissionStore:
         )
         return [(s, _load_event(s, mid, payload)) for s, mid, payload in rows]
 
+    @guarded
     def events_for(self, mission_id: str) -> list[dict[str, Any]]:
         rows = (
             self._connect()
@@ -456,35 +487,44 @@ class MissionStore:
         )
         return [_load_event(s, mid, payload) for s, mid, payload in rows]
 
-    def row(self, mission_id: str) -> dict[str, Any] | None:
-        conn = self._connect()
-        cur = conn.execute("SELECT * FROM missions WHERE id=?", (mission_id,))
+    @guarded
+    def row(self, mission_id: str) -> MissionRow | None:
+        cur = self._connect().execute("SELECT * FROM missions WHERE id=?", (mission_id,))
         values = cur.fetchone()
         if values is None:
             return None
-        return dict(zip([c[0] for c in cur.description], values))
+        found: Any = dict(zip([c[0] for c in cur.description], values))
+        return found
 
-    def rows(self, columns: Iterable[str] = ("*",), where: str = "", args=()) -> list[dict]:
-        conn = self._connect()
-        cur = conn.execute(
-            f"SELECT {', '.join(columns)} FROM missions {where} ORDER BY submitted_at, id", args
+    @guarded
+    def rows(
+        self, columns: Iterable[str] = ("*",), where: str = "", args: Iterable[Any] = ()
+    ) -> list[MissionRow]:
+        """Rows (only ``columns``; all by default) in submission order."""
+        cur = self._connect().execute(
+            f"SELECT {', '.join(columns)} FROM missions {where} ORDER BY submitted_at, id",
+            tuple(args),
         )
         names = [c[0] for c in cur.description]
-        return [dict(zip(names, values)) for values in cur.fetchall()]
+        found: list[Any] = [dict(zip(names, values)) for values in cur.fetchall()]
+        return found
 
-    def rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def rows_by_id(self, ids: Iterable[str]) -> dict[str, MissionRow]:
         """The rows of the missions ``ids`` that exist, by id (one query per 500 ids)."""
-        ids = list(dict.fromkeys(ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, MissionRow] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
             where = f"WHERE id IN ({', '.join('?' * len(chunk))})"
             found.update((row["id"], row) for row in self.rows(where=where, args=chunk))
         return found
 
-    def status_records(self, finished: bool | None = None) -> tuple[list[str], list[tuple]]:
-        """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order
-        (a plain table scan, no sort). ``finished`` selects finished or unfinished rows."""
+    @guarded
+    def status_records(
+        self, finished: bool | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order.
+        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones)."""
         where = {
             None: "",
             True: " WHERE finished_at IS NOT NULL",
@@ -496,18 +536,18 @@ class MissionStore:
         )
         return ["rowid", *STATUS_COLUMNS], cur.fetchall()
 
-    def finished_signature(self) -> tuple:
-        """Changes whenever a finished row is added, removed or re-stamped: a cache key for
-        the finished part of status() (finished rows are otherwise immutable)."""
-        return tuple(
+    @guarded
+    def finished_signature(self) -> tuple[Any, ...]:
+        """Changes whenever a finished row is added, removed or changed (a trigger counts):
+        a cache key for the finished part of status(), read in constant time."""
+        row = (
             self._connect()
-            .execute(
-                "SELECT COUNT(*), MAX(rowid), TOTAL(finished_at), TOTAL(last_heartbeat)"
-                " FROM missions WHERE finished_at IS NOT NULL"
-            )
+            .execute("SELECT value FROM store_meta WHERE key='finished_version'")
             .fetchone()
         )
+        return (row[0] if row else None,)
 
+    @guarded
     def final_state(self, mission_id: str) -> dict[str, Any] | None:
         row = (
             self._connect()
@@ -517,14 +557,29 @@ class MissionStore:
         if row is None or row[0] is None:
             return None
         try:
-            return json.loads(row[0])
-        except json.JSONDecodeError as exc:
+            state = json.loads(row[0])
+            if isinstance(state, dict) and set(state) == {"$state_file", "bytes"}:
+                with open(os.path.join(self._root, state["$state_file"]), encoding="utf-8") as f:
+                    state = json.load(f)
+        except ValueError as exc:
             raise StoreError(
                 f"stored final state of mission {mission_id} in {self._db} is corrupt: {exc}"
             ) from None
+        return state if isinstance(state, dict) else None
 
     def __repr__(self) -> str:
         return f"MissionStore({self._root!r})"
+
+
+def _row_goal(goal: str) -> str:
+    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the mission
+    file keeps the whole goal)."""
+    if len(goal) * 4 <= LARGE_VALUE_BYTES:  # the common case, without encoding the goal
+        return goal
+    size = len(goal.encode("utf-8", "replace"))
+    if size <= LARGE_VALUE_BYTES:
+        return goal
+    return f"{goal[:200]}... [goal of {size:,} bytes, kept in the mission file only]"
 
 
 def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def run_payload(
 
 
 def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
-    store = MissionStore(store_dir, create=False)
+    store = MissionStore(store_dir, create=False, role="worker")
     heartbeat = Heartbeat(store, mission_id, heartbeat_secs).start()
     try:
         payload = read_payload(store.path_of("mission", mission_id))

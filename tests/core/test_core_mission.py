@@ -338,7 +338,7 @@ def test_progress_counts_finished_steps_and_reported_progress():
     assert mission.progress == 1.0
 
 
-def test_step_summary_counts_steps_by_status():
+def test_step_counts_counts_steps_by_status():
     def fail(task, session, context):
         raise RuntimeError("nope")
 
@@ -352,12 +352,12 @@ def test_step_summary_counts_steps_by_status():
         stall_policy={"on_max_retries": "skip"},
         backoff_factor=0,
     )
-    before = mission.step_summary()
+    before = mission.step_counts()
     assert before["total"] == 3
     assert before["pending"] == 3
     assert before["done"] == 0
     mission.run()
-    summary = mission.step_summary()
+    summary = mission.step_counts()
     assert summary["mission_id"] == mission.id
     assert summary["status"] == "succeeded"
     assert (summary["total"], summary["done"], summary["failed"]) == (3, 2, 1)
@@ -367,10 +367,11 @@ def test_step_summary_counts_steps_by_status():
     assert summary["progress"] == 1.0
 
 
-def test_step_summary_of_an_unplanned_mission():
-    summary = Mission("g").step_summary()
+def test_step_counts_of_an_unplanned_mission():
+    summary = Mission("g").step_counts()
     assert summary["total"] == 0
     assert summary["progress"] == 0.0
+    assert Mission("g").step_summary() == {}
 
 
 # -- cancel ----------------------------------------------------------------------------------

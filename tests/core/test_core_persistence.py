@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from mission_widgets import CheckpointError, Mission, MissionStep
-from mission_widgets.core.models import LazyModel
 
 
 def file_executor(log: Path, label: str = "", block: Path | None = None):
@@ -171,8 +170,7 @@ def test_unsaved_model_spec_and_planned_steps_round_trip(tmp_path):
     mission = Mission("g", model="demo:fast")
     mission.save(tmp_path / "m.json")
     loaded = Mission.load(tmp_path / "m.json")
-    assert isinstance(loaded.model, LazyModel)
-    assert loaded.model.spec == "demo:fast"
+    assert loaded.model == "demo:fast"
     assert loaded.steps is None
 
 

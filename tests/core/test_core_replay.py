@@ -45,7 +45,7 @@ def assert_same_state(mirror: Mission, mission: Mission) -> None:
             assert mine.result == theirs.result, mine.id
             assert mine.progress == 1.0
     assert mirror.audit_log == mission.audit_log
-    assert mirror.step_summary()["done"] == mission.step_summary()["done"]
+    assert mirror.step_counts()["done"] == mission.step_counts()["done"]
 
 
 def test_replay_of_a_mission_with_retries_and_a_skipped_step():

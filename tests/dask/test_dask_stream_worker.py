@@ -1,5 +1,5 @@
-"""The ``--stream`` worker the Dask backend starts on a worker: one JSON record a line on a
-pipe, heartbeats, no heavy imports, and it stops once nobody reads its pipe."""
+"""The mission process (``runtime/dask_child.py``) a Dask task starts: one JSON record a line
+on a pipe, heartbeats, no heavy imports, and it stops once nobody reads its pipe."""
 
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ def _start(tmp_path, mission: Mission) -> tuple[subprocess.Popen, int]:
         [
             sys.executable,
             "-m",
-            "mission_widgets.worker",
-            "--stream",
+            "mission_widgets.runtime.dask_child",
             str(write_fd),
             str(path),
             "0.1",
@@ -39,7 +38,7 @@ def _start(tmp_path, mission: Mission) -> tuple[subprocess.Popen, int]:
     return proc, read_fd
 
 
-def test_stream_worker_writes_records_and_imports_no_dask(tmp_path):
+def test_dask_child_writes_records_and_imports_no_dask(tmp_path):
     mission = Mission("stream", steps=[MissionStep("look", "look around", executor=HeavyModules())])
     proc, read_fd = _start(tmp_path, mission)
     with os.fdopen(read_fd, encoding="utf-8") as pipe:
@@ -54,7 +53,7 @@ def test_stream_worker_writes_records_and_imports_no_dask(tmp_path):
     assert all(r["final"] is None for r in events[:-1])
 
 
-def test_stream_worker_stops_when_its_reader_is_gone(tmp_path):
+def test_dask_child_stops_when_its_reader_is_gone(tmp_path):
     mission = Mission("orphan", steps=[MissionStep("wait", "wait", executor=Sleeper(60, 0.05))])
     proc, read_fd = _start(tmp_path, mission)
     with os.fdopen(read_fd, encoding="utf-8") as pipe:

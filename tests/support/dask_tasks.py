@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,27 @@ class HeavyModules:
     def __call__(self, task: str, session: Any, context: str | None) -> list[str]:
         heavy = {"dask", "distributed", "pandas", "ipywidgets", "IPython"}
         return sorted(name for name in sys.modules if name.split(".")[0] in heavy)
+
+
+class Raiser:
+    """Raises ``error`` (any BaseException: SystemExit, KeyboardInterrupt, ...) when run."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __call__(self, task: str, session: Any, context: str | None) -> str:
+        raise self.error
+
+
+class Unpicklable:
+    """Returns a ``threading.Lock``: a result that cannot be pickled."""
+
+    def __call__(self, task: str, session: Any, context: str | None) -> Any:
+        return threading.Lock()
+
+
+class StepTired(BaseException):
+    """A BaseException of the user's own (neither Exception nor SystemExit)."""
 
 
 def process_gone(pid: int) -> bool:

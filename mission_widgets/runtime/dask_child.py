@@ -1,0 +1,123 @@
+"""The mission process a Dask task starts for ``isolation="process"``.
+
+``python -m mission_widgets.runtime.dask_child FD PAYLOAD_FILE [HEARTBEAT_SECS]`` runs one
+mission with the subprocess worker's code (:func:`.worker.run_payload`), for a parent that
+has no store on this disk: each event record and heartbeat goes to file descriptor FD as
+one JSON line, and when the mission cannot end by itself (a ``BaseException`` from an
+executor, a preflight problem) an ``{"kind": "end", "status", "error"}`` line says why, so
+the parent reports the real cause. Requests for a waiting mission (decisions,
+explanations) arrive as JSON lines on stdin. The process exits as soon as its pipe breaks
+(its parent is gone: nobody would see the mission's events any more). It never imports
+dask, and, like the worker, nothing heavy (its start-up is the floor of every mission's
+latency).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from ..core.errors import describe_error
+from .payload import read_payload
+from .worker import Heartbeat, event_record, mission_summary, run_payload
+
+# typing costs start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..core.mission import Mission
+
+#: Exit code when the parent's pipe broke.
+ORPHANED_EXIT_CODE = 3
+
+
+def safe_record(mission: Mission, event: dict[str, Any]) -> dict[str, Any]:
+    """:func:`.worker.event_record`, or, when the final state cannot be serialised (a result
+    that cannot be pickled), the record without it: the end still travels, the log says why."""
+    try:
+        return event_record(mission, event)
+    except Exception as exc:
+        print(
+            f"[mission_widgets] final state of mission {mission.id} not sent: "
+            f"{describe_error(exc)}",
+            file=sys.stderr,
+        )
+        return {"event": event, "summary": mission_summary(mission), "final": None}
+
+
+class LineWriter:
+    """Writes JSON records, one a line, to a pipe; exits the process once the pipe breaks."""
+
+    def __init__(self, fd: int) -> None:
+        self._out = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=repr) + "\n"
+        with self._lock:
+            try:
+                self._out.write(line)
+                self._out.flush()
+            except (OSError, ValueError):
+                os._exit(ORPHANED_EXIT_CODE)
+
+
+def run_child(fd: int, payload_file: str, heartbeat_secs: float) -> int:
+    """Run the mission of ``payload_file``, reporting to ``fd``; returns the exit code."""
+    write = LineWriter(fd)
+    heartbeat = Heartbeat(
+        None, None, heartbeat_secs, beat=lambda: write({"kind": "heartbeat"})
+    ).start()
+    try:
+        payload = read_payload(payload_file)
+    except Exception as exc:
+        heartbeat.stop()
+        write({"kind": "end", "status": "failed", "error": describe_error(exc)})
+        return 2
+    mission: Mission = payload["mission"]
+
+    def sink(event: dict[str, Any]) -> None:
+        write({"kind": "event", **safe_record(mission, event)})
+
+    try:
+        error = run_payload(payload, sink, signal_timeouts=True)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: what they are, not a crash
+        error = describe_error(exc)
+    finally:
+        heartbeat.stop()
+    if error is not None:
+        print(f"[mission_widgets] mission {mission.id} failed: {error}", file=sys.stderr)
+        write({"kind": "end", "status": "failed", "error": error})
+        return 1
+    return 0
+
+
+USAGE = "usage: python -m mission_widgets.runtime.dask_child FD PAYLOAD_FILE [HEARTBEAT_SECS]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    # argv is written by the Dask task, not typed by people: no argparse (start-up cost).
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(2)
+    heartbeat_secs = float(args[2]) if len(args) == 3 else 2.0
+    label = os.path.splitext(os.path.basename(args[1]))[0]
+    print(
+        f"[mission_widgets] mission process {os.getpid()} running {label} "
+        f"at {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        flush=True,
+    )
+    code = run_child(int(args[0]), args[1], heartbeat_secs)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A timed-out attempt may still sit in a C call on a helper thread: do not wait for it.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

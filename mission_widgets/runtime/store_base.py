@@ -1,0 +1,134 @@
+"""What the store modules share: the SQLite schema, the status columns and the error guard.
+
+The schema is created (or migrated: columns added since, with ALTER TABLE) when a store is
+opened; ``guarded`` turns any sqlite3/OS error of a public store method into a StoreError.
+Standard library only: the worker imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS missions (
+    id TEXT PRIMARY KEY,
+    goal TEXT NOT NULL,
+    status TEXT NOT NULL,
+    backend TEXT,
+    owner TEXT,
+    pid INTEGER,
+    pid_started REAL,
+    submitted_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    last_heartbeat REAL,
+    last_activity REAL,
+    n_steps INTEGER NOT NULL DEFAULT 0,
+    n_done INTEGER NOT NULL DEFAULT 0,
+    n_failed INTEGER NOT NULL DEFAULT 0,
+    progress REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    stall_reason TEXT,
+    model TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    state_json TEXT,
+    claimed_by TEXT,
+    claimed_at REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    mission_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_mission ON events (mission_id, seq);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mission_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_mission ON requests (mission_id);
+CREATE INDEX IF NOT EXISTS missions_unfinished ON missions (submitted_at)
+    WHERE finished_at IS NULL;
+CREATE INDEX IF NOT EXISTS missions_finished ON missions (finished_at)
+    WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO store_meta VALUES ('finished_version', 0);
+CREATE TRIGGER IF NOT EXISTS finished_changed_on_update AFTER UPDATE ON missions
+    WHEN OLD.finished_at IS NOT NULL OR NEW.finished_at IS NOT NULL
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
+CREATE TRIGGER IF NOT EXISTS finished_changed_on_insert AFTER INSERT ON missions
+    WHEN NEW.finished_at IS NOT NULL
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
+CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
+    WHEN OLD.finished_at IS NOT NULL
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
+"""
+#: Columns added since the first release: ALTERed into older stores when they are opened.
+ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL"}
+SCHEMA_OBJECTS = frozenset(
+    {
+        "missions",
+        "events",
+        "requests",
+        "store_meta",
+        "events_by_mission",
+        "requests_by_mission",
+        "missions_unfinished",
+        "missions_finished",
+        "finished_changed_on_update",
+        "finished_changed_on_insert",
+        "finished_changed_on_delete",
+    }
+)
+
+#: Columns of ``missions`` that status() shows, in order.
+STATUS_COLUMNS = (
+    "id",
+    "goal",
+    "status",
+    "n_steps",
+    "n_done",
+    "n_failed",
+    "progress",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "backend",
+    "pid",
+    "last_heartbeat",
+    "last_activity",
+    "error",
+    "stall_reason",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+)
+# A queued row: handed to no backend yet.
+QUEUED = "status = 'pending' AND started_at IS NULL AND pid IS NULL AND finished_at IS NULL"
+
+
+def guarded(method: _Method) -> _Method:
+    """Turn any sqlite3 or OS error of a public method into a StoreError that says what failed."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._store_error(exc, method.__name__) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,153 @@
+"""Requests between processes and the end of a mission's history: parts of MissionStore.
+
+``requests`` carries what one process asks of the process running a mission (cancel a
+queued mission, a person's decision, an explanation); each request is taken exactly once.
+``prune``/``forget`` remove finished missions: rows, events, requests and files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from .store_base import guarded
+from .store_location import SUBDIRS, SUFFIXES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from contextlib import AbstractContextManager
+    from typing import Any
+
+REQUEST_KINDS = ("cancel", "decision", "explanation")
+
+
+class StoreRequestsAndHistory:
+    """Mixed into MissionStore (which provides the connection and the paths)."""
+
+    _root: str
+
+    if TYPE_CHECKING:
+
+        def _connect(self) -> sqlite3.Connection: ...
+        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def path_of(self, kind: str, mission_id: str) -> str: ...
+
+    # -- requests from other processes --------------------------------------------------------
+
+    @guarded
+    def add_request(self, mission_id: str, kind: str, payload: Any = None) -> int:
+        """Ask whoever runs ``mission_id`` to act: kind "cancel", "decision" ({"action": ...})
+        or "explanation" ({"text": ...}). Returns the request's id."""
+        if kind not in REQUEST_KINDS:
+            raise ValueError(f"request kind must be one of {REQUEST_KINDS}, got {kind!r}")
+        try:
+            text = None if payload is None else json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload of a {kind!r} request is not JSON: {exc}") from None
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO requests (mission_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                (mission_id, kind, text, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    @guarded
+    def take_requests(
+        self, mission_ids: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Take (and remove) the waiting requests for ``mission_ids`` of ``kinds``, oldest
+        first; each request is taken by exactly one caller. Costs one read when none wait."""
+        where, args = "", []
+        for column, values in (("mission_id", mission_ids), ("kind", kinds)):
+            if values is not None:
+                chosen = list(values)
+                if not chosen:
+                    return []
+                where += f" AND {column} IN ({', '.join('?' * len(chosen))})"
+                args += chosen
+        query = f"SELECT id, mission_id, kind, payload, created_at FROM requests WHERE 1{where}"
+        if self._connect().execute(query + " LIMIT 1", args).fetchone() is None:
+            return []
+        with self._write() as conn:
+            found = conn.execute(query + " ORDER BY id", args).fetchall()
+            conn.executemany("DELETE FROM requests WHERE id=?", [(r[0],) for r in found])
+        return [
+            {
+                "id": rid,
+                "mission_id": mid,
+                "kind": kind,
+                "payload": None if payload is None else json.loads(payload),
+                "created_at": created,
+            }
+            for rid, mid, kind, payload, created in found
+        ]
+
+    # -- history ------------------------------------------------------------------------------
+
+    def forget(self, ids: Iterable[str]) -> list[str]:
+        """Remove the finished missions among ``ids`` (rows, events, files); the ids removed."""
+        return self.prune(ids=list(ids))
+
+    @guarded
+    def prune(
+        self,
+        older_than_secs: float | None = None,
+        statuses: Iterable[str] | None = None,
+        ids: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Remove finished missions finished more than ``older_than_secs`` ago, of
+        ``statuses``, among ``ids`` (each filter optional): rows, events, requests, mission,
+        log, checkpoint and large-value files. Unfinished missions are never removed."""
+        where = "finished_at IS NOT NULL"
+        args: list[Any] = []
+        if older_than_secs is not None:
+            where += " AND finished_at < ?"
+            args.append(time.time() - float(older_than_secs))
+        for column, values in (("status", statuses), ("id", ids)):
+            if values is not None:
+                chosen = [str(v) for v in values]
+                if not chosen:
+                    return []
+                where += f" AND {column} IN ({', '.join('?' * len(chosen))})"
+                args += chosen
+        with self._write() as conn:
+            removed = [
+                mid for (mid,) in conn.execute(f"SELECT id FROM missions WHERE {where}", args)
+            ]
+            keys = [(mid,) for mid in removed]
+            for table, column in (
+                ("events", "mission_id"),
+                ("requests", "mission_id"),
+                ("missions", "id"),
+            ):
+                conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
+        for mission_id in removed:
+            self._remove_files(mission_id)
+        return removed
+
+    def _remove_files(self, mission_id: str) -> None:
+        import shutil
+
+        for kind in SUBDIRS:
+            with _ignore_missing():
+                os.unlink(self.path_of(kind, mission_id))
+        folder = os.path.join(self._root, SUBDIRS["checkpoint"])
+        checkpoint = f"{mission_id}{SUFFIXES['checkpoint']}."
+        for entry in os.scandir(folder):
+            if entry.name.startswith(checkpoint) and entry.is_file():
+                with _ignore_missing():
+                    os.unlink(entry.path)
+            elif entry.name in (mission_id, f"{mission_id}.large") and entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+@contextmanager
+def _ignore_missing() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,32 @@
+"""Fixtures of the store tests: a store under tmp_path, a directory user nobody owns."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from support.stores import NOBODY
+
+from mission_widgets.runtime.store import MissionStore
+
+
+@pytest.fixture
+def nobody_dir():
+    """A directory user nobody owns and can reach (pytest's tmp_path is root's, 0700)."""
+    top = tempfile.mkdtemp(prefix="mw-store-test-")
+    os.chmod(top, 0o755)
+    folder = os.path.join(top, "nobody")
+    os.mkdir(folder)
+    os.chown(folder, NOBODY, NOBODY)
+    yield Path(folder)
+    shutil.rmtree(top)
+
+
+@pytest.fixture
+def store(tmp_path) -> MissionStore:
+    made = MissionStore(tmp_path / "store")
+    yield made
+    made.close()

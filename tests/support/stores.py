@@ -1,0 +1,46 @@
+"""Helpers of the store tests: Python helper processes (sys.executable, optionally as user
+nobody through setpriv) and rows written through the store's own API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from mission_widgets.runtime.store import MissionStore
+
+NOBODY = 65534
+
+
+def run_python(code: str, *args: str, timeout: float = 60.0, as_nobody: bool = False, **kwargs):
+    """Run ``code`` in a fresh interpreter (this tree on its path); the CompletedProcess."""
+    command = [sys.executable, "-c", textwrap.dedent(code), *args]
+    if as_nobody:
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), **kwargs
+    )
+
+
+def spawn_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+        **kwargs,
+    )
+
+
+def finished_row(store: MissionStore, mission_id: str, status: str = "succeeded", ago: float = 0):
+    """A mission registered, started and ended through the store's own writes."""
+    from mission_widgets.core.events import make_event
+
+    store.register(mission_id, f"goal of {mission_id}", backend="subprocess", owner=None)
+    start = make_event("mission_start", mission_id)
+    store.append_event(start, {"status": "running"})
+    done = make_event("mission_done", mission_id, status=status)
+    done["timestamp"] -= ago
+    store.append_event(done, {"status": status}, {"id": mission_id, "status": status})
