@@ -266,6 +266,8 @@ class MissionOrchestrator(StoreMirror):
     def _watch(self) -> None:
         """One refresh of the watcher: tell subscribers when it changed something."""
         change = self._refresh()
+        if self.active and self._watcher is not None:
+            self._watcher.ensure_running()  # it adopted running missions of another process
         if change.changed:
             self._changed(change)
 
