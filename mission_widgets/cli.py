@@ -60,8 +60,6 @@ CANCEL_GRACE_SECS = 3.0
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-_ANSI = {"info": "36", "success": "32", "danger": "31", "warning": "33"}
-
 
 class CommandError(Exception):
     """A clear, user-facing failure of a command: message and exit code."""
@@ -114,11 +112,7 @@ class Console:
         if not self.color:
             return None
 
-        def style(text: str, bar_style: str) -> str:
-            code = _ANSI.get(bar_style)
-            return f"\x1b[{code}m{text}\x1b[0m" if code and text.strip() else text
-
-        return style
+        return pg.ansi
 
     def bold(self, text: str) -> str:
         return f"\x1b[1m{text}\x1b[0m" if self.color else text

@@ -22,10 +22,11 @@ from .core.replay import apply_event
 from .handles import AsyncHandle, PollResult
 from .runtime.payload import read_payload
 from .runtime.processes import owner_alive
+from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
 
 if TYPE_CHECKING:
-    from .runtime.backends import Backend
+    from .runtime.backend import Backend
 
 #: Seconds a mission's executor must have been gone before it is failed for it: another
 #: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.
@@ -173,7 +174,8 @@ class StoreMirror:
                 if now - self._gone_since.setdefault(mission.id, now) < GONE_GRACE_SECS:
                     continue  # its end may still be on its way (a cancel from elsewhere)
                 self._gone_since.pop(mission.id, None)
-                reason = self.backend.exit_reason(mission.id, rows.get(mission.id) or {})
+                row = rows.get(mission.id) or {"id": mission.id}
+                reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
                 tail = self._log_tail(mission.id)
                 if tail:
                     reason += f"; last log line: {tail}"
@@ -237,7 +239,7 @@ class StoreMirror:
         return (
             self.backend.runs_in_kernel
             and mission.id in self.async_handles
-            and self.backend.alive(mission.id, {})
+            and self.backend.is_alive({"id": mission.id, "backend": self.backend.name}) is True
             and (self.store.row(mission.id) or {}).get("finished_at") is None
         )
 
@@ -245,12 +247,8 @@ class StoreMirror:
         if row.get("pid") is None:
             # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
             return mission.id in self.async_handles or owner_alive(row.get("owner"))
-        runs_on = row.get("backend")
-        if runs_on not in (None, self.backend.name, "thread", "subprocess"):
-            # A Dask mission seen from a local orchestrator: its pid is on another machine.
-            # Only its own kind of backend can tell; reconcile() still sees a lost heartbeat.
-            return True
-        return self.backend.alive(mission.id, row)
+        # None: this process cannot tell (a Dask mission seen locally); heartbeats tell.
+        return backend_for_row(row, self.store, self.backend).is_alive(row) is not False
 
     # -- stalls that recover ------------------------------------------------------------------
 

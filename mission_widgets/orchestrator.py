@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .core.errors import MissionError, ModelResolutionError, describe_error
+from .core.errors import ModelResolutionError, describe_error
 from .core.mission import MISSION_STATUSES, Mission, new_mission_id
 from .core.models import model_label, resolve_model
 from .core.session import SharedSession
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .mirror import HEARTBEAT_LOST, StoreMirror
-from .runtime.backends import Backend, make_backend
+from .runtime.backend import Backend
 from .runtime.processes import owner_token
+from .runtime.registry import backend_for_row, make_backend
 from .runtime.store import MissionStore
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
@@ -478,19 +479,8 @@ class MissionOrchestrator(StoreMirror):
 
     def _terminate(self, mission_id: str, row: dict[str, Any]) -> None:
         """Stop what executes a mission, by the backend that runs it (its store row says)."""
-        runs_on = row.get("backend") or self.backend.name
-        if runs_on == self.backend.name and (
-            not self.backend.runs_in_kernel or mission_id in self.async_handles
-        ):
-            self.backend.terminate(mission_id, row, self.cancel_grace_secs)
-        elif runs_on == "subprocess":  # a worker another kernel started: its own process group
-            Backend.terminate(self.backend, mission_id, row, self.cancel_grace_secs)
-        else:
-            # The pid of a thread mission is its kernel's: killing it would kill that kernel.
-            raise MissionError(
-                f"mission {mission_id} runs on the {runs_on!r} backend of process "
-                f"{row.get('pid')}; cancel it from the orchestrator that started it"
-            )
+        row = {"id": mission_id, **row}
+        backend_for_row(row, self.store, self.backend).stop(row, self.cancel_grace_secs)
 
     def cancel_all(self) -> list[str]:
         ids = [m.id for m in self.pending_queue + self.running]

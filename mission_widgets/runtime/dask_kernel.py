@@ -27,7 +27,7 @@ namespace first replays the event log into its store. The namespace defaults to
 * event timestamps come from the worker's clock (stall detection compares them with the
   kernel's); heartbeats are stamped on arrival with the kernel's clock.
 
-Liveness: ``alive`` reads the kernel's Future (finished, erred, cancelled) and, once a
+Liveness: ``is_alive`` reads the kernel's Future (finished, erred, cancelled) and, once a
 mission has started on a worker, asks the scheduler (``Client.processing`` and task states,
 at most once a second) whether that worker still runs it: a worker that left the cluster,
 or a task the scheduler rescheduled, means the worker was lost and the mission ends
@@ -48,7 +48,7 @@ from ..core.errors import describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.models import model_label
-from .backends import Backend, ExitCallback
+from .backend import Backend, ExitCallback
 from .dask_ingest import TopicIngest
 from .dask_worker import run_mission_on_dask, stop_on_worker
 from .payload import build_payload, dumps_payload
@@ -331,9 +331,8 @@ class DaskBackend(Backend):
             self._beats[mission_id] = now
             self.store.heartbeat(mission_id)
 
-    def alive(self, mission_id: str, row: dict[str, Any]) -> bool:
-        if (row.get("backend") or self.name) != self.name:
-            return super().alive(mission_id, row)
+    def is_alive(self, row: Any) -> bool | None:
+        mission_id = row["id"]
         if row.get("finished_at") is not None:
             return False  # its last event is in the store
         with self._lock:
@@ -424,21 +423,26 @@ class DaskBackend(Backend):
                 "scheduler restarted"
             )
 
-    def exit_reason(self, mission_id: str, row: dict[str, Any]) -> str:
-        if (row.get("backend") or self.name) != self.name:
-            return super().exit_reason(mission_id, row)
+    def exit_reason(self, row: Any) -> str:
+        mission_id = row["id"]
         return self._reasons.get(mission_id) or (
             f"dask task {self._keys.get(mission_id, '?')} ended without a final event"
         )
 
     # -- stopping -------------------------------------------------------------------------------
 
-    def terminate(self, mission_id: str, row: dict[str, Any], grace: float) -> None:
+    def can_cancel_here(self, row: Any) -> bool:
+        return True
+
+    @classmethod
+    def observer(cls, store: MissionStore) -> Backend:
+        """Without a client nothing can be asked of the cluster: the base answers."""
+        return Backend(store)
+
+    def stop(self, row: Any, grace: float) -> None:
         """Stop the mission where it runs (kill its process / interrupt its thread), or
         make sure it never starts; wait up to ``grace`` + 5 s for its last event."""
-        if (row.get("backend") or self.name) != self.name:
-            super().terminate(mission_id, row, grace)
-            return
+        mission_id = row["id"]
         if row.get("status") == "stalled" and row.get("stall_reason"):
             status, reason = "stalled", f"{row['stall_reason']} (killed)"
         else:

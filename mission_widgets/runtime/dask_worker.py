@@ -41,10 +41,10 @@ from ..core.errors import MissionCancelled, describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.timeouts import async_raise
-from .backends import worker_environment
 from .dask_child import safe_record
 from .payload import write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
+from .subprocess_backend import worker_environment
 from .worker import Heartbeat, run_payload
 
 #: Metadata path (on the scheduler) under which each mission's claim is kept.
