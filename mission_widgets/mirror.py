@@ -13,12 +13,14 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import MissionError, describe_error
 from .core.events import make_event
 from .core.mission import Mission
 from .core.replay import apply_event
+from .core.status import MissionStatus
 from .handles import AsyncHandle, PollResult
 from .runtime.payload import read_payload
 from .runtime.processes import owner_alive
@@ -26,7 +28,7 @@ from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
 
 if TYPE_CHECKING:
-    from .runtime.backend import Backend
+    from .runtime.backend import Backend, Row
 
 #: Seconds a mission's executor must have been gone before it is failed for it: another
 #: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.
@@ -66,9 +68,13 @@ class StoreMirror:
         self._cancelling: set[str] = set()
         #: mission id -> when its executor was first seen gone (see GONE_GRACE_SECS).
         self._gone_since: dict[str, float] = {}
+        #: running missions of this orchestrator that another process asked to cancel.
+        self._cancel_requested: list[str] = []
 
-    def _fill_window(self) -> list[Mission]:
-        raise NotImplementedError  # the orchestrator's
+    if TYPE_CHECKING:  # provided by MissionOrchestrator and MissionControl
+
+        def _fill_window(self) -> list[Mission]: ...
+        def _honour_cancel_requests(self) -> list[str]: ...
 
     # -- attach -------------------------------------------------------------------------------
 
@@ -86,7 +92,7 @@ class StoreMirror:
                     stacklevel=3,
                 )
 
-    def _adopt_row(self, row: dict[str, Any]) -> None:
+    def _adopt_row(self, row: Row) -> None:
         mission_id = row["id"]
         if mission_id in self._missions:
             return
@@ -94,8 +100,10 @@ class StoreMirror:
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
         if status == "pending" and row.get("started_at") is None and row.get("pid") is None:
-            if owner_alive(row.get("owner")):
+            if owner_alive(row["owner"]):
                 return  # another live orchestrator's queue
+            if not self.store.adopt(mission_id, self._owner, row["owner"]):
+                return  # another orchestrator adopted this dead owner's mission first
             mission = self._load_pending(row)
             if mission is not None:
                 self._missions[mission_id] = mission
@@ -124,21 +132,13 @@ class StoreMirror:
             # Found running on attach: if its executor is gone, it has been for a while.
             self._gone_since[mission_id] = float("-inf")
 
-    def _load_pending(self, row: dict[str, Any]) -> Mission | None:
+    def _load_pending(self, row: Row) -> Mission | None:
         path = self.store.mission_file(row["id"])
         try:
             mission = read_payload(path)["mission"]
         except MissionError as exc:
             self.store.finish_if_unfinished(row["id"], "failed", str(exc))
             return None
-        self.store.register(
-            mission.id,
-            mission.goal,
-            backend=row.get("backend") or self.backend.name,
-            owner=self._owner,
-            n_steps=len(mission.steps or []),
-            model=row.get("model"),
-        )
         return mission
 
     def _apply_final_state(self, mission: Mission) -> None:
@@ -164,6 +164,7 @@ class StoreMirror:
             rows = self.store.rows_by_id(m.id for m in unended)
             gone = [m for m in unended if not self._alive(m, rows.get(m.id) or {})]
             result.n_events += self._read_events()
+            self._cancel_requested += self._honour_cancel_requests()
             now = time.monotonic()
             for mission in unended:
                 if mission not in gone or _ended(mission):
@@ -225,12 +226,12 @@ class StoreMirror:
 
     def _settle_from_row(self, mission: Mission) -> None:
         """End a mirror whose end is in the store row but not in its (corrupt) events."""
-        row = self.store.row(mission.id) or {}
-        if row.get("finished_at") is None:
+        row = self.store.row(mission.id)
+        if row is None or row["finished_at"] is None:
             return
-        mission.status = row.get("status") or "failed"
+        mission.status = MissionStatus(row["status"] or "failed")
         mission.finished_at = row["finished_at"]
-        mission.error = row.get("error")
+        mission.error = row["error"]
         self._apply_final_state(mission)
 
     def _final_event_pending(self, mission: Mission) -> bool:
@@ -240,10 +241,10 @@ class StoreMirror:
             self.backend.runs_in_kernel
             and mission.id in self.async_handles
             and self.backend.is_alive({"id": mission.id, "backend": self.backend.name}) is True
-            and (self.store.row(mission.id) or {}).get("finished_at") is None
+            and _unfinished(self.store.row(mission.id))
         )
 
-    def _alive(self, mission: Mission, row: dict[str, Any]) -> bool:
+    def _alive(self, mission: Mission, row: Row) -> bool:
         if row.get("pid") is None:
             # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
             return mission.id in self.async_handles or owner_alive(row.get("owner"))
@@ -252,7 +253,7 @@ class StoreMirror:
 
     # -- stalls that recover ------------------------------------------------------------------
 
-    def _recover_stalls(self, rows: dict[str, dict[str, Any]]) -> None:
+    def _recover_stalls(self, rows: Mapping[str, Row]) -> None:
         """A flagged mission whose heartbeat (for a heartbeat stall) or events resumed after
         the flag goes back to ``running``; the store records it (``mission_recovered``)."""
         for mission_id, (flagged_at, by_heartbeat) in list(self._stall_flags.items()):
@@ -275,8 +276,7 @@ class StoreMirror:
 
     def _record_recovery(self, event: dict[str, Any]) -> None:
         mission_id = event["mission_id"]
-        row = self.store.row(mission_id) or {}
-        if row.get("finished_at") is not None:
+        if not _unfinished(self.store.row(mission_id)):
             return
         self.store.append_event(event, {"status": "running", "stall_reason": None})
         self._stall_flags.pop(mission_id, None)
@@ -294,7 +294,7 @@ class StoreMirror:
             )
         elif name == "mission_recovered":
             self._stall_flags.pop(mission_id, None)
-            mission.status = "running"
+            mission.status = MissionStatus.RUNNING
             mission.stall_reason = None
         elif name == "mission_waiting":
             self._waiting_on[mission_id] = event.get("waiting_on") or event.get("step_id") or ""
@@ -330,6 +330,21 @@ class StoreMirror:
         self._track(mission, event)
         if not live and name == "mission_done":
             self._apply_final_state(mission)
+
+
+def waiting_step(events: list[dict[str, Any]]) -> str | None:
+    """The step a mission waits on for a person, from its events (the last word wins)."""
+    for event in reversed(events):
+        name = event.get("event")
+        if name == "mission_waiting":
+            return event.get("waiting_on") or event.get("step_id")
+        if name in ("mission_resumed", "mission_done") or str(name).startswith("escalation_"):
+            return None
+    return None
+
+
+def _unfinished(row: Row | None) -> bool:
+    return row is not None and row["finished_at"] is None
 
 
 def _note_store_errors(mission: Mission) -> None:

@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import os
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .cancellation import is_queued
+from .control import MissionControl
 from .core.errors import ModelResolutionError, describe_error
 from .core.mission import MISSION_STATUSES, Mission, new_mission_id
 from .core.models import model_label, resolve_model
 from .core.session import SharedSession
+from .core.status import MissionStatus
 from .handles import AsyncHandle, MissionFailed, PollResult
-from .mirror import HEARTBEAT_LOST, StoreMirror
+from .mirror import StoreMirror
 from .runtime.backend import Backend
 from .runtime.processes import owner_token
-from .runtime.registry import backend_for_row, make_backend
+from .runtime.registry import make_backend
 from .runtime.store import MissionStore
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
@@ -40,8 +44,10 @@ __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 #: Seconds between store reads while run_all()/wait() block (a worker exit wakes them sooner).
 POLL_INTERVAL = 0.2
 
+_INSTANCES = itertools.count(1)
 
-class MissionOrchestrator(StoreMirror):
+
+class MissionOrchestrator(StoreMirror, MissionControl):
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
 
     ``backend`` is ``"subprocess"`` (default: a worker process per mission that survives the
@@ -92,7 +98,9 @@ class MissionOrchestrator(StoreMirror):
         self.completed: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
         self._draining = False
-        self._owner = owner_token()
+        #: Who owns and claims this orchestrator's queue: its process plus an instance
+        #: number, so a clone in the same process never starts the same row.
+        self._owner = f"{owner_token()}:{next(_INSTANCES)}"
         self._subscribers: Subscribers[PollResult] = Subscribers()
         self._status_table = StatusTable(self.store)
         self._init_mirror()
@@ -191,7 +199,7 @@ class MissionOrchestrator(StoreMirror):
         it needs is refused here, before anything launches."""
         mission.preflight()
         mission.audit_log = [] if not self.backend.runs_in_kernel else mission.audit_log
-        mission.status = "pending"
+        mission.status = MissionStatus.PENDING
         mission.finished_at = None
         mission.stall_reason = None
         pid = self.backend.launch(mission, self.heartbeat_secs)
@@ -218,7 +226,9 @@ class MissionOrchestrator(StoreMirror):
             try:
                 handle = self._start(mission)
             except Exception as exc:
-                self._end_unstarted(mission, "failed", f"could not start: {describe_error(exc)}")
+                self._end_unstarted(
+                    mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
+                )
                 handle = AsyncHandle(self, mission, None)
                 self.async_handles[mission.id] = handle
                 handle.settle()
@@ -239,15 +249,34 @@ class MissionOrchestrator(StoreMirror):
         started = []
         while self.pending_queue and len(self.running) < self.max_concurrent:
             mission = self.pending_queue.pop(0)
+            if not self.store.claim(mission.id, self._owner):
+                self._claimed_elsewhere(mission)
+                continue
             try:
                 self._start(mission)
             except Exception as exc:
-                self._end_unstarted(mission, "failed", f"could not start: {describe_error(exc)}")
+                self._end_unstarted(
+                    mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
+                )
                 continue
             started.append(mission)
         if not self.pending_queue:
             self._draining = False
         return started
+
+    def _could_not_start(self, mission: Mission, exc: Exception) -> None:
+        self._end_unstarted(
+            mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
+        )
+
+    def _claimed_elsewhere(self, mission: Mission) -> None:
+        """Another orchestrator claimed (or cancelled) this queued mission first: mirror it
+        from the store like any mission of another process."""
+        self._missions.pop(mission.id, None)
+        self._backend_of.pop(mission.id, None)
+        row = self.store.row(mission.id)
+        if row is not None and not is_queued(row):
+            self._adopt_row(row)
 
     # -- refreshing -------------------------------------------------------------------------
 
@@ -267,6 +296,8 @@ class MissionOrchestrator(StoreMirror):
     def _watch(self) -> None:
         """One refresh of the watcher: tell subscribers when it changed something."""
         change = self._refresh()
+        while self._cancel_requested:
+            self.cancel(self._cancel_requested.pop())
         if self.active and self._watcher is not None:
             self._watcher.ensure_running()  # it adopted running missions of another process
         if change.changed:
@@ -291,7 +322,7 @@ class MissionOrchestrator(StoreMirror):
             self._wakeups += 1
             self._wakeup.notify_all()
 
-    def _end_unstarted(self, mission: Mission, status: str, error: str) -> None:
+    def _end_unstarted(self, mission: Mission, status: MissionStatus, error: str) -> None:
         """End a mission taken off the queue before it ran (its event follows on refresh)."""
         self.store.finish_if_unfinished(mission.id, status, error)
         mission.status, mission.error = status, error
@@ -375,116 +406,6 @@ class MissionOrchestrator(StoreMirror):
         for mission in batch:
             if mission in self.running or mission in self.pending_queue:
                 self.cancel(mission.id)
-
-    # -- stalls and cancel -------------------------------------------------------------------
-
-    def stall_reasons(
-        self,
-        mission: Mission,
-        row: dict[str, Any],
-        now: float,
-        stall_threshold_secs: float,
-        heartbeat_timeout_secs: float,
-        no_progress_secs: float,
-    ) -> list[str]:
-        """Why a running mission looks stalled (empty when it does not)."""
-        reasons = []
-        started = row.get("started_at")
-        if started and now - started > stall_threshold_secs:
-            reasons.append(
-                f"running for {now - started:.0f} s, over the {stall_threshold_secs:g} s threshold"
-            )
-        if self.backend.has_heartbeat and row.get("pid") is not None:
-            beat = row.get("last_heartbeat")
-            if beat is not None and now - beat > heartbeat_timeout_secs:
-                reasons.append(f"{HEARTBEAT_LOST}: last beat {now - beat:.0f} s ago")
-        activity = row.get("last_activity") or started
-        if activity and now - activity > no_progress_secs:
-            reasons.append(f"no progress for {now - activity:.0f} s")
-        return reasons
-
-    def reconcile(
-        self,
-        stall_threshold_secs: float = 600,
-        *,
-        heartbeat_timeout_secs: float | None = None,
-        no_progress_secs: float | None = None,
-        kill: bool = False,
-    ) -> list[str]:
-        """Flag running missions that look stuck as ``stalled``; return their ids.
-
-        A mission is stalled when it runs longer than ``stall_threshold_secs``, when its
-        heartbeat is older than ``heartbeat_timeout_secs`` (default: the orchestrator's), or
-        when it made no progress (no event) for ``no_progress_secs`` (default: the threshold).
-        With ``kill=True`` stalled missions are stopped and end ``stalled``.
-        """
-        self._watch()
-        hb_timeout = (
-            self.heartbeat_timeout_secs
-            if heartbeat_timeout_secs is None
-            else heartbeat_timeout_secs
-        )
-        quiet = stall_threshold_secs if no_progress_secs is None else no_progress_secs
-        stalled = []
-        now = time.time()
-        with self._lock:
-            rows = self.store.rows_by_id(m.id for m in self.running)
-            for mission in list(self.running):
-                if mission.is_finished and mission.status != "stalled":
-                    continue
-                row = rows.get(mission.id) or {}
-                if row.get("finished_at") is not None:
-                    continue
-                reasons = self.stall_reasons(
-                    mission, row, now, stall_threshold_secs, hb_timeout, quiet
-                )
-                if not reasons:
-                    continue
-                stalled.append(mission.id)
-                if mission.status != "stalled":
-                    self.store.flag_stalled(mission.id, "; ".join(reasons))
-                if kill:
-                    self._terminate(mission.id, row)
-                    self.store.finish_if_unfinished(
-                        mission.id, "stalled", "; ".join(reasons) + " (killed)"
-                    )
-        self._watch()
-        return stalled
-
-    def cancel(self, mission_id: str) -> bool:
-        """Stop a queued or running mission: SIGTERM to its process group, SIGKILL after
-        ``cancel_grace_secs``. Returns False when the mission had already finished."""
-        with self._lock:
-            mission = self.get(mission_id)
-            queued = mission in self.pending_queue
-            if queued:
-                self.pending_queue.remove(mission)
-                self._end_unstarted(mission, "cancelled", "cancelled before it started")
-            elif mission not in self.running:
-                return False
-            row = self.store.row(mission_id) or {}
-        if not queued:
-            # Outside the lock: the grace period must not freeze the watcher (and the panel).
-            self._cancelling.add(mission_id)
-            try:
-                self._terminate(mission_id, row)
-                self.store.finish_if_unfinished(mission_id, "cancelled", "cancelled by user")
-            finally:
-                self._cancelling.discard(mission_id)
-        self._watch()
-        handle = self.async_handles.get(mission_id)
-        if handle is not None:
-            handle.settle()
-        return True
-
-    def _terminate(self, mission_id: str, row: dict[str, Any]) -> None:
-        """Stop what executes a mission, by the backend that runs it (its store row says)."""
-        row = {"id": mission_id, **row}
-        backend_for_row(row, self.store, self.backend).stop(row, self.cancel_grace_secs)
-
-    def cancel_all(self) -> list[str]:
-        ids = [m.id for m in self.pending_queue + self.running]
-        return [i for i in ids if self.cancel(i)]
 
     # -- views --------------------------------------------------------------------------------
 
