@@ -89,6 +89,7 @@ def test_racing_processes_adopt_a_dead_kernels_queue_once(tmp_path, store_dir):
     finally:
         for racer in racers:
             racer.kill()
+            racer.wait()
     adopted = [json.loads(out.read_text()) for out in outs]
 
     assert sorted(i for each in adopted for i in each) == sorted(ids)  # each adopted once
@@ -124,9 +125,9 @@ def test_a_clone_and_its_original_start_each_mission_once(orchestrators, store_d
     twin.start_queued()
 
     wait_for(
-        lambda: sum(starts_per_mission(store_dir).values()) >= 4
-        and not orch.active
-        and not twin.active,
+        lambda: (
+            sum(starts_per_mission(store_dir).values()) >= 4 and not orch.active and not twin.active
+        ),
         60,
         "both to drain",
     )
