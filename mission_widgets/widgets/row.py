@@ -106,31 +106,13 @@ class MissionRow(W.VBox):
         self.details_toggle = W.ToggleButton(
             description="Details", value=False, tooltip="Steps, errors, log", layout=fixed("76px")
         )
-        self.decision = W.HTML()
-        self.decision_buttons = {
-            action: W.Button(description=label, icon=icon, layout=fixed("84px"))
-            for action, label, icon in DECISIONS
-        }
-        self.explain_button = W.Button(
-            description="Explain", icon="question", button_style="info", layout=fixed("92px")
-        )
-        self.explanation = W.HTML()
-        self.decision_box = W.VBox(
-            [
-                self.decision,
-                W.HBox([self.explain_button, *self.decision_buttons.values()]),
-                self.explanation,
-            ],
-            layout=W.Layout(display="none", margin="2px 0 6px 104px"),
-        )
-        self.decision_box.add_class("mission-widgets-decision")
+        # Built on first need: most rows never ask a person, and widgets are what a page costs.
+        self.decision_box: W.VBox | None = None
+        self.decision_buttons: dict[str, W.Button] = {}
         self.detail = W.HTML(layout=W.Layout(display="none", margin="0 0 6px 104px"))
         self.cancel_button.on_click(self._cancel_clicked)
-        self.explain_button.on_click(self._explain_clicked)
-        for action, button in self.decision_buttons.items():
-            button.on_click(lambda b, action=action: self._decide_clicked(action, b))
         self.details_toggle.observe(self._details_toggled, names="value")
-        line = W.HBox(
+        self.line = W.HBox(
             [
                 self.status,
                 self.goal,
@@ -143,7 +125,7 @@ class MissionRow(W.VBox):
             ],
             layout=W.Layout(align_items="center", width="100%", flex_flow="row nowrap"),
         )
-        super().__init__([line, self.decision_box, self.detail], layout=W.Layout(width="100%"))
+        super().__init__([self.line, self.detail], layout=W.Layout(width="100%"))
         self.add_class("mission-widgets-row")
 
     # -- drawing ----------------------------------------------------------------------------
@@ -154,7 +136,8 @@ class MissionRow(W.VBox):
             self.mission_id = view.mission_id
             self._last = None
             self.details_toggle.value = False
-            update(self.explanation, value="")
+            if self.decision_box is not None:
+                update(self.explanation, value="")
         if (view, cancellable) == self._last:
             return False
         self._draw(view, cancellable)
@@ -182,15 +165,42 @@ class MissionRow(W.VBox):
         update(self.cancel_button.layout, visibility="visible" if cancellable else "hidden")
         update(self.cancel_button, disabled=not cancellable)
         if view.waiting_on and self.mission_id is not None:
+            box = self._decision_box()
             decision = self._actions.decision_html(self.mission_id, view.waiting_on)
             update(self.decision, value=decision)
-            update(self.decision_box.layout, display="")
-        else:
+            update(box.layout, display="")
+        elif self.decision_box is not None:
             update(self.decision_box.layout, display="none")
+
+    def _decision_box(self) -> W.VBox:
+        """The step, its errors and Explain / Retry / Skip / Abort (made on first need)."""
+        if self.decision_box is None:
+            self.decision = W.HTML()
+            self.explanation = W.HTML()
+            self.explain_button = W.Button(
+                description="Explain", icon="question", button_style="info", layout=fixed("92px")
+            )
+            self.explain_button.on_click(self._explain_clicked)
+            for action, label, icon in DECISIONS:
+                button = W.Button(description=label, icon=icon, layout=fixed("84px"))
+                button.on_click(lambda b, action=action: self._decide_clicked(action, b))
+                self.decision_buttons[action] = button
+            self.decision_box = W.VBox(
+                [
+                    self.decision,
+                    W.HBox([self.explain_button, *self.decision_buttons.values()]),
+                    self.explanation,
+                ],
+                layout=W.Layout(margin="2px 0 6px 104px"),
+            )
+            self.decision_box.add_class("mission-widgets-decision")
+            self.children = (self.line, self.decision_box, self.detail)
+        return self.decision_box
         if self.details_toggle.value:
             self._fill_details()
 
     def show_explanation(self, text: str) -> None:
+        self._decision_box()
         update(
             self.explanation,
             value='<div class="mission-widgets-explanation" style="white-space:pre-wrap;'
