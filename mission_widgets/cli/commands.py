@@ -10,9 +10,8 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core import progress as pg
 from .common import (
@@ -59,7 +58,8 @@ CANCEL_GRACE_SECS = 3.0
 
 def status_counts(store: MissionStore) -> dict[str, int]:
     """Missions by status over the whole store, counted by SQLite (no row reaches Python)."""
-    counts = Counter(row["status"] for row in store.rows(("status",)))
+    grouped: list[Any] = store.rows(("status", "COUNT(*) AS n"), where="GROUP BY status")
+    counts = {row["status"]: int(row["n"]) for row in grouped}
     order = list(pg.BAR_STYLES)
     return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
