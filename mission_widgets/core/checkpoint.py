@@ -431,7 +431,7 @@ class Checkpointer:
             state = mission_state(self.mission, home=self.path)
             state["journal_seq"] = self.seq
             # Not fsynced: a checkpoint is a convenience copy; the store is the record.
-            write_json_atomic(self.path, state, durable=False)
+            write_json_atomic(self.path, state, durable=False, compact=True)
         except Exception as exc:
             self._failed(exc)
             return

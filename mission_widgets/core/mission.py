@@ -308,12 +308,12 @@ class Mission:
 
     def get_step(self, step_id: str) -> MissionStep:
         step = self._index.get(step_id)
-        if step is None or step not in (self._steps or ()):
-            for step in self._steps or []:  # the list was changed in place
-                if step.id == step_id:
-                    return step
-            raise KeyError(f"mission {self.id} has no step {step_id!r}")
-        return step
+        if step is not None:
+            return step
+        for step in self._steps or []:  # a step appended to the list in place
+            if step.id == step_id:
+                return step
+        raise KeyError(f"mission {self.id} has no step {step_id!r}")
 
     def request_cancel(self) -> None:
         """Ask the mission to stop: no new step or retry starts; the mission ends cancelled."""
@@ -495,6 +495,8 @@ class Mission:
         """A new Mission from a save file (``kwargs`` as for the constructor, e.g. executor)."""
         data = checkpoint.read_mission_file(path)
         goal = data.get("goal")
+        if isinstance(goal, dict) and "$large" in goal:
+            goal = "(a large goal, read from its file)"  # resume() reads it
         if not isinstance(goal, str) or not goal:
             raise checkpoint.CheckpointError(f"mission file {path} has no goal")
         return cls(goal, **kwargs).resume(path)
