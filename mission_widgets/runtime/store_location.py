@@ -77,8 +77,6 @@ def resolve_root(store: str | os.PathLike[str] | None) -> tuple[str, str]:
             text, reason = notebook_store_dir(notebook), f"the store of notebook {notebook}"
         else:
             text, reason = os.path.join(state_dir(), "default"), "the default store"
-        if not text:
-            raise StoreError("$MISSION_WIDGETS_STORE is set but empty: give a directory")
     else:
         text = os.fspath(store)
         if not isinstance(text, str) or not text.strip():
