@@ -23,9 +23,10 @@ from .core.mission import MISSION_STATUSES, Mission, new_mission_id
 from .core.models import model_label, resolve_model
 from .core.replay import apply_event
 from .core.session import SharedSession
-from .runtime.backends import Backend, make_backend
+from .runtime.backend import Backend
 from .runtime.payload import read_payload
 from .runtime.processes import owner_alive, owner_token
+from .runtime.registry import backend_for_row, make_backend
 from .runtime.store import STATUS_COLUMNS, MissionStore, StoreError
 
 if TYPE_CHECKING:
@@ -396,7 +397,8 @@ class MissionOrchestrator:
             for mission in gone:
                 if _ended(mission):
                     continue
-                reason = self.backend.exit_reason(mission.id, rows.get(mission.id) or {})
+                row = rows.get(mission.id) or {"id": mission.id}
+                reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
                 tail = self.log_tail(mission.id, 1).strip()
                 if tail:
                     reason += f"; last log line: {tail}"
@@ -423,7 +425,7 @@ class MissionOrchestrator:
         return (
             self.backend.runs_in_kernel
             and mission.id in self.async_handles
-            and self.backend.alive(mission.id, {})
+            and self.backend.is_alive({"id": mission.id, "backend": self.backend.name}) is True
             and (self.store.row(mission.id) or {}).get("finished_at") is None
         )
 
@@ -431,12 +433,8 @@ class MissionOrchestrator:
         if row.get("pid") is None:
             # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
             return mission.id in self.async_handles or owner_alive(row.get("owner"))
-        runs_on = row.get("backend")
-        if runs_on not in (None, self.backend.name, "thread", "subprocess"):
-            # A Dask mission seen from a local orchestrator: its pid is on another machine.
-            # Only its own kind of backend can tell; reconcile() still sees a lost heartbeat.
-            return True
-        return self.backend.alive(mission.id, row)
+        # None: this process cannot tell (a Dask mission seen locally); heartbeats tell.
+        return backend_for_row(row, self.store, self.backend).is_alive(row) is not False
 
     def _apply(self, event: dict[str, Any]) -> None:
         mission_id = event.get("mission_id")
@@ -640,19 +638,8 @@ class MissionOrchestrator:
 
     def _terminate(self, mission_id: str, row: dict[str, Any]) -> None:
         """Stop what executes a mission, by the backend that runs it (its store row says)."""
-        runs_on = row.get("backend") or self.backend.name
-        if runs_on == self.backend.name and (
-            not self.backend.runs_in_kernel or mission_id in self.async_handles
-        ):
-            self.backend.terminate(mission_id, row, self.cancel_grace_secs)
-        elif runs_on == "subprocess":  # a worker another kernel started: its own process group
-            Backend.terminate(self.backend, mission_id, row, self.cancel_grace_secs)
-        else:
-            # The pid of a thread mission is its kernel's: killing it would kill that kernel.
-            raise MissionError(
-                f"mission {mission_id} runs on the {runs_on!r} backend of process "
-                f"{row.get('pid')}; cancel it from the orchestrator that started it"
-            )
+        row = {"id": mission_id, **row}
+        backend_for_row(row, self.store, self.backend).stop(row, self.cancel_grace_secs)
 
     def cancel_all(self) -> list[str]:
         ids = [m.id for m in self.pending_queue + self.running]

@@ -20,7 +20,7 @@ from .listeners import dispatch
 from .mission import Mission
 from .models import DemoModel, LazyModel, register_provider, resolve_model
 from .planning import parse_plan
-from .policy import StallPolicy
+from .policy import Resolve, StallPolicy
 from .replay import apply_event
 from .session import SharedSession
 from .status import (
@@ -51,6 +51,7 @@ __all__ = [
     "MissionValidationError",
     "ModelResolutionError",
     "PlanError",
+    "Resolve",
     "SharedSession",
     "StallPolicy",
     "StepStatus",

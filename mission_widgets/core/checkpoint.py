@@ -239,11 +239,10 @@ def apply_state(
     status = data.get("status", "pending")
     if status not in MISSION_STATUSES:
         raise CheckpointError(f"{source}: unknown mission status {status!r}")
-    if final:
-        mission.status = MissionStatus(status)
-        return
-    mission.status = MissionStatus(status) if status == "succeeded" else MissionStatus.PENDING
-    mission.audit_log = list(data.get("audit_log") or [])
+    # The saved status is restored as it was (aisdk); run() goes on from there.
+    mission.status = MissionStatus(status)
+    if not final:
+        mission.audit_log = list(data.get("audit_log") or [])
 
 
 def read_mission_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from .ids import new_mission_id, validate_mission_id
 from .listeners import dispatch
 from .models import model_label, model_spec, registered_providers, resolve_model, split_spec
 from .planning import parse_plan, plan_prompt, validate_dag
-from .policy import StallPolicy
+from .policy import ESCALATION_DIRECTIVES, Resolve, StallPolicy
 from .session import SharedSession
 from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, check_executor
@@ -489,8 +489,8 @@ class Mission:
         return ("stall", step)
 
     def _escalate(self, step: MissionStep) -> str:
-        """Ask ``escalate_fn``; "retry", "skip", "abort", "stall", or "resolved" (it answered
-        with the step's result)."""
+        """Ask ``escalate_fn``: "retry", "skip", "abort", "resolved" (it answered with
+        :class:`Resolve`) or "stall" (no answer, or a value that is not a directive)."""
         escalate_fn = self.stall_policy.escalate_fn
         if escalate_fn is None or step.escalations >= self.stall_policy.max_escalations:
             return "stall"
@@ -504,14 +504,26 @@ class Mission:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        self._emit("escalation", step_id=step.id, resolution=repr(resolution)[:200])
-        if resolution is None:
-            return "stall"
-        if isinstance(resolution, str) and resolution in ("retry", "skip", "abort", "stall"):
-            return resolution
-        step.result, step.status, step.progress = resolution, StepStatus.DONE, 1.0
+        if isinstance(resolution, Resolve):
+            directive = "resolve"
+        elif isinstance(resolution, str) and resolution in ESCALATION_DIRECTIVES:
+            directive = resolution
+        else:  # not a directive: ignored, as aisdk ignores escalate_fn's value
+            directive = "stall"
         self._emit(
-            "step_done", step_id=step.id, resolved_by="escalation", result=_preview(resolution)
+            "escalation",
+            step_id=step.id,
+            resolution=repr(resolution)[:200],
+            directive=directive,
+        )
+        if not isinstance(resolution, Resolve):
+            return directive
+        step.result, step.status, step.progress = resolution.result, StepStatus.DONE, 1.0
+        self._emit(
+            "step_done",
+            step_id=step.id,
+            resolved_by="escalation",
+            result=_preview(resolution.result),
         )
         return "resolved"
 

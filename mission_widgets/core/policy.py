@@ -16,6 +16,27 @@ STEP_TIMEOUT_ACTIONS = ("skip_or_replan", "retry", "skip", "abort")
 MAX_RETRIES_ACTIONS = ("escalate", "skip", "abort")
 
 
+class Resolve:
+    """An ``escalate_fn`` answer that resolves a failed step: ``return Resolve("the answer")``.
+
+    The step ends ``done`` with ``result`` as its result, and the steps after it run.
+    """
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Resolve) and other.result == self.result
+
+    def __repr__(self) -> str:
+        return f"Resolve({self.result!r})"
+
+
+#: The strings ``escalate_fn`` may return to change what happens (besides a Resolve).
+ESCALATION_DIRECTIVES = ("retry", "skip", "abort")
+
 _FIELDS = ("on_tool_failure", "on_step_timeout", "on_max_retries", "escalate_fn", "max_escalations")
 
 
@@ -35,9 +56,11 @@ class StallPolicy:
         mission stalls and ``on_mission_stall`` fires), ``skip`` (the step fails, dependants
         still run) or ``abort`` (the mission fails at once).
     escalate_fn
-        ``escalate_fn(mission, step)`` may return ``"retry"`` (run the step again with fresh
-        retries, at most ``max_escalations`` times), ``"skip"``, ``"abort"``, ``None`` (stall)
-        or any other value, which becomes the step's result (a human answered).
+        ``escalate_fn(mission, step)`` changes the outcome only by an explicit directive, as in
+        aisdk: ``"retry"`` (run the step again with fresh retries, at most ``max_escalations``
+        times), ``"skip"``, ``"abort"``, or :class:`Resolve` ``(result)`` (the step is done with
+        that result: a human answered). Anything else (None, the step id, any other value) is
+        ignored: the step stays failed and the mission stalls.
     """
 
     def __init__(

@@ -23,28 +23,56 @@ FINISHED_STATUSES = TERMINAL_STATUSES
 #: Statuses in which work is under way (ETA makes sense).
 ACTIVE_STATUSES = frozenset({"planning", "running"})
 
-#: ``bar_style`` per status; the names are ipywidgets' ``FloatProgress.bar_style`` values.
-BAR_STYLES = {
-    "pending": "",
-    "planning": "info",
-    "running": "info",
-    "succeeded": "success",
-    "failed": "danger",
-    "cancelled": "danger",
-    "stalled": "warning",
-}
 
-#: One-character marks that make failures and stalls stand out in plain text.
-STATUS_MARKS = {
-    "pending": " ",
-    "planning": ">",
-    "running": ">",
-    "succeeded": "\u2713",  # check mark
-    "failed": "\u2717",  # ballot x
-    "stalled": "!",
-    "cancelled": "-",
+class StatusStyle(NamedTuple):
+    """How every display draws one status: the one palette of the package.
+
+    ``colour`` is a CSS colour (panel, static HTML), ``glyph`` a symbol for HTML,
+    ``mark`` / ``mark_ascii`` one character for text tables, ``bar_style`` ipywidgets'
+    ``FloatProgress.bar_style`` and ``ansi`` the SGR code of the terminal colour. Failed,
+    cancelled and stalled differ in colour *and* in symbol, so no one has to tell red from
+    orange to read the panel.
+    """
+
+    colour: str
+    glyph: str
+    mark: str
+    mark_ascii: str
+    bar_style: str
+    ansi: str
+
+
+STATUS_STYLES: dict[str, StatusStyle] = {
+    "pending": StatusStyle("#757575", "\u25cb", " ", " ", "", "2"),  # white circle
+    "planning": StatusStyle("#1976d2", "\u25b7", ">", ">", "info", "36"),  # white triangle
+    "running": StatusStyle("#1976d2", "\u25b6", ">", ">", "info", "36"),  # black triangle
+    "succeeded": StatusStyle("#2e7d32", "\u2714", "\u2713", "+", "success", "32"),  # check
+    "failed": StatusStyle("#c62828", "\u2716", "\u2717", "x", "danger", "31"),  # heavy x
+    "stalled": StatusStyle("#ef6c00", "\u26a0", "!", "!", "warning", "33"),  # warning sign
+    "cancelled": StatusStyle("#6a1b9a", "\u2298", "-", "-", "", "35"),  # circled slash
 }
-STATUS_MARKS_ASCII = {**STATUS_MARKS, "succeeded": "+", "failed": "x"}
+_UNKNOWN_STYLE = StatusStyle("#757575", "?", "?", "?", "", "")
+
+#: ``bar_style`` per status (ipywidgets' names); derived from :data:`STATUS_STYLES`.
+BAR_STYLES = {status: style.bar_style for status, style in STATUS_STYLES.items()}
+#: One-character marks that make failures and stalls stand out in plain text.
+STATUS_MARKS = {status: style.mark for status, style in STATUS_STYLES.items()}
+STATUS_MARKS_ASCII = {status: style.mark_ascii for status, style in STATUS_STYLES.items()}
+
+#: Statuses from the worst to the best: an overall bar takes the style of the worst present.
+SEVERITY = ("failed", "stalled", "cancelled", "running", "planning", "pending", "succeeded")
+
+
+def status_style(status: str) -> StatusStyle:
+    """The :class:`StatusStyle` of ``status`` (a neutral one for unknown statuses)."""
+    return STATUS_STYLES.get(str(status), _UNKNOWN_STYLE)
+
+
+def ansi(text: str, status: str) -> str:
+    """``text`` in the terminal colour of ``status`` (blank text stays plain)."""
+    code = status_style(status).ansi
+    return f"\x1b[{code}m{text}\x1b[0m" if code and text.strip() else text
+
 
 _PARTIAL_BLOCKS = " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"  # 0/8 .. 7/8 of a cell
 _FULL_BLOCK = "\u2588"
@@ -71,10 +99,28 @@ class MissionView(NamedTuple):
     last_error: str | None = None
     finished: bool = False
     n_failed: int = 0
+    waiting_on: str | None = None
 
     @property
     def short_id(self) -> str:
         return short_id(self.mission_id)
+
+    @property
+    def style(self) -> StatusStyle:
+        return status_style(self.status)
+
+    @property
+    def stall_badge(self) -> str | None:
+        """The stall reason while the mission *is* stalled (gone once it recovers or ends
+        otherwise: the history keeps it, the row does not)."""
+        return self.stall_reason if self.status == "stalled" else None
+
+    @property
+    def error_line(self) -> str | None:
+        """The first line of the error of a failed, stalled or cancelled mission."""
+        if self.status not in ("failed", "stalled", "cancelled"):
+            return None
+        return first_line(self.last_error)
 
 
 # -- small formatters -------------------------------------------------------------------------
@@ -181,6 +227,14 @@ def truncate(text: str, width: int, *, ascii: bool = False) -> str:
     return text[: width - len(mark)] + mark
 
 
+def first_line(text: str | None) -> str | None:
+    """The first non-blank line of ``text`` (None for None or blank text)."""
+    for line in str(text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
 def short_id(mission_id: str) -> str:
     """The random tail of ``mission_<time>_<random>`` (what tables show and ``cancel`` takes)."""
     text = str(mission_id)
@@ -209,6 +263,88 @@ def format_counts(counts: Mapping[str, int]) -> str:
     """``'4 succeeded, 1 failed, 1 running'`` (zeros left out); ``'no missions'`` when empty."""
     parts = [f"{n} {status}" for status, n in counts.items() if n]
     return ", ".join(parts) if parts else "no missions"
+
+
+def worst_status(counts: Mapping[str, int]) -> str | None:
+    """The worst status with a non-zero count (see :data:`SEVERITY`); None when empty."""
+    present = [status for status, n in counts.items() if n]
+    if not present:
+        return None
+    return min(present, key=lambda status: _index(list(SEVERITY), status))
+
+
+class OverallView(NamedTuple):
+    """The header of a panel: every mission as one bar, like tqdm's bar over iterations.
+
+    ``fraction`` is ended / total; ``status`` the worst status present (its style is the
+    bar's); ``rate`` missions ended per second since tracking began, ``eta`` seconds until
+    all have ended at that rate (None when not estimable).
+    """
+
+    total: int
+    ended: int
+    fraction: float
+    status: str | None
+    rate: float | None
+    eta: float | None
+
+    @property
+    def style(self) -> StatusStyle:
+        return status_style(self.status or "pending")
+
+
+def overall_view(
+    counts: Mapping[str, int], now: float, since: tuple[float, int] | None = None
+) -> OverallView:
+    """The :class:`OverallView` of missions counted by status, at time ``now``.
+
+    ``since`` is ``(time, ended count)`` when the watcher began to track (the panel keeps
+    it); the rate is what ended since then over the time since then.
+    """
+    total = sum(int(n) for n in counts.values())
+    ended = sum(int(n) for status, n in counts.items() if status in FINISHED_STATUSES)
+    rate = None
+    if since is not None:
+        spent = float(now) - float(since[0])
+        done_since = ended - int(since[1])
+        if spent > 0 and done_since > 0:
+            rate = done_since / spent
+    left = total - ended
+    eta = left / rate if rate and left > 0 else None
+    return OverallView(
+        total=total,
+        ended=ended,
+        fraction=ended / total if total else 0.0,
+        status=worst_status(counts),
+        rate=rate,
+        eta=eta,
+    )
+
+
+def format_rate(rate: float | None) -> str:
+    """``'2.5 missions/s'``, or the time per mission when slower than one a second
+    (``'12s/mission'``), as tqdm inverts ``it/s`` to ``s/it``; ``''`` when unknown."""
+    value = _finite(rate)
+    if value is None or value <= 0:
+        return ""
+    if value >= 1:
+        return f"{value:.1f} missions/s"
+    return f"{format_duration(1 / value)}/mission"
+
+
+def format_overall(view: OverallView) -> str:
+    """``'12/40 ended · 2.5 missions/s · ETA 11s'`` (parts that are unknown left out)."""
+    parts = [f"{view.ended}/{view.total} ended"]
+    if view.rate is not None:
+        parts.append(format_rate(view.rate))
+    if view.eta is not None:
+        parts.append(f"ETA {format_duration(view.eta)}")
+    return " \u00b7 ".join(parts)
+
+
+def page_count(n_items: int, page_size: int) -> int:
+    """How many pages ``n_items`` fill (at least one, so an empty list has page 1 of 1)."""
+    return max(1, -(-int(n_items) // int(page_size)))
 
 
 # -- the view-model ---------------------------------------------------------------------------
@@ -262,7 +398,6 @@ def mission_view(mission: Any, now: float) -> MissionView:
     status = str(_get(mission, "status") or "pending")
     mission_id = str(_get(mission, "id", None) or _get(mission, "mission_id", "") or "")
     goal = str(_get(mission, "goal", "") or "")
-    finished = status in FINISHED_STATUSES
 
     if isinstance(mission, Mapping):
         n_steps = _int(mission.get("n_steps"))
@@ -280,6 +415,11 @@ def mission_view(mission: Any, now: float) -> MissionView:
 
     started = _finite(_get(mission, "started_at"))
     ended = _finite(_get(mission, "finished_at"))
+    # Flagged stalled by a watcher while its worker still runs: not over (it may recover,
+    # and it can still be cancelled). A mission that ended stalled has a finish time.
+    finished = status in FINISHED_STATUSES and not (status == "stalled" and ended is None)
+    if status == "succeeded":
+        last_error = None  # retries that recovered are history, not the mission's error
     if started is None:
         elapsed = None
     elif finished and ended is not None:
@@ -304,13 +444,15 @@ def mission_view(mission: Any, now: float) -> MissionView:
         last_error=last_error,
         finished=finished,
         n_failed=n_failed,
+        waiting_on=_text(_get(mission, "waiting_on")),
     )
 
 
 # -- text tables ------------------------------------------------------------------------------
 
 Styler = Callable[[str, str], str]
-"""``styler(text, bar_style) -> text``: how a caller colours a cell (identity by default)."""
+"""``styler(text, status) -> text``: how a caller colours a cell (identity by default);
+:func:`ansi` is the terminal's."""
 
 
 def _plain(text: str, style: str) -> str:
@@ -353,7 +495,7 @@ def format_table(
     Columns: mark, short id, goal, bar + percent, steps done/total, status, elapsed, ETA.
     With ``notes``, a failed, cancelled or stalled mission also shows why (the stall reason
     or last error): in a last column when there is room for it, else on a line of its own
-    below the mission. ``styler(text, bar_style)`` colours the mark, bar, status and note
+    below the mission. ``styler(text, status)`` colours the mark, bar, status and note
     after the layout is computed. Very narrow widths keep at least 4 characters of goal.
     """
     style = styler or _plain
@@ -376,7 +518,8 @@ def format_table(
     indent = 2 + id_w + 2
     below_w = width - indent - 2 if any_notes and not note_w else 0
 
-    def line(mark, ident, goal, bar, steps, status, elapsed, eta, note="", st=""):
+    def line(*cells: str, note: str = "", st: str = "") -> str:
+        mark, ident, goal, bar, steps, status, elapsed, eta = cells
         parts = [
             style(mark, st),
             " ",
@@ -406,7 +549,7 @@ def format_table(
     for view in views:
         bar_text = format_percent(view.progress)
         if bar_w:
-            bar_text = style(format_bar(view.progress, bar_w, ascii=ascii), view.bar_style)
+            bar_text = style(format_bar(view.progress, bar_w, ascii=ascii), view.status)
             bar_text += " " + format_percent(view.progress)
         note = table_note(view) if notes else ""
         lines.append(
@@ -419,14 +562,14 @@ def format_table(
                 truncate(view.status, status_w, ascii=ascii),
                 format_duration(view.elapsed),
                 format_duration(view.eta) if view.eta is not None else "",
-                truncate(note, note_w, ascii=ascii) if note_w else "",
-                view.bar_style,
+                note=truncate(note, note_w, ascii=ascii) if note_w else "",
+                st=view.status,
             )
         )
         if note and below_w >= 8:
             arrow = "-> " if ascii else "\u2514 "
             text = truncate(note, below_w - len(arrow), ascii=ascii)
-            lines.append(" " * indent + style(arrow + text, view.bar_style))
+            lines.append(" " * indent + style(arrow + text, view.status))
     return lines
 
 

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import threading
 import time
 
 from ..core.errors import describe_error
+from .decisions import DecisionSource
 from .payload import read_payload
 from .worker import Heartbeat, event_record, mission_summary, run_payload
 
 # typing costs start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import IO, Any
 
     from ..core.mission import Mission
 
@@ -47,6 +49,37 @@ def safe_record(mission: Mission, event: dict[str, Any]) -> dict[str, Any]:
             file=sys.stderr,
         )
         return {"event": event, "summary": mission_summary(mission), "final": None}
+
+
+class ForwardedRequests:
+    """The requests (decision, explanation) the kernel forwarded to this mission, in order.
+
+    ``take()`` returns and forgets them, as the store's ``take_requests`` does, so the
+    mission's :class:`.decisions.DecisionSource` reads them the same way.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+    def put(self, kind: str, payload: Any) -> None:
+        self._requests.put({"kind": kind, "payload": payload})
+
+    def take(self) -> list[dict[str, Any]]:
+        taken = []
+        while True:
+            try:
+                taken.append(self._requests.get_nowait())
+            except queue.Empty:
+                return taken
+
+    def read_lines(self, stream: IO[str]) -> None:
+        """Put each JSON line of ``stream`` (the parent's requests) until it ends."""
+        for line in stream:
+            try:
+                request = json.loads(line)
+                self.put(str(request["kind"]), request.get("payload"))
+            except (ValueError, KeyError, TypeError):
+                print(f"[mission_widgets] unreadable request: {line!r}", file=sys.stderr)
 
 
 class LineWriter:
@@ -79,6 +112,11 @@ def run_child(fd: int, payload_file: str, heartbeat_secs: float) -> int:
         write({"kind": "end", "status": "failed", "error": describe_error(exc)})
         return 2
     mission: Mission = payload["mission"]
+    requests = ForwardedRequests()
+    mission.decision_source = DecisionSource(mission, requests.take)
+    threading.Thread(
+        target=requests.read_lines, args=(sys.stdin,), name="mission-requests", daemon=True
+    ).start()
 
     def sink(event: dict[str, Any]) -> None:
         write({"kind": "event", **safe_record(mission, event)})

@@ -126,7 +126,8 @@ class TopicIngest:
 
     ``on_start(mission_id, event)`` is called for each new ``dask_start`` event and
     ``on_end(mission_id, written)`` after a ``mission_done`` is written (``written`` False: the
-    mission had already ended in the store, the news is moot).
+    mission had already ended in the store, the news is moot); ``on_tick`` runs on the
+    ingest thread after each round (about twice a second).
     """
 
     def __init__(
@@ -138,11 +139,12 @@ class TopicIngest:
         backend_name: str,
         on_start: Callable[[str, dict[str, Any]], None],
         on_end: Callable[[str, bool], None],
+        on_tick: Callable[[], object],
     ) -> None:
         self.store, self.client = store, client
         self.topic, self.heartbeat_topic = topics
         self.backend_name = backend_name
-        self.on_start, self.on_end = on_start, on_end
+        self.on_start, self.on_end, self.on_tick = on_start, on_end, on_tick
         self.uids = UidLog(store)
         self.lock = threading.RLock()  # held while messages are written
         self.ended = threading.Condition()  # notified after each mission_done
@@ -184,6 +186,7 @@ class TopicIngest:
                 break
             try:
                 self.flush()
+                self.on_tick()
             except Exception as exc:
                 logger.warning("mission_widgets: cannot record Dask events: %s", exc)
         self.store.close()  # this thread's connection
@@ -325,7 +328,7 @@ class TopicIngest:
             )
             if name != "dask_start":  # handed to a worker (not queued), which one is unknown
                 self.store.set_process(mission_id, 0, None)
-        elif row.get("finished_at") is not None:
+        elif row["finished_at"] is not None:
             if name == "mission_done":
                 self._end(mission_id, message["uid"], notify=False)
             return 0  # ended here already (cancel, lost worker): later news is moot

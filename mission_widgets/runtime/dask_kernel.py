@@ -27,7 +27,7 @@ namespace first replays the event log into its store. The namespace defaults to
 * event timestamps come from the worker's clock (stall detection compares them with the
   kernel's); heartbeats are stamped on arrival with the kernel's clock.
 
-Liveness: ``alive`` reads the kernel's Future (finished, erred, cancelled) and, once a
+Liveness: ``is_alive`` reads the kernel's Future (finished, erred, cancelled) and, once a
 mission has started on a worker, asks the scheduler (``Client.processing`` and task states,
 at most once a second) whether that worker still runs it: a worker that left the cluster,
 or a task the scheduler rescheduled, means the worker was lost and the mission ends
@@ -48,9 +48,9 @@ from ..core.errors import describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.models import model_label
-from .backends import Backend, ExitCallback
+from .backend import Backend, ExitCallback
 from .dask_ingest import TopicIngest
-from .dask_worker import run_mission_on_dask, stop_on_worker
+from .dask_worker import deliver_on_worker, run_mission_on_dask, stop_on_worker
 from .payload import build_payload, dumps_payload
 from .processes import process_start_time
 from .store import MissionStore
@@ -167,10 +167,9 @@ class DaskBackend(Backend):
             backend_name=self.name,
             on_start=self._on_start,
             on_end=self._on_end,
+            on_tick=self.forward_requests,
         )
         self.ingest.start(replay=replay)
-
-    # -- submitting ---------------------------------------------------------------------------
 
     def check(self, mission: Mission) -> None:
         dumps_payload(build_payload(mission))
@@ -228,10 +227,6 @@ class DaskBackend(Backend):
         # kernel's lifetime. mission_done wakes the orchestrator; other ends show at its poll.
         return None
 
-    def flush(self) -> int:
-        """Write every message received so far into the store now; returns how many were new."""
-        return self.ingest.flush()
-
     def _on_start(self, mission_id: str, event: dict[str, Any]) -> None:
         with self._lock:
             self._started[mission_id] = (str(event.get("worker")), time.monotonic())
@@ -249,7 +244,35 @@ class DaskBackend(Backend):
         if written:
             self.on_exit(mission_id)
 
-    # -- liveness ------------------------------------------------------------------------------
+    def forward_requests(self) -> int:
+        """Hand the store's decisions and explanations for missions running on workers to
+        the worker that runs each (any process may have written them: ``orch.decide``, the
+        CLI, another kernel); returns how many were delivered. One that cannot be delivered
+        now goes back to the store for a later round."""
+        with self._lock:
+            where = {mission_id: worker for mission_id, (worker, _) in self._started.items()}
+        if not where:
+            return 0
+        delivered = 0
+        for request in self.store.take_requests(list(where), FORWARDED_REQUESTS):
+            mission_id, kind, payload = request["mission_id"], request["kind"], request["payload"]
+            try:
+                replies = self.client.run(
+                    deliver_on_worker,
+                    mission_id,
+                    kind,
+                    payload,
+                    workers=[where[mission_id]],
+                    on_error="return",
+                )
+            except Exception as exc:
+                logger.info("mission_widgets: cannot reach the worker of %s: %s", mission_id, exc)
+                replies = {}
+            if "delivered" in replies.values():
+                delivered += 1
+            elif not self._finished(mission_id):
+                self.store.add_request(mission_id, kind, payload)
+        return delivered
 
     def _info(self, mission_id: str) -> tuple[str | None, tuple[str, float] | None, int]:
         """(task key, (worker, when known) once started, worker_lost_retries) of a mission."""
@@ -331,9 +354,8 @@ class DaskBackend(Backend):
             self._beats[mission_id] = now
             self.store.heartbeat(mission_id)
 
-    def alive(self, mission_id: str, row: dict[str, Any]) -> bool:
-        if (row.get("backend") or self.name) != self.name:
-            return super().alive(mission_id, row)
+    def is_alive(self, row: Any) -> bool | None:
+        mission_id = row["id"]
         if row.get("finished_at") is not None:
             return False  # its last event is in the store
         with self._lock:
@@ -341,7 +363,7 @@ class DaskBackend(Backend):
         if future is None or future.status != "pending" or self.ingest.pending:
             # Received before the task ended means written before this answer: poll_async
             # then finds the mission's last event in the store, not a dead task.
-            self.flush()
+            self.ingest.flush()
         key, started, retries = self._info(mission_id)
         if future is not None:
             status = future.status
@@ -371,8 +393,8 @@ class DaskBackend(Backend):
         return True
 
     def _finished(self, mission_id: str) -> bool:
-        row = self.store.row(mission_id) or {}
-        return row.get("finished_at") is not None
+        row = self.store.row(mission_id)
+        return row is not None and row["finished_at"] is not None
 
     def _settle_future(self, mission_id: str, future: Any) -> None:
         """The task ended: make sure its last message is in the store, or say why not."""
@@ -409,7 +431,7 @@ class DaskBackend(Backend):
 
     def _settle_gone(self, mission_id: str, key: str, state: str | None) -> None:
         """A task of an earlier kernel is no longer running: fetch its end, or explain."""
-        self.flush()
+        self.ingest.flush()
         if not self._finished(mission_id) and time.monotonic() - self.ingest.last_replay > 1.0:
             self.ingest.replay()
         if self._finished(mission_id):
@@ -424,26 +446,29 @@ class DaskBackend(Backend):
                 "scheduler restarted"
             )
 
-    def exit_reason(self, mission_id: str, row: dict[str, Any]) -> str:
-        if (row.get("backend") or self.name) != self.name:
-            return super().exit_reason(mission_id, row)
+    def exit_reason(self, row: Any) -> str:
+        mission_id = row["id"]
         return self._reasons.get(mission_id) or (
             f"dask task {self._keys.get(mission_id, '?')} ended without a final event"
         )
 
-    # -- stopping -------------------------------------------------------------------------------
+    def can_cancel_here(self, row: Any) -> bool:
+        return True
 
-    def terminate(self, mission_id: str, row: dict[str, Any], grace: float) -> None:
+    @classmethod
+    def observer(cls, store: MissionStore) -> Backend:
+        """Without a client nothing can be asked of the cluster: the base answers."""
+        return Backend(store)
+
+    def stop(self, row: Any, grace: float) -> None:
         """Stop the mission where it runs (kill its process / interrupt its thread), or
         make sure it never starts; wait up to ``grace`` + 5 s for its last event."""
-        if (row.get("backend") or self.name) != self.name:
-            super().terminate(mission_id, row, grace)
-            return
+        mission_id = row["id"]
         if row.get("status") == "stalled" and row.get("stall_reason"):
             status, reason = "stalled", f"{row['stall_reason']} (killed)"
         else:
             status, reason = "cancelled", "cancelled by user"
-        self.flush()
+        self.ingest.flush()
         key, started, _ = self._info(mission_id)
         with self._lock:
             future = self._futures.get(mission_id)

@@ -34,17 +34,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..core.errors import MissionCancelled, describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.timeouts import async_raise
-from .backends import worker_environment
-from .dask_child import safe_record
+from .dask_child import ForwardedRequests, safe_record
+from .decisions import DecisionSource
 from .payload import write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
+from .subprocess_backend import worker_environment
 from .worker import Heartbeat, run_payload
 
 #: Metadata path (on the scheduler) under which each mission's claim is kept.
@@ -144,7 +146,7 @@ class _Publisher:
 
 
 class _Run:
-    """One mission running in this worker process (what a stop request acts on)."""
+    """One mission running in this worker process (what stop and delivery requests act on)."""
 
     def __init__(self, mission_id: str, publisher: _Publisher) -> None:
         self.mission_id = mission_id
@@ -156,6 +158,25 @@ class _Run:
         self.proc_started: float | None = None
         self.mission: Mission | None = None
         self.thread_ident: int | None = None
+        #: Where requests for the mission go once it runs; until then they wait in ``early``.
+        self.deliver_to: Callable[[str, Any], None] | None = None
+        self.early: list[tuple[str, Any]] = []
+
+    def deliver(self, kind: str, payload: Any) -> None:
+        """Hand a request (decision, explanation) to the running mission."""
+        with self.lock:
+            target = self.deliver_to
+            if target is None:
+                self.early.append((kind, payload))
+                return
+        target(kind, payload)
+
+    def accept_requests(self, target: Callable[[str, Any], None]) -> None:
+        with self.lock:
+            self.deliver_to = target
+            early, self.early = self.early, []
+        for kind, payload in early:
+            target(kind, payload)
 
     def attach_process(self, proc: subprocess.Popen) -> None:
         with self.lock:
@@ -224,6 +245,16 @@ def stop_on_worker(mission_id: str, grace: float, status: str, reason: str) -> s
             return "not running here"
     run.stop(status, reason, grace)
     return "stopping"
+
+
+def deliver_on_worker(mission_id: str, kind: str, payload: Any) -> str:
+    """Run by ``Client.run`` on a worker's event loop: hand a request to a mission there."""
+    with _ACTIVE_LOCK:
+        run = _ACTIVE.get(mission_id)
+    if run is None:
+        return "not running here"
+    run.deliver(kind, payload)
+    return "delivered"
 
 
 def _claim(mission_id: str, address: str, retries: int) -> tuple[int, str | None]:
@@ -320,6 +351,9 @@ def _run_in_thread(
     publisher = run.publisher
     payload = pickle.loads(payload_bytes)
     mission: Mission = payload["mission"]
+    requests = ForwardedRequests()
+    mission.decision_source = DecisionSource(mission, requests.take)
+    run.accept_requests(requests.put)
     publisher.event(start_event)
     heartbeat = Heartbeat(
         None, None, float(config["heartbeat_secs"]), beat=publisher.heartbeat
@@ -380,6 +414,24 @@ class _LogPump(threading.Thread):
             os.close(self.fd)
 
 
+class _LineSender:
+    """Sends requests to a mission process as JSON lines on its stdin (it reads them on a
+    thread of its own, so a write never waits long)."""
+
+    def __init__(self, stdin: IO[bytes]) -> None:
+        self.stdin = stdin
+        self.lock = threading.Lock()
+
+    def __call__(self, kind: str, payload: Any) -> None:
+        line = json.dumps({"kind": kind, "payload": payload}) + "\n"
+        with self.lock:
+            try:
+                self.stdin.write(line.encode("utf-8"))
+                self.stdin.flush()
+            except (OSError, ValueError):
+                pass  # the process has ended: nobody waits for an answer any more
+
+
 def _run_in_child(
     run: _Run,
     payload: bytes,
@@ -404,7 +456,7 @@ def _run_in_child(
                     str(path),
                     repr(float(config["heartbeat_secs"])),
                 ],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log_w,
                 stderr=subprocess.STDOUT,
                 pass_fds=(record_w,),
@@ -424,6 +476,8 @@ def _run_in_child(
             os.close(log_w)
         publisher.event({**start_event, "child_pid": proc.pid})
         run.attach_process(proc)
+        if proc.stdin is not None:
+            run.accept_requests(_LineSender(proc.stdin))
         pump = _LogPump(log_r, publisher)
         pump.start()
         last = None  # mission_done waits for the process's last output: the log is complete
@@ -444,6 +498,8 @@ def _run_in_child(
                 elif kind == "event":
                     publisher.event(record["event"], record.get("summary"), record.get("final"))
         code = proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()  # a request that comes later is dropped: nobody waits now
         pump.join(5.0)
         if last is not None:
             publisher.event(last["event"], last.get("summary"), last.get("final"))

@@ -74,6 +74,21 @@ class StoreSink:
         self.store.append_event(record["event"], record["summary"], record["final"])
 
 
+def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[str, Any] | None:
+    """Give the mission's row its end if no event gave it one; return the event written.
+
+    ``error`` is what stopped the run (None when ``mission.run()`` returned): a mission that
+    finished keeps its own status and error, whatever kept its final event out of the store.
+    """
+    if error is None and mission.is_finished:
+        status, error = str(mission.status), mission.error
+    else:
+        status = "failed"
+        error = error or f"mission {mission.id} stopped in status {mission.status!s}"
+    counts = {k: v for k, v in mission_summary(mission).items() if k != "status"}
+    return store.finish_if_unfinished(mission.id, status, error, **counts)
+
+
 class Heartbeat:
     """A daemon thread that stamps ``last_heartbeat`` every ``interval`` seconds.
 
@@ -102,6 +117,7 @@ class Heartbeat:
         self._stop.set()
 
     def _stamp(self) -> None:
+        assert self.store is not None and self.mission_id is not None
         self.store.heartbeat(self.mission_id)
 
     def _beat(self) -> None:
@@ -143,29 +159,105 @@ def run_payload(
     return None
 
 
+#: The worker's exit code when the store could not take the mission's end: it is in the log.
+END_IN_LOG_EXIT_CODE = 75
+END_MARK = "[mission_widgets] END "
+END_RETRY_ENV = "MISSION_WIDGETS_END_RETRY_SECS"
+
+
 def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     store = MissionStore(store_dir, create=False, role="worker")
     heartbeat = Heartbeat(store, mission_id, heartbeat_secs).start()
     try:
         payload = read_payload(store.path_of("mission", mission_id))
     except Exception as exc:
-        store.finish_if_unfinished(mission_id, "failed", describe_error(exc))
-        print(f"[mission_widgets] {describe_error(exc)}", file=sys.stderr)
-        return 2
+        heartbeat.stop()
+        problem = describe_error(exc)
+        print(f"[mission_widgets] {problem}", file=sys.stderr)
+        failure: dict[str, Any] = {"status": "failed", "error": problem}
+        stored = _ensure_end(
+            store, mission_id, failure, lambda: store.finish_if_unfinished(mission_id, **failure)
+        )
+        return 2 if stored else END_IN_LOG_EXIT_CODE
+    mission: Mission = payload["mission"]
     try:
-        mission = payload["mission"]
         error = run_payload(
             payload,
             StoreSink(store, mission),
             checkpoint_path=store.path_of("checkpoint", mission_id),
         )
+    except BaseException as exc:
+        # mission ends with what they are, not as a worker that died without a word.
+        error = describe_error(exc)
     finally:
         heartbeat.stop()
     if error is not None:
-        store.finish_if_unfinished(mission_id, "failed", error)
         print(f"[mission_widgets] mission {mission_id} failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+    finished = error is None and mission.is_finished
+    end: dict[str, Any] = {
+        **mission_summary(mission),
+        "status": str(mission.status) if finished else "failed",
+        "error": mission.error if error is None else error,
+    }
+    if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error)):
+        return END_IN_LOG_EXIT_CODE
+    return 0 if error is None else 1
+
+
+def _ensure_end(
+    store: MissionStore, mission_id: str, end: dict[str, Any], write_end: Callable[[], object]
+) -> bool:
+    """Make sure the store has the mission's end (``write_end()`` writes it if not).
+
+    A store that cannot take it (full, read-only, locked) is tried again for
+    ``$MISSION_WIDGETS_END_RETRY_SECS`` (default 30 s: space freed, a lock released); then
+    the end goes to the log as one line that :func:`read_end_from_log` reads, and the
+    result is False.
+    """
+    deadline = time.monotonic() + float(os.environ.get(END_RETRY_ENV, "30"))
+    said = False
+    while True:
+        try:
+            row = store.row(mission_id)
+            if row is None or row["finished_at"] is None:
+                write_end()
+            return True
+        except Exception as exc:
+            problem = describe_error(exc)
+        if time.monotonic() >= deadline:
+            break
+        if not said:
+            print(
+                f"[mission_widgets] the store cannot take the end of mission {mission_id} "
+                f"({problem}); trying again",
+                file=sys.stderr,
+                flush=True,
+            )
+            said = True
+        time.sleep(0.5)
+    end = {**end, "store_error": problem, "timestamp": time.time()}
+    print(END_MARK + json.dumps(end, default=str), file=sys.stderr, flush=True)
+    return False
+
+
+def read_end_from_log(store: MissionStore, mission_id: str) -> dict[str, Any] | None:
+    """The end the worker of ``mission_id`` wrote to its log because the store could not take
+    it: ``{"status", "error", "timestamp", "store_error", ...}``, or None (no such line)."""
+    try:
+        with open(store.path_of("log", mission_id), "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 65536))
+            tail = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if line.startswith(END_MARK):
+            try:
+                end = json.loads(line[len(END_MARK) :])
+            except ValueError:
+                return None
+            return end if isinstance(end, dict) and "status" in end else None
+    return None
 
 
 class LineWriter:

@@ -8,6 +8,7 @@ wait for marker files that the test creates. The tests read what a user sees in 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -32,7 +33,19 @@ MISSING = chromium_missing_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
 # Fixtures live in this file and helpers in tests/support/lab.py.
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+ARTIFACTS = (
+    Path(os.environ.get("MW_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
+    / "browser"
+)
+CANCELLED_RGB = "rgb(106, 27, 154)"  # STATUS_STYLES["cancelled"].colour, as the browser says it
+
+
+def save_artifact(page, name: str) -> None:
+    """A screenshot at a fixed moment, kept as a CI artefact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+
+
 UI_TIMEOUT = 30_000  # ms; generous for a loaded CI machine, the happy path takes ~1 s
 
 SETUP = """\
@@ -69,7 +82,7 @@ def one_step(goal, executor):
     return Mission(goal, steps=[MissionStep("work", goal, executor=executor, max_retries=0)],
                    stall_policy={{"on_max_retries": "abort"}})
 
-orch = MissionOrchestrator(max_concurrent=8, model="demo", store={store!r})
+orch = MissionOrchestrator(max_concurrent=8, model="demo:fast", store={store!r})
 """
 
 SHOW = """\
@@ -136,6 +149,7 @@ def page(lab, browser, markers):
         run_all_cells(page)
         expect(page.locator(PANEL)).to_be_visible()
         expect(page.locator(f"{ROW}:visible")).to_have_count(4)
+        save_artifact(page, "lab-started.png")
         # The notebook's kernel is this venv's interpreter (the kernelspec in JUPYTER_PATH).
         assert [cmd[:3] for cmd in lab.kernel_commands()] == [
             [sys.executable, "-m", "ipykernel_launcher"]
@@ -181,9 +195,10 @@ def test_progress_bar_grows_then_turns_success(page, markers, screenshot):
     (markers / "grow-2").touch()
     expect(bar).to_have_class(re.compile(r"\bprogress-bar-success\b"))
     expect(bar).to_have_attribute("style", re.compile(r"width: 100%"))
-    expect(mission).to_contain_text("succeeded")
+    expect(mission).to_contain_text("\u2714 succeeded")
     expect(mission).to_contain_text("1/1 steps")
-    expect(mission.locator("button.jupyter-button", has_text="Cancel")).to_be_disabled()
+    # Nothing left to cancel: no Cancel button on a finished row.
+    expect(mission.locator("button.jupyter-button", has_text="Cancel")).to_be_hidden()
 
 
 def test_poll_button_shows_what_it_found(page, screenshot):
@@ -206,9 +221,11 @@ def test_cancel_turns_the_row_danger(page, screenshot):
     expect(bar).to_have_attribute("style", re.compile(r"width: 40%"))
     cancel = mission.locator("button.jupyter-button", has_text="Cancel")
     cancel.click()
-    expect(bar).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
-    expect(mission).to_contain_text("cancelled")
-    expect(cancel).to_be_disabled()
+    # Cancelled is not failed: its own colour and symbol.
+    expect(mission).to_contain_text("\u2298 cancelled")
+    expect(bar).to_have_css("background-color", CANCELLED_RGB)
+    expect(bar).not_to_have_class(re.compile(r"\bprogress-bar-danger\b"))
+    expect(cancel).to_be_hidden()
     expect(page.locator(PANEL)).to_contain_text("cancelled mission_")
 
 
@@ -228,9 +245,9 @@ def test_stall_badge_appears_for_a_mission_without_progress(page, screenshot):
     cancel = mission.locator("button.jupyter-button", has_text="Cancel")
     expect(cancel).to_be_enabled()
     cancel.click()
-    expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
-    expect(mission).to_contain_text("cancelled")
-    expect(cancel).to_be_disabled()
+    expect(mission).to_contain_text("\u2298 cancelled")
+    expect(badge).to_have_count(0)  # a stall that ended otherwise keeps no badge
+    expect(cancel).to_be_hidden()
 
 
 def test_a_failed_mission_is_danger_with_its_error_in_the_details(page, screenshot):
@@ -239,6 +256,23 @@ def test_a_failed_mission_is_danger_with_its_error_in_the_details(page, screensh
     screenshot(page)
     mission = row(page, "Crash the tool")
     expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
-    expect(mission).to_contain_text("failed")
+    expect(mission).to_contain_text("\u2716 failed")
+    # The cause is on the row itself, not behind Details.
+    expect(mission.locator(".mission-widgets-error")).to_contain_text("the tool crashed")
     mission.locator("button", has_text="Details").click()
-    expect(mission).to_contain_text("the tool crashed")
+    expect(mission.locator(".mission-widgets-error").first).to_be_visible()
+    expect(mission).to_contain_text("Log (tail)")
+
+
+def test_enter_submits_and_the_newest_mission_is_on_top(page, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    goal = page.locator(f"{PANEL} input[type=text]").first
+    goal.fill("Typed then Enter")
+    goal.press("Enter")
+    expect(page.locator(ROW).first).to_contain_text("Typed then Enter")
+    expect(row(page, "Typed then Enter")).to_contain_text("\u2714 succeeded")
+    expect(goal).to_have_value("")
+    expect(page.locator(PANEL)).to_contain_text(re.compile(r"\d+/5 ended"))
+    save_artifact(page, "lab-after-enter.png")

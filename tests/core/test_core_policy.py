@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mission_widgets import Mission, MissionStep, MissionValidationError, StallPolicy
+from mission_widgets import Mission, MissionStep, MissionValidationError, Resolve, StallPolicy
 
 
 def always_fails(message="broken tool"):
@@ -195,12 +195,12 @@ def test_escalate_fn_returning_abort_fails_the_mission():
     assert [task for task, _ in log] == ["a"]
 
 
-def test_escalate_fn_returning_a_value_becomes_the_result():
+def test_escalate_fn_returning_resolve_makes_its_value_the_result():
     log = []
     mission = Mission(
         "g",
         steps=three_steps(always_fails(), log, max_retries=0),
-        stall_policy={"escalate_fn": lambda m, s: "HUMAN ANSWER"},
+        stall_policy={"escalate_fn": lambda m, s: Resolve("HUMAN ANSWER")},
         backoff_factor=0,
     ).run()
     assert mission.status == "succeeded"
@@ -208,6 +208,27 @@ def test_escalate_fn_returning_a_value_becomes_the_result():
     assert (step.status, step.result) == ("done", "HUMAN ANSWER")
     (_, context_of_c) = log[1]
     assert "HUMAN ANSWER" in context_of_c
+
+
+@pytest.mark.parametrize(
+    "answer", ["b", "HUMAN ANSWER", "", "stall", "RETRY", 42, ["retry"], {"result": 1}, True]
+)
+def test_escalate_fn_values_that_are_not_directives_leave_the_step_failed(answer):
+    """aisdk ignores escalate_fn's value: returning e.g. the step id resolves nothing."""
+    log = []
+    mission = Mission(
+        "g",
+        steps=three_steps(always_fails(), log, max_retries=0),
+        stall_policy={"escalate_fn": lambda m, s: answer},
+        backoff_factor=0,
+    ).run()
+    step = mission.get_step("b")
+    assert (step.status, step.result) == ("failed", None)
+    assert mission.status == "stalled"
+    assert [task for task, _ in log] == ["a"]  # c never ran
+    assert mission.step_summary() == {"a": "done", "b": "failed", "c": "pending"}
+    (escalation,) = [e for e in mission.audit_log if e["event"] == "escalation"]
+    assert escalation["directive"] == "stall"
 
 
 def test_escalate_fn_that_raises_warns_and_stalls():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mission_widgets import Mission, MissionStep
+from mission_widgets import Mission, MissionStep, Resolve
 from mission_widgets.core import apply_event
 from mission_widgets.core.planning import PLAN_PROMPT_HEADER
 
@@ -131,7 +131,7 @@ def test_replay_of_a_cancelled_mission():
 
 
 def test_replay_of_escalations():
-    answers = {"a": "retry", "b": "HUMAN ANSWER"}
+    answers = {"a": "retry", "b": Resolve("HUMAN ANSWER")}
     mission = Mission(
         "g",
         steps=[

@@ -7,6 +7,7 @@ they would a notebook's functions.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -70,16 +71,26 @@ class Sleeper:
 
 
 class FlakyOnce:
-    """Fails its first attempt in a run, then succeeds."""
+    """Fails its first attempt in a run, then succeeds (saying, if asked, with what context)."""
 
-    def __init__(self) -> None:
+    def __init__(self, show_context: bool = False) -> None:
         self.calls = 0
+        self.show_context = show_context
 
     def __call__(self, task: str, session: Any, context: str | None) -> str:
         self.calls += 1
         if self.calls == 1:
             raise ConnectionError("flaky network (first attempt)")
+        if self.show_context:
+            return f"ok after {self.calls} attempts; context: {context}"
         return f"ok after {self.calls} attempts"
+
+
+async def async_upper(task: str, session: Any, context: str | None) -> str:
+    """An ``async def`` executor: awaits, reports which thread ran its event loop."""
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    return f"{task.upper()} on {type(loop).__name__}"
 
 
 class HeavyModules:

@@ -28,3 +28,12 @@ def hang_quietly(task, session, context):
 
 def boom(task, session, context):
     raise RuntimeError("boom in " + task)
+
+
+def fails_once(task, session, context):
+    """Fail the first attempt (leaving the file named in the task), succeed the next."""
+    path = task.rsplit(" ", 1)[-1]
+    if not os.path.exists(path):
+        open(path, "w").close()
+        raise RuntimeError("transient glitch")
+    return "recovered"

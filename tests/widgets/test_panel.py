@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.widget_tasks import boom, hang_quietly, quick, wait_for_file
+from support.widget_tasks import boom, fails_once, hang_quietly, quick, wait_for_file
 from support.widgets import wait_until
 
 from mission_widgets import Mission, MissionPanel, MissionStep
@@ -35,8 +35,10 @@ def test_submit_is_disabled_with_a_reason_when_there_is_no_model(orchestrators, 
     panel = orchestrators(backend="thread").panel(auto_refresh=False)
     panels.append(panel)
     assert panel.submit_button.disabled
-    assert "needs a model" in panel.submit_reason.value
-    assert panel.counts.value == "no missions yet"
+    assert "needs a model" in panel.submit_button.tooltip
+    assert "needs a model" in panel.goal_input.placeholder
+    assert panel.overall.value == "0/0 ended"
+    assert panel.filter_buttons["all"].description == "0 all"
 
 
 def test_submit_button_runs_the_goal_to_success(orchestrators, panels):
@@ -45,7 +47,7 @@ def test_submit_button_runs_the_goal_to_success(orchestrators, panels):
     panels.append(panel)
     assert not panel.submit_button.disabled
     panel.goal_input.value = "Plan a picnic"
-    panel.submit_button.click()
+    panel.submit_button.click()  # a Submit click just after the goal went in adds nothing
     assert panel.goal_input.value == ""
     assert "started mission_" in panel.message.value
     [mission] = orch.missions.values()
@@ -57,8 +59,10 @@ def test_submit_button_runs_the_goal_to_success(orchestrators, panels):
     assert state["value"] == 1.0
     assert row.steps.value == f"{len(mission.steps)}/{len(mission.steps)} steps"
     assert "succeeded" in row.status.value
-    assert row.cancel_button.disabled
-    assert "1 succeeded" in panel.counts.value
+    assert row.cancel_button.layout.visibility == "hidden"
+    assert panel.filter_buttons["succeeded"].description.endswith("1 succeeded")
+    assert panel.overall.value.startswith("1/1 ended")
+    assert panel.overall_bar.bar_style == "success"
 
 
 def test_a_failing_click_handler_reports_and_reenables_its_button(orchestrators, panels):
@@ -66,6 +70,7 @@ def test_a_failing_click_handler_reports_and_reenables_its_button(orchestrators,
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
     panel.goal_input.value = "   "
+    panel._submitted_at = 0.0
     panel.submit_button.click()
     assert "type a goal first" in panel.message.value
     assert not panel.submit_button.disabled
@@ -87,7 +92,7 @@ def test_run_queued_starts_within_the_window_and_tops_it_up(orchestrators, panel
         orch.submit(mission)
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
-    assert "4 pending" in panel.counts.value
+    assert panel.filter_buttons["pending"].description.endswith("4 pending")
     panel.run_queued_button.click()
     assert "started 2 queued" in panel.message.value
     assert len(orch.running) == 2
@@ -130,8 +135,9 @@ def test_cancel_button_stops_the_mission_and_keeps_the_danger_style(orchestrator
     row.cancel_button.click()
     assert handle.mission.status == "cancelled"
     assert "cancelled" in panel.message.value
-    assert row.bar.bar_style == "danger"
-    assert row.cancel_button.disabled
+    assert row.bar.bar_style == ""
+    assert row.bar.style.bar_color == "#6a1b9a"
+    assert row.cancel_button.layout.visibility == "hidden"
     assert "cancelled" in row.status.value
 
 
@@ -141,17 +147,21 @@ def test_stall_badge_appears_with_its_reason(orchestrators, panels):
     panels.append(panel)
     handle = orch.run_async(one_step("stuck", hang_quietly))
     row = row_of(panel, handle.mission_id)
-    assert row.stall_badge.layout.display == "none"
+    assert "mission-widgets-stall" not in row.note.value
 
     def badge_shown() -> bool:
         panel.poll_button.click()
-        return row.stall_badge.layout.display == ""
+        return "mission-widgets-stall" in row.note.value
 
     wait_until(badge_shown, 20, "the stall badge")
-    assert "no progress for" in row.stall_badge.value
+    assert "no progress for" in row.note.value
     assert row.bar.bar_style == "warning"
-    assert handle.mission.status == "stalled"
-    assert "stalled" in panel.message.value
+    assert "\u26a0 stalled" in row.status.value
+    assert row.cancel_button.layout.visibility == "visible"  # its worker still runs
+    row.cancel_button.click()
+    assert "mission-widgets-stall" not in row.note.value  # cancelled: no stale badge
+    assert "\u2298 cancelled" in row.status.value
+    assert handle.mission.status == "cancelled"
 
 
 def test_details_show_steps_last_error_and_log_tail(orchestrators, panels):
@@ -167,6 +177,10 @@ def test_details_show_steps_last_error_and_log_tail(orchestrators, panels):
     settle(panel, lambda: mission.status == "failed", "the mission to fail")
     row = row_of(panel, mission.id)
     assert row.bar.bar_style == "danger"
+    assert "mission-widgets-error" in row.note.value  # the cause is inline, not hidden
+    assert "boom in blow up" in row.note.value
+    assert "\u2716 failed" in row.status.value
+    assert row.cancel_button.layout.visibility == "hidden"
     assert row.detail.layout.display == "none"
     row.details_toggle.value = True
     assert row.detail.layout.display == ""
@@ -177,27 +191,92 @@ def test_details_show_steps_last_error_and_log_tail(orchestrators, panels):
     assert row.detail.layout.display == "none"
 
 
-def test_a_thousand_missions_make_one_page_of_rows(orchestrators, panels):
+def test_a_recovered_retry_shows_as_recovered_not_as_an_error(orchestrators, panels, tmp_path):
+    orch = orchestrators()
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    mission = Mission(
+        "recovers",
+        steps=[
+            MissionStep("flaky", f"flaky {tmp_path / 'tried'}", executor=fails_once, max_retries=2)
+        ],
+    )
+    orch.run_async(mission)
+    settle(panel, lambda: mission.status == "succeeded", "the mission to succeed")
+    row = row_of(panel, mission.id)
+    assert "mission-widgets-error" not in row.note.value
+    row.details_toggle.value = True
+    assert "transient glitch" in row.detail.value
+    assert "mission-widgets-recovered" in row.detail.value
+    assert "Last error" not in row.detail.value
+
+
+def test_a_thousand_missions_make_one_page_of_rows_newest_first(orchestrators, panels):
     orch = orchestrators(backend="thread", model="demo:fast")
     missions = [Mission(f"goal {i}") for i in range(1000)]
     for mission in missions:
         orch.submit(mission)
+    newest = [m.id for m in reversed(missions)]
     panel = orch.panel(auto_refresh=False, page_size=25)
     panels.append(panel)
     assert len(panel.rows) == 25
     assert len(panel.rows_box.children) == 25
     assert panel.page_label.value == "page 1/40"
-    assert [r.mission_id for r in panel.rows] == [m.id for m in missions[:25]]
+    assert [r.mission_id for r in panel.rows] == newest[:25]
+    assert "1000 pending" in panel.summary.value  # the summary by status, beyond a page
     assert panel.prev_button.disabled
     panel.next_button.click()
     assert panel.page_label.value == "page 2/40"
-    assert [r.mission_id for r in panel.rows] == [m.id for m in missions[25:50]]
+    assert [r.mission_id for r in panel.rows] == newest[25:50]
     assert len(panel.rows) == 25  # rows are reused, not added
-    panel.status_filter.value = "succeeded"
+    panel.sort.value = "oldest"
+    assert [r.mission_id for r in panel.rows] == [m.id for m in missions[:25]]
+    panel.sort.value = "newest"
+    panel.filter_buttons["succeeded"].click()  # zero succeeded: the button is hidden
+    assert panel.filter_buttons["succeeded"].layout.display == ""  # ... unless active
     assert panel.page_label.value == "page 1/1"
     assert panel.rows_box.children == ()
-    panel.status_filter.value = "pending"
+    panel.filter_buttons["pending"].click()
+    assert panel.filter_buttons["pending"].button_style == "info"
     assert len(panel.rows_box.children) == 25
+    panel.filter_buttons["all"].click()
+    assert panel.filter_buttons["succeeded"].layout.display == "none"
+
+
+def test_paging_keeps_its_place_and_a_submitted_mission_is_revealed(orchestrators, panels):
+    orch = orchestrators(backend="thread", model="demo:fast", max_concurrent=1)
+    missions = [Mission(f"goal {i}") for i in range(60)]
+    for mission in missions:
+        orch.submit(mission)
+    panel = orch.panel(auto_refresh=False, page_size=25)
+    panels.append(panel)
+    panel.next_button.click()
+    on_page_two = [r.mission_id for r in panel.rows]
+    for i in range(30):  # newer missions push everything down by more than a page
+        orch.submit(Mission(f"later {i}"))
+    panel.redraw()
+    assert panel.page == 2
+    assert on_page_two[0] in [r.mission_id for r in panel.rows]  # still where we were
+    panel.goal_input.value = "Submitted with Enter"  # Enter (continuous_update=False)
+    [submitted] = [m for m in orch.missions.values() if m.goal == "Submitted with Enter"]
+    assert panel.page == 0
+    assert panel.rows[0].mission_id == submitted.id
+    assert "Submitted with Enter" in panel.rows[0].goal.value
+
+
+def test_the_panel_follows_a_mission_that_starts(orchestrators, panels, tmp_path):
+    orch = orchestrators(max_concurrent=1)
+    release = tmp_path / "go"
+    missions = [one_step(f"queued {i}", wait_for_file, f"wait for {release}") for i in range(30)]
+    for mission in missions:
+        orch.submit(mission)
+    panel = orch.panel(auto_refresh=False, page_size=10)
+    panels.append(panel)
+    assert missions[0].id not in [r.mission_id for r in panel.rows]  # oldest: last page
+    panel.run_queued_button.click()
+    assert panel.page == 2
+    assert missions[0].id in [r.mission_id for r in panel.rows if r.layout.display != "none"]
+    orch.cancel_all()
 
 
 def test_max_concurrent_control_drives_the_orchestrator(orchestrators, panels):
@@ -223,8 +302,6 @@ def test_auto_refresh_follows_running_missions_then_goes_idle(orchestrators, pan
     wait_until(lambda: row.bar.value == 0.5, 20, "auto-refresh to draw the progress")
     release.touch()
     wait_until(lambda: row.bar.bar_style == "success", 20, "auto-refresh to draw success")
-    wait_until(lambda: not panel.refreshing, 10, "the refresh thread to stop when idle")
-    assert "idle" in panel.refresh_note.value
 
 
 def test_closing_the_panel_stops_its_refresh_thread(orchestrators, panels, tmp_path):
@@ -247,6 +324,10 @@ def test_static_html_is_in_the_mimebundle(orchestrators, panels):
     html = bundle["text/html"]
     assert "&lt;b&gt;escaped&lt;/b&gt; goal" in html
     assert "1 pending" in html
+    assert "0/1 ended" in html
+    # The live widget carries the rule that hides this panel's snapshot where it renders.
+    assert panel.snapshot_class in html
+    assert f".{panel.snapshot_class}{{display:none" in panel.snapshot_hider.value
 
 
 def test_bad_panel_options_are_refused(orchestrators):
