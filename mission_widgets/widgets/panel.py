@@ -29,6 +29,7 @@ from ..core.progress import (
     SEVERITY,
     MissionView,
     OverallView,
+    format_counts,
     format_overall,
     mission_view,
     overall_view,
@@ -639,9 +640,16 @@ class MissionPanel(W.VBox):
             overall = self._overall(counts)
         self._refresh_snapshot(views, counts, overall, force=True)
 
+    def _text_summary(self) -> str:
+        """What a viewer with neither widgets nor HTML shows (the widget's repr is a
+        screenful of traits)."""
+        counts = self.orchestrator.counts()
+        return f"MissionPanel: {format_overall(self._overall(counts))} ({format_counts(counts)})"
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
         data["text/html"] = self.snapshot_html()
+        data["text/plain"] = self._text_summary()
         return data
 
     def _ipython_display_(self, **kwargs: Any) -> None:
@@ -653,6 +661,7 @@ class MissionPanel(W.VBox):
 
         bundle = W.VBox._repr_mimebundle_(self, **kwargs) or {}
         bundle.pop("text/html", None)
+        bundle["text/plain"] = self._text_summary()
         display(bundle, raw=True)
         self._display_id = self._display_id or f"mission-panel-{uuid.uuid4().hex}"
         text = self.snapshot_html()
