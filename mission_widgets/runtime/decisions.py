@@ -25,26 +25,29 @@ DECISION_KINDS = ("decision", "explanation")
 
 
 class DecisionSource:
-    """``mission.decision_source``: ``source(step) -> action | None`` (None: no answer yet).
+    """``mission.decision_source``: ``source(step) -> answer | None`` (None: no answer yet).
 
-    ``take()`` returns this mission's new requests (dicts with ``kind`` and ``payload``). An
-    explanation hands its text to the mission (a following retry gets it as context) and
-    is not an answer by itself.
+    ``take()`` returns this mission's new requests (dicts with ``kind`` and ``payload``). The
+    answer is the decision's action, or ``{"action": action or None, "explanation": text}``
+    when an explanation came (core.decisions keeps an explanation that comes before the
+    action, and gives it to the retry as context).
     """
 
     def __init__(self, mission: Mission, take: Callable[[], list[dict[str, Any]]]) -> None:
         self.mission = mission
         self.take = take
 
-    def __call__(self, step: MissionStep) -> str | None:
-        action = None
+    def __call__(self, step: MissionStep) -> str | dict[str, str | None] | None:
+        action = explanation = None
         for request in self.take():
             payload = request.get("payload") or {}
             if request["kind"] == "explanation":
-                self.mission.add_explanation(step, str(payload.get("text") or ""))
+                explanation = str(payload.get("text") or "") or explanation
             elif action is None:
                 action = payload.get("action")
-        return action
+        if explanation is None:
+            return action
+        return {"action": action, "explanation": explanation}
 
 
 class StoreDecisionSource(DecisionSource):

@@ -70,17 +70,7 @@ class StoreSink:
         self.mission = mission
 
     def __call__(self, event: dict[str, Any]) -> None:
-        try:
-            record = event_record(self.mission, event)
-        except Exception as exc:
-            # The final state cannot be serialised (a result that cannot be pickled): the
-            # end still goes to the store, without the state; the log says why.
-            print(
-                f"[mission_widgets] final state of mission {self.mission.id} not stored: "
-                f"{describe_error(exc)}",
-                file=sys.stderr,
-            )
-            record = {"event": event, "summary": mission_summary(self.mission), "final": None}
+        record = event_record(self.mission, event)
         self.store.append_event(record["event"], record["summary"], record["final"])
 
 

@@ -81,17 +81,39 @@ def test_demo_shows_the_failed_mission_and_still_exits_0(run_cli, tmp_path):
     assert "Draft a quiz on fractions [fail]" in status.stdout
 
 
-def test_demo_default_store_is_a_fresh_temp_dir(run_cli, tmp_path):
+def test_demo_default_store_is_temporary_and_removed(run_cli, tmp_path):
     done = run_cli("demo", "-n", "1", "--model", "demo:fast")
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"Store: (\S+) \(temporary: removed at the end", done.stdout)
+    assert match, done.stdout
+    store = Path(match.group(1))
+    assert store.parent == (tmp_path / "tmp").resolve()
+    assert store.name.startswith("mission-widgets-demo-")
+    assert not store.exists()
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing left behind
+    assert not (tmp_path / "default-store").exists()
+    assert "mission-widgets status --store" not in done.stdout  # nothing to see again
+
+
+def test_demo_keep_store_keeps_the_temporary_store(run_cli, tmp_path):
+    done = run_cli("demo", "-n", "1", "--model", "demo:fast", "--keep-store")
     assert done.returncode == 0, done.stderr
     match = re.search(r"Store: (\S+)", done.stdout)
     assert match, done.stdout
     store = Path(match.group(1))
     assert store.parent == (tmp_path / "tmp").resolve()
-    assert store.name.startswith("mission-widgets-demo-")
     assert (store / "store.sqlite").is_file()
-    assert not (tmp_path / "default-store").exists()
+    assert "removed at the end" not in done.stdout
     assert f"mission-widgets status --store {store}" in done.stdout
+    assert [r["status"] for r in store_rows(store)] == ["succeeded"]
+
+
+def test_demo_cleans_up_when_interrupted_by_timeout(run_cli, tmp_path):
+    args = ("demo", "-n", "1", "--model", "demo:fast", "--stall", "--stall-secs", "600")
+    done = run_cli(*args, "--timeout", "2")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "timed out after 2 s" in done.stdout
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_demo_stall_flags_and_cancels_the_hanging_mission(run_cli, tmp_path):
@@ -437,3 +459,81 @@ def test_console_script_is_declared():
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("mission-widgets") == "mission_widgets.cli:main"
+
+
+def _store_of(path: Path, n: int, finished_every: int = 3) -> list[str]:
+    store = MissionStore(path)
+    ids = [f"mission_20260101{i:06d}_{i:08x}" for i in range(n)]
+    for i, mission_id in enumerate(ids):
+        store.register(mission_id, f"goal number {i}", backend="subprocess", owner=None)
+        if i % finished_every == 0:
+            store.finish_if_unfinished(mission_id, "cancelled", "test")
+    store.close()
+    return ids
+
+
+def test_status_shows_counts_of_all_and_the_most_recent_rows(run_cli, tmp_path):
+    ids = _store_of(tmp_path / "many", 30)
+    done = run_cli("status", "--store", tmp_path / "many")
+    assert done.returncode == 0, done.stderr
+    assert "(30 missions: 20 pending, 10 cancelled)" in done.stdout
+    shown = listed_ids(done.stdout)
+    assert shown == [pg_short(i) for i in ids[-20:]]  # the 20 newest, newest last
+    assert "the 20 most recent of 30 missions" in done.stdout
+
+    five = run_cli("status", "-n", "5", "--store", tmp_path / "many")
+    assert listed_ids(five.stdout) == [pg_short(i) for i in ids[-5:]]
+    assert "(30 missions: 20 pending, 10 cancelled)" in five.stdout
+
+    everything = run_cli("status", "--all", "--store", tmp_path / "many")
+    assert listed_ids(everything.stdout) == [pg_short(i) for i in ids]
+    assert "most recent" not in everything.stdout
+
+
+def pg_short(mission_id: str) -> str:
+    return mission_id.rpartition("_")[2]
+
+
+def listed_ids(text: str) -> list[str]:
+    """The short ids of the status lines (any mark, pending ones have none)."""
+    return re.findall(r"^.\s([0-9a-f]{8})\s+goal number", text, re.M)
+
+
+def test_demo_reports_a_cancel_from_another_process_as_such(tmp_path):
+    """`mission-widgets cancel` from a second terminal: the demo says who cancelled, exit 0."""
+    store = tmp_path / "two-terminals"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mission_widgets", "demo", "-n", "1", "--model", "demo:fast"]
+        + ["--stall", "--stall-secs", "600", "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+    )
+    try:
+
+        def hang_started():
+            try:
+                rows = store_rows(store)
+            except StoreError:
+                return None
+            return next((r for r in rows if "[hang]" in r["goal"] and r["started_at"]), None)
+
+        hang = wait_for(hang_started, 30, "the [hang] mission to start")
+        cancel = subprocess.run(
+            [sys.executable, "-m", "mission_widgets", "cancel", hang["id"], "--store", str(store)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=cli_env(tmp_path),
+        )
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert "UNEXPECTED" not in out
+    assert f"{pg_short(hang['id'])} was cancelled from another process" in out
+    assert not worker_processes(store.resolve())

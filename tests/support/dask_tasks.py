@@ -71,29 +71,19 @@ class Sleeper:
 
 
 class FlakyOnce:
-    """Fails its first attempt in a run, then succeeds."""
+    """Fails its first attempt in a run, then succeeds (saying, if asked, with what context)."""
 
-    def __init__(self) -> None:
+    def __init__(self, show_context: bool = False) -> None:
         self.calls = 0
+        self.show_context = show_context
 
     def __call__(self, task: str, session: Any, context: str | None) -> str:
         self.calls += 1
         if self.calls == 1:
             raise ConnectionError("flaky network (first attempt)")
+        if self.show_context:
+            return f"ok after {self.calls} attempts; context: {context}"
         return f"ok after {self.calls} attempts"
-
-
-class ShowsContextOnRetry:
-    """Fails its first attempt in a run; then returns the context it was given."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, task: str, session: Any, context: str | None) -> str:
-        self.calls += 1
-        if self.calls == 1:
-            raise ValueError("wrong column name (first attempt)")
-        return f"context: {context}"
 
 
 async def async_upper(task: str, session: Any, context: str | None) -> str:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from support.executors import Gated, touch
+from support.executors import touch
 
 
 class CustomStop(BaseException):
@@ -34,14 +34,6 @@ def raise_custom_base(task, session, context):
 def return_lock(task, session, context):
     """A result that cannot be pickled."""
     return threading.Lock()
-
-
-class GatedLock(Gated):
-    """Waits for its gate, then returns a result that cannot be pickled."""
-
-    def __call__(self, task, session, context):
-        super().__call__(task, session, context)
-        return threading.Lock()
 
 
 def mark(path) -> None:
