@@ -12,6 +12,7 @@ in the panel and the button comes back enabled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import threading
@@ -60,6 +61,9 @@ class _Refresher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_reconcile = 0.0
+        # Held while polling and while a panel cancels: a poll in the middle of a cancel saw
+        # the stopped worker as "exited unexpectedly" and failed the mission.
+        self.polling = threading.RLock()
         orchestrator.add_listener(self.on_change)
 
     @classmethod
@@ -120,6 +124,12 @@ class _Refresher:
 
     def tick(self, panels: list[MissionPanel]) -> None:
         """One refresh: poll, maybe reconcile, redraw."""
+        with self.polling:
+            self._poll(panels)
+        for panel in panels:
+            panel.redraw()
+
+    def _poll(self, panels: list[MissionPanel]) -> None:
         try:
             self.orchestrator.poll_async()
             now = time.monotonic()
@@ -130,8 +140,6 @@ class _Refresher:
         except Exception as exc:  # a store hiccup must not kill the loop
             for panel in panels:
                 panel.show_error(f"refresh failed: {describe_error(exc)}")
-        for panel in panels:
-            panel.redraw()
 
 
 def guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -543,7 +551,10 @@ class MissionPanel(W.VBox):
 
     @guarded
     def _cancel(self, button: W.Button | None, mission_id: str) -> None:
-        if self.orchestrator.cancel(mission_id):
+        polling = self._refresher.polling if self._refresher else contextlib.nullcontext()
+        with polling:
+            cancelled = self.orchestrator.cancel(mission_id)
+        if cancelled:
             self.show_info(f"cancelled {mission_id}")
         else:
             self.show_info(f"{mission_id} had already finished")

@@ -340,7 +340,7 @@ def test_a_reopened_saved_notebook_shows_the_final_state(
         # the missions as they ended (the snapshot, or the widgets from the saved state).
         open_notebook(page, lab, saved_notebook.name, ui=ui)
         screenshot(page)
-        cell = page.locator(".jp-Cell").nth(1)
+        cell = page.locator(".jp-Cell").filter(has_text=SAVED_SHOW.splitlines()[0])
         expect(cell).to_contain_text("3/3 ended")
         expect(cell).not_to_contain_text("children=")  # no widget repr dumped as text
         save_artifact(page, f"{ui}-reopened.png")

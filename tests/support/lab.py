@@ -293,9 +293,8 @@ def open_notebook(
     else:  # Notebook 7 has no status bar: the toolbar names the kernel once attached
         kernel = page.locator(".jp-Toolbar-kernelName")
         expect(kernel).to_have_text(re.compile(r"^(?!No Kernel)\S"), timeout=timeout)
-    expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).to_have_count(
-        1, timeout=timeout
-    )
+    idle = page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    expect(idle.first).to_be_attached(timeout=timeout)
     lab.remember_children()
 
 
