@@ -1,8 +1,8 @@
-"""The ``mission-widgets`` command: ``demo``, ``status``, ``cancel``, ``lab`` and friends.
+"""The ``mission-widgets`` command: ``demo``, ``status``, ``cancel``, ``prune``, ``store``, ...
 
 This module parses the command line and runs one command; the commands live beside it
-(:mod:`.demo`, :mod:`.commands`), terminal output in :mod:`.terminal` (which escapes
-everything a mission wrote before it reaches the terminal).
+(:mod:`.demo`, :mod:`.commands`, :mod:`.history`), terminal output in :mod:`.terminal`
+(which escapes everything a mission wrote before it reaches the terminal).
 
 Exit codes: 0 success; 1 the command ran but could not do what was asked (unknown or
 finished mission, unexpected demo outcome); 2 usage errors and a missing, unreadable or
@@ -17,9 +17,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
+from ..runtime.store import StoreError
 from .commands import DEFAULT_STATUS_ROWS, cmd_cancel, cmd_lab, cmd_status
 from .common import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_USAGE, PROG, CommandError
 from .demo import add_demo_parser, cmd_demo
+from .history import add_history_parsers, cmd_prune, cmd_store
 from .terminal import Console, escape_control
 
 __all__ = ["PROG", "CommandError", "build_parser", "main"]
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", metavar="DIR", help="store for the notebooks (sets $MISSION_WIDGETS_STORE)"
     )
     lab.add_argument("--port", type=_port, metavar="P", help="port for JupyterLab")
+    add_history_parsers(sub, STORE_HELP)
     return parser
 
 
@@ -123,6 +126,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "status": cmd_status,
     "cancel": cmd_cancel,
     "lab": cmd_lab,
+    "prune": cmd_prune,
+    "store": cmd_store,
 }
 
 
@@ -157,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         print(escape_control(str(exc)), file=sys.stderr)
         return exc.code
+    except StoreError as exc:  # a store damaged, locked or full while the command ran
+        sys.stdout.flush()
+        print(escape_control(f"{PROG} {args.command}: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

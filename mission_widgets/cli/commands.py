@@ -28,6 +28,7 @@ from .terminal import Console, escape_control
 
 if TYPE_CHECKING:
     from ..runtime.store import MissionStore
+    from ..runtime.store_row import MissionRow
 
 #: Rows ``status`` prints without ``--all``.
 DEFAULT_STATUS_ROWS = 20
@@ -57,13 +58,13 @@ CANCEL_GRACE_SECS = 3.0
 
 def status_counts(store: MissionStore) -> dict[str, int]:
     """Missions by status over the whole store, counted by SQLite (no row reaches Python)."""
-    rows = store.rows(("status", "COUNT(*) AS n"), where="GROUP BY status")
-    counts = {row["status"]: row["n"] for row in rows}
+    grouped: list[Any] = store.rows(("status", "COUNT(*) AS n"), where="GROUP BY status")
+    counts = {row["status"]: int(row["n"]) for row in grouped}
     order = list(pg.BAR_STYLES)
     return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
 
-def recent_rows(store: MissionStore, limit: int | None) -> list[dict[str, Any]]:
+def recent_rows(store: MissionStore, limit: int | None) -> list[MissionRow]:
     """The ``limit`` most recently submitted missions (all with None), oldest first, with
     only the columns a status line shows."""
     if limit is None:
@@ -75,7 +76,7 @@ def recent_rows(store: MissionStore, limit: int | None) -> list[dict[str, Any]]:
     )
 
 
-def row_view(row: dict[str, Any], now: float) -> pg.MissionView:
+def row_view(row: MissionRow, now: float) -> pg.MissionView:
     """The view of one status line; an unfinished mission whose worker is gone says so."""
     from ..runtime.processes import process_alive
 
@@ -149,13 +150,13 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
     # worker and record "failed" before this cancel is written.
     event = store.finish_if_unfinished(mission_id, "cancelled", "cancelled from the command line")
     if event is None:
-        final = store.row(mission_id) or {}
+        final = store.row(mission_id)
         raise CommandError(
-            f"{PROG} cancel: mission {mission_id} finished ({final.get('status')}) before it "
+            f"{PROG} cancel: mission {mission_id} finished ({final and final['status']}) before it "
             "could be cancelled"
         )
     was_alive = pid is not None and process_alive(pid, started)
-    if was_alive:
+    if pid is not None and was_alive:
         kill_process_tree(pid, started, CANCEL_GRACE_SECS)
     how = f"worker pid {pid} stopped" if was_alive else f"its worker pid {pid} was already gone"
     console.print(f"Cancelled mission {mission_id} ({how}).")

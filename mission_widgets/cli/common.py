@@ -5,7 +5,7 @@ is a usage error with one clear line, never a traceback)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core import progress as pg
 from .terminal import escape_control
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..runtime.store import MissionStore
+    from ..runtime.store_row import MissionRow
 
 PROG = "mission-widgets"
 
@@ -74,7 +75,7 @@ def open_store(path: str | None, command: str) -> MissionStore:
         raise CommandError(f"{PROG} {command}: {exc}", EXIT_USAGE) from None
 
 
-def resolve_mission_id(store: MissionStore, text: str, command: str) -> dict[str, Any]:
+def resolve_mission_id(store: MissionStore, text: str, command: str) -> MissionRow:
     """The store row of mission ``text``: a full id, or a unique short id / prefix / suffix."""
     row = store.row(text)
     if row is not None:
@@ -94,4 +95,7 @@ def resolve_mission_id(store: MissionStore, text: str, command: str) -> dict[str
             f"{PROG} {command}: {escape_control(repr(text))} matches {len(matches)} "
             f"missions ({ids})"
         )
-    return store.row(matches[0]["id"]) or {}
+    row = store.row(matches[0]["id"])
+    if row is None:  # pruned meanwhile
+        raise CommandError(f"{PROG} {command}: mission {matches[0]['id']} is gone")
+    return row

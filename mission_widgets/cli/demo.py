@@ -142,8 +142,14 @@ class DemoRun:
 
     def finished(self, orch: MissionOrchestrator) -> bool:
         """Whether every demo mission has its end in the store (one query per redraw)."""
+        return not self.unfinished(orch)
+
+    def unfinished(self, orch: MissionOrchestrator) -> list[str]:
+        """The demo's missions whose end is not in the store yet."""
         rows = orch.store.rows_by_id(m.id for m in self.missions)
-        return all((rows.get(m.id) or {}).get("finished_at") is not None for m in self.missions)
+        return [
+            m.id for m in self.missions if m.id not in rows or rows[m.id]["finished_at"] is None
+        ]
 
     def cancel(self, orch: MissionOrchestrator, mission_id: str) -> bool:
         self.cancelled_here.add(mission_id)
@@ -275,14 +281,12 @@ class DemoRun:
             self.frame.close(erase=False)
             self.frame = None
         stopped = []
-        rows = orch.store.rows_by_id(m.id for m in self.missions)
-        for mission in self.missions:
-            if (rows.get(mission.id) or {}).get("finished_at") is None:
-                try:
-                    if self.cancel(orch, mission.id):
-                        stopped.append(mission.id)
-                except Exception as exc:  # keep stopping the others
-                    self.console.print(f"could not cancel {mission.id}: {escape_control(str(exc))}")
+        for mission_id in self.unfinished(orch):
+            try:
+                if self.cancel(orch, mission_id):
+                    stopped.append(mission_id)
+            except Exception as exc:  # keep stopping the others
+                self.console.print(f"could not cancel {mission_id}: {escape_control(str(exc))}")
         self.console.print(
             f"{PROG} demo: {why}; cancelled {len(stopped)} unfinished missions. "
             f"Store: {orch.store.root}"
