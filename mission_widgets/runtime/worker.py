@@ -34,16 +34,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def say(text: str) -> None:
+    """One line to the log (stderr); a log that cannot take it (a full disk) is not an error
+    of the mission."""
+    try:
+        print(f"[mission_widgets] {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def mission_summary(mission: Mission) -> dict[str, Any]:
-    """The summary columns of the store row, from the live mission."""
-    steps = mission.steps or []
-    return {
-        "status": mission.status,
-        "n_steps": len(steps),
-        "n_done": sum(1 for s in steps if s.status == "done"),
-        "n_failed": sum(1 for s in steps if s.status == "failed"),
-        "progress": mission.progress,
-    }
+    """The summary columns of the store row, from the live mission (O(1): kept by core)."""
+    summary = mission.live_summary()
+    summary.pop("waiting_on")  # not a store column (yet)
+    return summary
 
 
 def final_state(mission: Mission) -> dict[str, Any]:
@@ -125,7 +129,7 @@ class Heartbeat:
             try:
                 self._beat_once()
             except Exception as exc:  # keep beating; say why once per failure
-                print(f"[mission_widgets] heartbeat failed: {describe_error(exc)}", file=sys.stderr)
+                say(f"heartbeat failed: {describe_error(exc)}")
             if self._stop.wait(self.interval):
                 return
 
@@ -173,7 +177,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     except Exception as exc:
         heartbeat.stop()
         problem = describe_error(exc)
-        print(f"[mission_widgets] {problem}", file=sys.stderr)
+        say(problem)
         failure: dict[str, Any] = {"status": "failed", "error": problem}
         stored = _ensure_end(
             store, mission_id, failure, lambda: store.finish_if_unfinished(mission_id, **failure)
@@ -192,7 +196,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     finally:
         heartbeat.stop()
     if error is not None:
-        print(f"[mission_widgets] mission {mission_id} failed: {error}", file=sys.stderr)
+        say(f"mission {mission_id} failed: {error}")
     finished = error is None and mission.is_finished
     end: dict[str, Any] = {
         **mission_summary(mission),
@@ -227,16 +231,11 @@ def _ensure_end(
         if time.monotonic() >= deadline:
             break
         if not said:
-            print(
-                f"[mission_widgets] the store cannot take the end of mission {mission_id} "
-                f"({problem}); trying again",
-                file=sys.stderr,
-                flush=True,
-            )
+            say(f"the store cannot take the end of mission {mission_id} ({problem}); trying again")
             said = True
         time.sleep(0.5)
     end = {**end, "store_error": problem, "timestamp": time.time()}
-    print(END_MARK + json.dumps(end, default=str), file=sys.stderr, flush=True)
+    say("END " + json.dumps(end, default=str))
     return False
 
 
@@ -290,7 +289,7 @@ def run_stream(fd: int, payload_file: str, heartbeat_secs: float) -> int:
     try:
         payload = read_payload(payload_file)
     except Exception as exc:
-        print(f"[mission_widgets] {describe_error(exc)}", file=sys.stderr)
+        say(describe_error(exc))
         return 2
     mission: Mission = payload["mission"]
 
@@ -302,7 +301,7 @@ def run_stream(fd: int, payload_file: str, heartbeat_secs: float) -> int:
     finally:
         heartbeat.stop()
     if error is not None:
-        print(f"[mission_widgets] mission {mission.id} failed: {error}", file=sys.stderr)
+        say(f"mission {mission.id} failed: {error}")
         return 1
     return 0
 
@@ -333,7 +332,10 @@ def main(argv: list[str] | None = None) -> None:
         code = run_stream(int(args[0]), args[1], heartbeat_secs)
     else:
         code = run_worker(args[0], args[1], heartbeat_secs)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream_out in (sys.stdout, sys.stderr):
+        try:
+            stream_out.flush()
+        except (OSError, ValueError):  # a full disk: the exit code still tells
+            pass
     # A timed-out attempt may still sit in a C call on a helper thread: do not wait for it.
     os._exit(code)
