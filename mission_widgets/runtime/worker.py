@@ -24,7 +24,9 @@ from collections.abc import Callable
 from ..core.errors import describe_error
 from ..core.mission import Mission
 from ..core.models import register_provider
+from ..core.status import MissionStatus, StepStatus
 from ..core.timeouts import enable_signal_timeouts
+from .decisions import StoreDecisionSource
 from .payload import read_payload
 from .store import MissionStore
 
@@ -49,8 +51,8 @@ def mission_summary(mission: Mission) -> dict[str, Any]:
     return {
         "status": mission.status,
         "n_steps": len(steps),
-        "n_done": sum(1 for s in steps if s.status == "done"),
-        "n_failed": sum(1 for s in steps if s.status == "failed"),
+        "n_done": sum(1 for s in steps if s.status == StepStatus.DONE),
+        "n_failed": sum(1 for s in steps if s.status == StepStatus.FAILED),
         "progress": mission.progress,
     }
 
@@ -92,7 +94,7 @@ def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[st
     if error is None and mission.is_finished:
         status, error = str(mission.status), mission.error
     else:
-        status = "failed"
+        status = MissionStatus.FAILED.value
         error = error or f"mission {mission.id} stopped in status {mission.status!s}"
     counts = {k: v for k, v in mission_summary(mission).items() if k != "status"}
     return store.finish_if_unfinished(mission.id, status, error, **counts)
@@ -183,12 +185,13 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         heartbeat.stop()
         problem = describe_error(exc)
         say(problem)
-        failure: dict[str, Any] = {"status": "failed", "error": problem}
+        failure: dict[str, Any] = {"status": MissionStatus.FAILED.value, "error": problem}
         stored = _ensure_end(
             store, mission_id, failure, lambda: store.finish_if_unfinished(mission_id, **failure)
         )
         return 2 if stored else END_IN_LOG_EXIT_CODE
     mission: Mission = payload["mission"]
+    mission.decision_source = StoreDecisionSource(store, mission)
     try:
         error = run_payload(
             payload,
@@ -205,7 +208,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     finished = error is None and mission.is_finished
     end: dict[str, Any] = {
         **mission_summary(mission),
-        "status": str(mission.status) if finished else "failed",
+        "status": str(mission.status) if finished else MissionStatus.FAILED.value,
         "error": mission.error if error is None else error,
     }
     if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error)):
