@@ -28,6 +28,7 @@ SUBDIRS = {"mission": "missions", "log": "logs", "checkpoint": "checkpoints"}
 SUFFIXES = {"mission": ".pkl", "log": ".log", "checkpoint": ".json"}
 #: Files SQLite keeps beside the database (checked for privacy like the database).
 SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_HEADER = b"SQLite format 3\x00"
 REPAIR_HINT = "mission-widgets store repair --store {root}"
 
 
@@ -77,8 +78,6 @@ def resolve_root(store: str | os.PathLike[str] | None) -> tuple[str, str]:
             text, reason = notebook_store_dir(notebook), f"the store of notebook {notebook}"
         else:
             text, reason = os.path.join(state_dir(), "default"), "the default store"
-        if not text:
-            raise StoreError("$MISSION_WIDGETS_STORE is set but empty: give a directory")
     else:
         text = os.fspath(store)
         if not isinstance(text, str) or not text.strip():
@@ -215,6 +214,8 @@ def prepare_root(root: str, *, create: bool) -> None:
                 f"mission, log or checkpoint files remain. Nothing was changed; rebuild it "
                 f"with `{REPAIR_HINT.format(root=root)}`."
             )
+        if size:
+            _check_header(root, db)
         if create:
             for sub in SUBDIRS.values():
                 if not os.path.isdir(os.path.join(root, sub)):
@@ -229,6 +230,22 @@ def prepare_root(root: str, *, create: bool) -> None:
         os.close(open_private(db, os.O_WRONLY | os.O_CREAT))
     except OSError as exc:
         raise StoreError(f"cannot create mission store {root}: {exc}") from None
+
+
+def _check_header(root: str, db: str) -> None:
+    """Garbage in the database file is found before SQLite reads it (a WAL file beside it
+    could otherwise hide the damage until the next checkpoint)."""
+    try:
+        with open(db, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"mission store {root}: cannot read {db}: {exc}") from None
+    if header != SQLITE_HEADER:
+        raise StoreError(
+            f"mission store {root} is damaged: {db} is not an SQLite database (it starts with "
+            f"{header[:8]!r}). Nothing was changed; `{REPAIR_HINT.format(root=root)}` moves it "
+            "aside and rebuilds the rows from checkpoints and logs."
+        )
 
 
 def _make_private_dir(root: str, path: str) -> None:

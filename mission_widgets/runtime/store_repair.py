@@ -19,6 +19,7 @@ from .store_base import SCHEMA
 from .store_location import (
     DB_NAME,
     SIDE_FILES,
+    SQLITE_HEADER,
     SUBDIRS,
     SUFFIXES,
     StoreError,
@@ -66,6 +67,9 @@ def _database_state(db: str) -> tuple[str, set[str]]:
         return "missing", set()
     if os.path.getsize(db) == 0:
         return "empty (0 bytes)", set()
+    with open(db, "rb") as handle:
+        if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return "not an SQLite database", set()
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from ..core.errors import describe_error
 from ..core.mission import Mission
 from ..core.models import register_provider
-from ..core.status import MissionStatus, StepStatus
+from ..core.status import MissionStatus
 from ..core.timeouts import enable_signal_timeouts
 from .decisions import StoreDecisionSource
 from .payload import read_payload
@@ -46,15 +46,10 @@ def say(text: str) -> None:
 
 
 def mission_summary(mission: Mission) -> dict[str, Any]:
-    """The summary columns of the store row, from the live mission."""
-    steps = mission.steps or []
-    return {
-        "status": mission.status,
-        "n_steps": len(steps),
-        "n_done": sum(1 for s in steps if s.status == StepStatus.DONE),
-        "n_failed": sum(1 for s in steps if s.status == StepStatus.FAILED),
-        "progress": mission.progress,
-    }
+    """The summary columns of the store row, from the live mission (O(1): kept by core)."""
+    summary = mission.live_summary()
+    summary.pop("waiting_on")  # not a store column (yet)
+    return summary
 
 
 def final_state(mission: Mission) -> dict[str, Any]:
@@ -88,10 +83,11 @@ class StoreSink:
 def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[str, Any] | None:
     """Give the mission's row its end if no event gave it one; return the event written.
 
-    ``error`` is what stopped the run (None when ``mission.run()`` returned): a mission that
-    finished keeps its own status and error, whatever kept its final event out of the store.
+    ``error`` is what stopped the run (None when ``mission.run()`` returned). A mission that
+    finished keeps its own status and error, whatever kept its final event out of the store
+    or was raised after it (a log or checkpoint that a full disk refused).
     """
-    if error is None and mission.is_finished:
+    if mission.is_finished:  # what went wrong after its end does not change it
         status, error = str(mission.status), mission.error
     else:
         status = MissionStatus.FAILED.value
@@ -205,11 +201,11 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         heartbeat.stop()
     if error is not None:
         say(f"mission {mission_id} failed: {error}")
-    finished = error is None and mission.is_finished
+    finished = mission.is_finished
     end: dict[str, Any] = {
         **mission_summary(mission),
         "status": str(mission.status) if finished else MissionStatus.FAILED.value,
-        "error": mission.error if error is None else error,
+        "error": mission.error if finished else error,
     }
     if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error)):
         return END_IN_LOG_EXIT_CODE

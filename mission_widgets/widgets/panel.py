@@ -12,6 +12,7 @@ in the panel and the button comes back enabled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import threading
@@ -29,6 +30,7 @@ from ..core.progress import (
     SEVERITY,
     MissionView,
     OverallView,
+    format_counts,
     format_overall,
     mission_view,
     overall_view,
@@ -59,6 +61,9 @@ class _Refresher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_reconcile = 0.0
+        # Held while polling and while a panel cancels: a poll in the middle of a cancel saw
+        # the stopped worker as "exited unexpectedly" and failed the mission.
+        self.polling = threading.RLock()
         orchestrator.add_listener(self.on_change)
 
     @classmethod
@@ -119,6 +124,12 @@ class _Refresher:
 
     def tick(self, panels: list[MissionPanel]) -> None:
         """One refresh: poll, maybe reconcile, redraw."""
+        with self.polling:
+            self._poll(panels)
+        for panel in panels:
+            panel.redraw()
+
+    def _poll(self, panels: list[MissionPanel]) -> None:
         try:
             self.orchestrator.poll_async()
             now = time.monotonic()
@@ -129,8 +140,6 @@ class _Refresher:
         except Exception as exc:  # a store hiccup must not kill the loop
             for panel in panels:
                 panel.show_error(f"refresh failed: {describe_error(exc)}")
-        for panel in panels:
-            panel.redraw()
 
 
 def guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -542,7 +551,10 @@ class MissionPanel(W.VBox):
 
     @guarded
     def _cancel(self, button: W.Button | None, mission_id: str) -> None:
-        if self.orchestrator.cancel(mission_id):
+        polling = self._refresher.polling if self._refresher else contextlib.nullcontext()
+        with polling:
+            cancelled = self.orchestrator.cancel(mission_id)
+        if cancelled:
             self.show_info(f"cancelled {mission_id}")
         else:
             self.show_info(f"{mission_id} had already finished")
@@ -639,9 +651,16 @@ class MissionPanel(W.VBox):
             overall = self._overall(counts)
         self._refresh_snapshot(views, counts, overall, force=True)
 
+    def _text_summary(self) -> str:
+        """What a viewer with neither widgets nor HTML shows (the widget's repr is a
+        screenful of traits)."""
+        counts = self.orchestrator.counts()
+        return f"MissionPanel: {format_overall(self._overall(counts))} ({format_counts(counts)})"
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
         data["text/html"] = self.snapshot_html()
+        data["text/plain"] = self._text_summary()
         return data
 
     def _ipython_display_(self, **kwargs: Any) -> None:
@@ -653,6 +672,7 @@ class MissionPanel(W.VBox):
 
         bundle = W.VBox._repr_mimebundle_(self, **kwargs) or {}
         bundle.pop("text/html", None)
+        bundle["text/plain"] = self._text_summary()
         display(bundle, raw=True)
         self._display_id = self._display_id or f"mission-panel-{uuid.uuid4().hex}"
         text = self.snapshot_html()

@@ -4,13 +4,25 @@ executors raising BaseExceptions, results that cannot be pickled."""
 from __future__ import annotations
 
 import pytest
-from support.dask_tasks import Raiser, Steady, StepTired, Unpicklable, topic_events
+from support.dask_tasks import (
+    Raiser,
+    Sleeper,
+    Steady,
+    StepTired,
+    Unpicklable,
+    topic_events,
+    wait_for,
+)
 
 from mission_widgets import Mission, MissionStep
 
 pytestmark = [pytest.mark.dask, pytest.mark.slow]
 
 ISOLATIONS = ["process", "thread"]
+
+
+def started(orch, mission: Mission) -> bool:
+    return any(e["event"] == "dask_start" for e in orch.store.events_for(mission.id))
 
 
 def ends(mission: Mission) -> list[dict]:
@@ -85,3 +97,29 @@ def test_unpicklable_result_ends_the_mission_once_with_its_real_cause(
     else:  # or the result is kept as its repr, with a warning (CORE's choice)
         assert mission.status == "succeeded"
         assert "lock" in str(mission.steps[0].result).lower()
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_cancelled_missions_each_end_once_as_cancelled(dask_orchestrators, isolation):
+    # Two run on the workers (one thread each), two wait in the scheduler's queue.
+    orch = dask_orchestrators(max_concurrent=4, isolation=isolation)
+    missions = [
+        Mission(f"long {i}", steps=[MissionStep("wait", "wait", executor=Sleeper(30, 0.05))])
+        for i in range(4)
+    ]
+    handles = [orch.run_async(mission) for mission in missions]
+    wait_for(
+        lambda: sum(1 for m in missions if started(orch, m)) >= 2,
+        30,
+        "two missions to start on the workers",
+    )
+    for mission in missions:
+        orch.cancel(mission.id)
+    for handle in handles:
+        handle.wait(timeout=30)
+
+    for mission in missions:
+        assert mission.status == "cancelled", (mission.status, mission.error)
+        assert len(ends(mission)) == 1
+        row = orch.store.row(mission.id)
+        assert row["status"] == "cancelled" and "cancel" in row["error"], row["error"]

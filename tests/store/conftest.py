@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support.stores import NOBODY
+from support.stores import NOBODY, spawn_python
 
 from mission_widgets.runtime.store import MissionStore
 
@@ -30,3 +30,21 @@ def store(tmp_path) -> MissionStore:
     made = MissionStore(tmp_path / "store")
     yield made
     made.close()
+
+
+@pytest.fixture
+def spawn():
+    """``spawn(code, *args)`` starts a helper process; any still running at teardown is
+    killed (by its pid) and its pipes closed."""
+    started = []
+
+    def start(code, *args):
+        proc = spawn_python(code, *args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)

@@ -11,6 +11,14 @@ import textwrap
 from mission_widgets.runtime.store import MissionStore
 
 NOBODY = 65534
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment with ``tests/`` on the path (for ``support`` imports)."""
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), TESTS_DIR]))
+    return env
 
 
 def run_python(code: str, *args: str, timeout: float = 60.0, as_nobody: bool = False, **kwargs):
@@ -19,7 +27,7 @@ def run_python(code: str, *args: str, timeout: float = 60.0, as_nobody: bool = F
     if as_nobody:
         command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), **kwargs
+        command, capture_output=True, text=True, timeout=timeout, env=child_env(), **kwargs
     )
 
 
@@ -29,7 +37,7 @@ def spawn_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=os.environ.copy(),
+        env=child_env(),
         **kwargs,
     )
 
