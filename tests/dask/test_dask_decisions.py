@@ -6,7 +6,7 @@ store), which the kernel side forwards to the worker; with no answer the fallbac
 from __future__ import annotations
 
 import pytest
-from support.dask_tasks import FlakyOnce, Steady, wait_for
+from support.dask_tasks import Analyst, FlakyOnce, Steady, wait_for
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep, StallPolicy
 
@@ -91,20 +91,22 @@ def test_a_decision_from_a_second_orchestrator_reaches_the_dask_worker(dask_orch
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
-def test_an_explanation_reaches_the_retry_on_the_dask_worker(dask_orchestrators, isolation):
+def test_explain_reaches_the_retry_on_the_dask_worker(dask_orchestrators, isolation):
     orch = dask_orchestrators(isolation=isolation)
     mission = asking("explained, then retried", executor=FlakyOnce(show_context=True))
+    mission.model = Analyst()
     handle = orch.run_async(mission)
     wait_until_waiting(orch, mission)
 
-    # What orch.explain() hands to the worker once the model has answered.
-    orch.store.add_request(mission.id, "explanation", {"text": "the column is named 'Price'"})
+    assert orch.explain(mission.id) == Analyst.answer
     orch.decide(mission.id, "retry")
     handle.wait(timeout=60)
 
     assert mission.status == "succeeded", mission.error
     result = mission.steps[0].result
-    assert "[AGENT ANALYSIS]" in result and "the column is named 'Price'" in result
+    assert "[AGENT ANALYSIS]" in result and Analyst.answer in result, result
+    retried = events_named(orch, mission.id, "escalation_retry")
+    assert len(retried) == 1 and retried[0].get("explanation") == Analyst.answer
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
