@@ -64,14 +64,15 @@ def test_a_damaged_database_beside_mission_files_is_reported_and_left_alone(ran_
     assert _snapshot(root) == before  # nothing overwritten, nothing created
 
     report = check_store(root)
-    assert not report["ok"] and len(report["orphan_files"]) >= 3 * 3
+    assert not report.ok and len(report["orphan_files"]) >= 3 * 3
+    assert "NEEDS ATTENTION" in str(report) and "orphan files: " in str(report)
     repaired = repair_store(root)
     assert sorted(repaired["rows_rebuilt"]) == ids and repaired["problems"] == []
     if damage == "garbage":  # moved aside, never deleted
         aside = repaired["moved_aside"][0]
         assert aside.startswith(f"{db}.damaged-")
         assert Path(aside).read_bytes()[:9] == b"\x00garbage,"
-    assert check_store(root)["ok"]
+    assert check_store(root).ok and str(check_store(root)).endswith("problems: 0")
     orch = MissionOrchestrator(store=root)
     try:
         status = orch.status().set_index("id")
