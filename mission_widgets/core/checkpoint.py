@@ -19,6 +19,7 @@ from .jsonio import read_json_file, write_json_atomic
 from .planning import validate_dag
 from .status import MISSION_STATUSES, STEP_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep
+from .values import LARGE_VALUE_BYTES, LargeValue, from_reference, store_large, summarize
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -135,14 +136,63 @@ def decode_model(value: Any, source: str) -> Any:
     raise CheckpointError(f'{source}: invalid "model" {value!r}')
 
 
-def step_state(step: MissionStep, *, include_executor: bool = True) -> dict[str, Any]:
-    """The JSON-ready state of one step (its spec plus what happened to it)."""
+def large_dir(path: str) -> str:
+    """Where the large values of the checkpoint or save file ``path`` live."""
+    return path + ".large"
+
+
+def journal_path(path: str) -> str:
+    """The per-step journal (JSON lines) beside the checkpoint ``path``."""
+    return path + ".journal"
+
+
+def _file_name(text: str) -> str:
+    import re
+    import zlib
+
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', text)[:60]}-{zlib.crc32(text.encode()):08x}"
+
+
+def _encode_big(value: Any, home: str | None, name: str) -> tuple[Any, LargeValue | None]:
+    """``(JSON for value, None)``, or for a value over LARGE_VALUE_BYTES with a file ``home``
+    (a save file's path) ``(its reference, the LargeValue written once beside it)``."""
+    if isinstance(value, LargeValue):
+        if home is None:
+            return value.reference(None), None
+        base = os.path.dirname(os.path.abspath(home))
+        if os.path.abspath(value.path).startswith(os.path.abspath(large_dir(home)) + os.sep):
+            return value.reference(base), None
+        value = value.load()  # stored beside another file: store it beside this one too
+    encoded = encode_value(value)
+    if home is None or (isinstance(value, str) and len(value) <= LARGE_VALUE_BYTES // 4):
+        return encoded, None
+    import json
+
+    text = json.dumps(encoded, ensure_ascii=False)
+    if len(text) <= LARGE_VALUE_BYTES and len(text.encode("utf-8")) <= LARGE_VALUE_BYTES:
+        return encoded, None
+    stored = store_large(text, large_dir(home), _file_name(name), summarize(value))
+    return stored.reference(os.path.dirname(os.path.abspath(home))), stored
+
+
+def step_state(
+    step: MissionStep, *, include_executor: bool = True, home: str | None = None
+) -> dict[str, Any]:
+    """The JSON-ready state of one step (its spec plus what happened to it).
+
+    With ``home`` (the path of the file being written) a result over LARGE_VALUE_BYTES goes
+    to a file beside it, once: the step then holds the reference and loads it when asked.
+    """
+    result, stored = _encode_big(step.stored_result(), home, f"step-{step.id}-result")
+    if stored is not None:
+        step.result = stored
     entry = step.spec()
     entry.update(
         status=str(step.status),
         skipped=step.skipped,
         retry_count=step.retry_count,
-        result=encode_value(step.result),
+        result=result,
+        result_note=step.result_note,
         error_history=list(step.error_history),
         started_at=step.started_at,
         finished_at=step.finished_at,
@@ -152,14 +202,22 @@ def step_state(step: MissionStep, *, include_executor: bool = True) -> dict[str,
     return entry
 
 
-def mission_state(mission: Mission, *, include_executors: bool = True) -> dict[str, Any]:
-    """The JSON-ready state of a mission (what ``Mission.save`` writes)."""
+def mission_state(
+    mission: Mission, *, include_executors: bool = True, home: str | None = None
+) -> dict[str, Any]:
+    """The JSON-ready state of a mission (what ``Mission.save`` writes).
+
+    ``home``: the file being written (default: the mission's checkpoint), beside which
+    large values are stored and against which their references are relative.
+    """
+    home = home or mission.checkpoint_path
     steps = mission.steps
+    goal, _ = _encode_big(mission.goal, home, "goal")
     data: dict[str, Any] = {
         "format": MISSION_FORMAT,
         "version": 1,
         "id": mission.id,
-        "goal": mission.goal,
+        "goal": goal,
         "status": str(mission.status),
         "error": mission.error,
         "auto_plan": mission.auto_plan,
@@ -171,7 +229,7 @@ def mission_state(mission: Mission, *, include_executors: bool = True) -> dict[s
         "session_memory": mission.session.json_memory(),
         "steps": None
         if steps is None
-        else [step_state(s, include_executor=include_executors) for s in steps],
+        else [step_state(s, include_executor=include_executors, home=home) for s in steps],
         "audit_log": list(mission.audit_log),
     }
     if include_executors:
@@ -187,16 +245,29 @@ def _checked_id(value: Any, source: str) -> str:
 
 
 def apply_state(
-    mission: Mission, data: Mapping[str, Any], source: str = "state", *, final: bool = False
+    mission: Mission,
+    data: Mapping[str, Any],
+    source: str = "state",
+    *,
+    final: bool = False,
+    base_dir: str | None = None,
 ) -> None:
     """Put saved state (see :func:`mission_state`) into ``mission``.
 
     ``final=True`` applies the end state of a mission that ran elsewhere: the status is kept
-    as it is and the audit log (already mirrored from events) is left alone.
+    as it is and the audit log (already mirrored from events) is left alone. Large values
+    stay in their files (read when asked), found relative to ``base_dir`` (default: the
+    folder of the mission's ``checkpoint_path``).
     """
+    if base_dir is None and mission.checkpoint_path:
+        base_dir = os.path.dirname(os.path.abspath(mission.checkpoint_path))
     own_steps = {s.id: s for s in mission.steps or []}
     mission.id = _checked_id(data["id"], source)
-    mission.goal = data["goal"]
+    goal = from_reference(data["goal"], base_dir)
+    if not isinstance(goal, LargeValue):
+        mission.goal = goal
+    elif not final:  # resuming: the goal is needed; a mirror already has it
+        mission.goal = goal.load()
     mission.auto_plan = bool(data.get("auto_plan", True))
     if mission.model is None:
         mission.model = decode_model(data.get("model"), source)
@@ -228,7 +299,9 @@ def apply_state(
             step.status = StepStatus(step_status)
             step.skipped = bool(entry.get("skipped", False))
             step.retry_count = int(entry.get("retry_count", 0))
-            step.result = decode_value(entry.get("result"))
+            result = from_reference(entry.get("result"), base_dir)
+            step.result = result if isinstance(result, LargeValue) else decode_value(result)
+            step.result_note = entry.get("result_note")
             step.error_history = list(entry.get("error_history") or [])
             step.started_at = entry.get("started_at")
             step.finished_at = entry.get("finished_at")
@@ -250,11 +323,50 @@ def read_mission_file(path: str | os.PathLike) -> dict[str, Any]:
     return read_json_file(path, "mission", MISSION_FORMAT)
 
 
-def load_into(mission: Mission, path: str | os.PathLike) -> Mission:
-    """``Mission.resume``: apply the save file at ``path`` to ``mission``."""
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A save file or checkpoint with its journal replayed: the latest state it records.
+
+    Journal lines newer than the full write (``seq`` > its ``journal_seq``) replace the
+    state of their step; a torn last line (a crash mid-write) is ignored.
+    """
+    import json
+
     data = read_mission_file(path)
     try:
-        apply_state(mission, data, source=f"mission file {os.fspath(path)}")
+        with open(journal_path(os.fspath(path)), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return data
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"journal of {path} cannot be read: {exc}") from None
+    done = data.get("journal_seq") or 0
+    index = {entry["id"]: i for i, entry in enumerate(data.get("steps") or [])}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # torn by a crash while it was written
+            raise CheckpointError(f"journal of {path} is corrupt at line {number}") from None
+        if not isinstance(record, dict) or record.get("seq", 0) <= done:
+            continue
+        state = record.get("step")
+        if isinstance(state, dict) and state.get("id") in index:
+            i = index[state["id"]]
+            data["steps"][i] = {**data["steps"][i], **state}
+    return data
+
+
+def load_into(mission: Mission, path: str | os.PathLike) -> Mission:
+    """``Mission.resume``: apply the save file (or checkpoint and journal) at ``path``."""
+    data = read_checkpoint(path)
+    try:
+        apply_state(
+            mission,
+            data,
+            source=f"mission file {os.fspath(path)}",
+            base_dir=os.path.dirname(os.path.abspath(path)),
+        )
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
@@ -264,29 +376,94 @@ def load_into(mission: Mission, path: str | os.PathLike) -> Mission:
 
 def save_mission(mission: Mission, path: str | os.PathLike) -> str:
     """``Mission.save``: write the mission as human-readable JSON (atomically)."""
-    write_json_atomic(path, mission_state(mission))
-    return os.fspath(path)
+    target = os.fspath(path)
+    write_json_atomic(target, mission_state(mission, home=target))
+    _remove(journal_path(target))  # the file holds everything: an old journal must not replay
+    return target
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+#: A full checkpoint is rewritten after this many journal lines at least (and at least one
+#: line per step of the mission), so its O(mission) cost is O(1) per step on average.
+MIN_JOURNAL_LINES = 64
 
 
 class Checkpointer:
-    """Keeps a running mission's checkpoint file current; a write that fails only warns.
+    """Keeps a running mission's checkpoint current at a cost in proportion to the work.
 
-    The events are the record of a mission: a checkpoint is a convenience copy for resuming,
-    so a checkpoint that cannot be written never fails the mission.
+    A full write when the run starts; then one JSON line per finished step appended to the
+    journal beside the checkpoint (O(that step)); a full rewrite only after as many lines as
+    the mission has steps (O(1) per step amortised) and at the end. Resuming replays the
+    journal onto the last full write (:func:`read_checkpoint`), so any point works.
+
+    The events are the record of a mission: a checkpoint is a convenience copy for
+    resuming, so one that cannot be written is a RuntimeWarning (once), never a failure.
     """
 
     def __init__(self, mission: Mission, path: str) -> None:
         self.mission = mission
         self.path = path
+        self.journal = journal_path(path)
+        self.seq = 0
+        self.lines_since_full = 0
+        self._handle: Any = None
+        self._warned = False
 
-    def save(self) -> None:
-        try:
-            # Not fsynced: a checkpoint is a convenience copy; the store is the record.
-            write_json_atomic(self.path, mission_state(self.mission), durable=False)
-        except Exception as exc:
+    def _failed(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
             warnings.warn(
                 f"could not checkpoint mission {self.mission.id} to {self.path}: "
-                f"{describe_error(exc)}",
+                f"{describe_error(exc)} (the mission goes on; its events are the record)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+
+    def save_full(self) -> None:
+        """Write the whole state (journal_seq says which journal lines it holds)."""
+        try:
+            state = mission_state(self.mission, home=self.path)
+            state["journal_seq"] = self.seq
+            # Not fsynced: a checkpoint is a convenience copy; the store is the record.
+            write_json_atomic(self.path, state, durable=False, compact=True)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self.lines_since_full = 0
+        if self._handle is not None:  # its lines are in the full write now
+            self._handle.close()
+            self._handle = None
+        _remove(self.journal)
+
+    def step_finished(self, step: MissionStep) -> None:
+        """Record one step's state: a journal line, or now and then a full write."""
+        self.seq += 1
+        if self.lines_since_full >= max(MIN_JOURNAL_LINES, len(self.mission.steps or ())):
+            self.save_full()
+            return
+        import json
+
+        try:
+            state = step_state(step, include_executor=False, home=self.path)
+            line = json.dumps({"seq": self.seq, "step": state}, ensure_ascii=False)
+            if self._handle is None:
+                fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._handle = os.fdopen(fd, "a", encoding="utf-8")
+            self._handle.write(line + "\n")
+            self._handle.flush()
+            self.lines_since_full += 1
+        except Exception as exc:
+            self._failed(exc)
+
+    def close(self) -> None:
+        """The run ended: a last full write (which drops the journal)."""
+        self.save_full()
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -34,6 +34,19 @@ class StepTimeoutError(MissionError, TimeoutError):
     """A step attempt ran longer than its ``timeout_secs``."""
 
 
+class StepRaisedBaseException(MissionError):
+    """A step's executor raised a BaseException (SystemExit, KeyboardInterrupt, ...).
+
+    The mission ends ``failed`` at once; ``error_type`` names the exception's class.
+    """
+
+    def __init__(self, step_id: str, error: BaseException) -> None:
+        super().__init__(f"step {step_id!r} raised {error!r}")
+        self.step_id = step_id
+        self.error = error
+        self.error_type = type(error).__name__
+
+
 class MissionCancelled(MissionError):
     """Raised inside the engine when a mission was asked to stop."""
 

@@ -1,30 +1,28 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-
 pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
-``audit_log`` and into any extra sinks (the runtime plugs its store in here). Sequential
-steps run in the calling thread; ready ``parallel=True`` steps run together on threads.
+``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
+one more sink. Running the steps is :mod:`.runner`; saving and resuming is :mod:`.checkpoint`.
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import os
-import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
+from .asyncrun import settle
+from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .errors import (
     MissionCancelled,
     MissionValidationError,
     ModelResolutionError,
-    classify_error,
+    PlanError,
+    StepRaisedBaseException,
     describe_error,
 )
 from .events import (
@@ -40,11 +38,12 @@ from .ids import new_mission_id, validate_mission_id
 from .listeners import dispatch
 from .models import model_label, model_spec, registered_providers, resolve_model, split_spec
 from .planning import parse_plan, plan_prompt, validate_dag
-from .policy import ESCALATION_DIRECTIVES, Resolve, StallPolicy
+from .policy import StallPolicy
+from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
 from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
-from .step import MissionStep, check_executor
-from .timeouts import call_with_timeout
+from .step import MissionStep, StepTally, check_executor
+from .values import LARGE_VALUE_BYTES, summarize
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -52,23 +51,26 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "MAX_BACKOFF_SECS",
+    "MAX_PARALLEL",
+    "MAX_PLAN_STEPS",
+    "MEMORY_CONTEXT_CHARS",
+    "MEMORY_ENTRY_CHARS",
     "MISSION_STATUSES",
     "TERMINAL_STATUSES",
     "Mission",
     "MissionStatus",
+    "memory_context",
     "new_mission_id",
     "retry_delay",
 ]
 
-#: Longest wait between retries, in seconds (before the backoff factor).
-MAX_BACKOFF_SECS = 30.0
 #: Progress events of one step closer together than this are dropped (the value is kept).
 PROGRESS_EVENT_INTERVAL = 0.05
-
-
-def retry_delay(attempt: int, factor: float) -> float:
-    """Seconds to wait after failed attempt ``attempt``: ``min(2**(n-1), 30) * factor``."""
-    return min(2.0 ** (attempt - 1), MAX_BACKOFF_SECS) * factor
+#: Most steps a mission may have (planned or given), unless ``Mission(max_steps=...)``.
+MAX_PLAN_STEPS = 100
+#: Most parallel steps running at once, unless ``Mission(max_parallel=...)``.
+MAX_PARALLEL = 8
 
 
 def _coerce_step(item: MissionStep | Mapping[str, Any], index: int) -> MissionStep:
@@ -87,12 +89,29 @@ def _coerce_step(item: MissionStep | Mapping[str, Any], index: int) -> MissionSt
     )
 
 
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MissionValidationError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
 class Mission:
     """A goal-driven, multi-step job.
 
     ``steps`` may be given (MissionStep objects or dicts) or, with ``auto_plan``, planned
     by ``model``. ``executor`` is the default for steps without one; steps with neither are
     executed by the model. ``backoff_factor`` scales the retry waits (0 in tests).
+
+    Bounds: at most ``max_steps`` steps (default :data:`MAX_PLAN_STEPS`; a longer plan fails
+    at once naming the limit) and at most ``max_parallel`` parallel steps at once (default
+    :data:`MAX_PARALLEL`). ``decision_source(step) -> answer | None`` answers the questions
+    of ``StallPolicy(on_max_retries="ask")`` (a runtime sets it; see :mod:`.decisions`).
+
+    A step result that can be neither JSON nor pickled is kept as its ``repr`` with a
+    RuntimeWarning (``step.result_note`` and the ``result_note`` field of its events say so),
+    so the mission still ends with its real status. A BaseException raised by an executor
+    (SystemExit, KeyboardInterrupt, ...) ends the mission ``failed`` at once, its
+    ``mission_done`` event's ``error_type`` naming the exception class.
     """
 
     backoff_factor: float = 1.0
@@ -110,6 +129,9 @@ class Mission:
         *,
         backoff_factor: float | None = None,
         mission_id: str | None = None,
+        max_steps: int = MAX_PLAN_STEPS,
+        max_parallel: int = MAX_PARALLEL,
+        decision_source: Callable[[MissionStep], Any] | None = None,
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
@@ -125,6 +147,18 @@ class Mission:
                 )
             self.backoff_factor = float(backoff_factor)
         self.id = new_mission_id() if mission_id is None else validate_mission_id(mission_id)
+        self.max_steps = _positive_int(max_steps, "max_steps")
+        self.max_parallel = _positive_int(max_parallel, "max_parallel")
+        if decision_source is not None and not callable(decision_source):
+            raise MissionValidationError(
+                f"decision_source must be callable, got {type(decision_source).__name__}"
+            )
+        #: Answers questions of on_max_retries="ask" (see :mod:`.decisions`); not pickled.
+        self.decision_source = decision_source
+        #: The id of the step waiting for a decision, else None.
+        self.waiting_on: str | None = None
+        #: Why nobody could answer the last question (set by :mod:`.decisions`).
+        self.no_answer_reason: str | None = None
         self.goal = goal.strip()
         resolve_model(model)  # a model of an unusable kind fails here, at construction
         #: The model as the user gave it (a "provider:name" string stays a string).
@@ -140,12 +174,12 @@ class Mission:
         self.session_given = session is not None
         self.session = session if session is not None else SharedSession(model=model)
         self.auto_plan = bool(auto_plan)
-        self.steps: list[MissionStep] | None = None
+        self.steps = None
         if steps is not None:
-            self.steps = [_coerce_step(item, i) for i, item in enumerate(steps)]
-            validate_dag((s.id, s.depends_on) for s in self.steps)
-            if not self.steps:
-                self.steps = None
+            given = [_coerce_step(item, i) for i, item in enumerate(steps)]
+            self._check_size(len(given), "the mission has")
+            validate_dag((s.id, s.depends_on) for s in given)
+            self.steps = given or None
         self.status = MissionStatus.PENDING
         self.error: str | None = None
         self.audit_log: list[Event] = []
@@ -165,6 +199,7 @@ class Mission:
         self._sinks: list[EventSink] = []
         self._cancel = threading.Event()
         self._last_progress_emit: dict[str | None, float] = {}
+        self._checkpointer: checkpoint.Checkpointer | None = None
 
     # -- events ---------------------------------------------------------------------------
 
@@ -199,26 +234,55 @@ class Mission:
     # -- derived state --------------------------------------------------------------------
 
     @property
+    def steps(self) -> list[MissionStep] | None:
+        """The steps (None before a plan); assigning a list makes the mission follow them."""
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: list[MissionStep] | None) -> None:
+        self._steps = value
+        self._tally = StepTally(value or [])
+        self._index: dict[str, MissionStep] = {s.id: s for s in value or []}
+
+    def _check_size(self, n_steps: int, what: str) -> None:
+        if n_steps > self.max_steps:
+            raise MissionValidationError(
+                f"mission {self.id}: {what} {n_steps} steps, more than the limit of "
+                f"max_steps={self.max_steps} (raise it with Mission(max_steps=...))"
+            )
+
+    @property
     def progress(self) -> float:
-        """Fraction of the work done, 0.0..1.0: done and skipped steps count whole, running
-        steps by their reported progress, failed steps that stopped the mission not at all."""
-        if self.status == "succeeded":
+        """Fraction of the work done, 0.0..1.0, that never goes back while a mission runs.
+
+        Done and skipped steps count whole; any other step counts the most progress one of
+        its attempts reached, so a retry keeps the step's share, and a failed or cancelled
+        mission keeps the progress it reached (as tqdm keeps a bar where it stopped).
+        Kept incrementally: O(1) however many steps there are.
+        """
+        if self.status == MissionStatus.SUCCEEDED:
             return 1.0
-        steps = self.steps
+        steps = self._steps
         if not steps:
             return 0.0
-        total = 0.0
-        for step in steps:
-            # A skipped step was dealt with; a failed one that stopped the mission was not.
-            if step.status == "done" or (step.status == "failed" and step.skipped):
-                total += 1.0
-            elif step.status in ("running", "retrying"):
-                total += min(max(step.progress, 0.0), 1.0)
-        return total / len(steps)
+        return min(max(self._tally.shares / len(steps), 0.0), 1.0)
 
     @property
     def is_finished(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        """True once the mission ended (a mission waiting for a decision has not)."""
+        return self.status in TERMINAL_STATUSES and self.waiting_on is None
+
+    def live_summary(self) -> dict[str, Any]:
+        """Status, step counts and progress in O(1): what a runtime stores after each event."""
+        counts = self._tally.counts
+        return {
+            "status": str(self.status),
+            "n_steps": len(self._steps or ()),
+            "n_done": counts[StepStatus.DONE],
+            "n_failed": counts[StepStatus.FAILED],
+            "progress": self.progress,
+            "waiting_on": self.waiting_on,
+        }
 
     def step_summary(self) -> dict[str, str]:
         """The status of each step by id, as aisdk gives it: ``{"s1": "done", "s2": "pending"}``.
@@ -243,7 +307,10 @@ class Mission:
         }
 
     def get_step(self, step_id: str) -> MissionStep:
-        for step in self.steps or []:
+        step = self._index.get(step_id)
+        if step is not None:
+            return step
+        for step in self._steps or []:  # a step appended to the list in place
             if step.id == step_id:
                 return step
         raise KeyError(f"mission {self.id} has no step {step_id!r}")
@@ -318,7 +385,10 @@ class Mission:
         # Resolved lazily: a "provider:name" string is looked up only when a plan or an
         # executor-less step needs it.
         self._active_model = resolve_model(self.model_for_run())
-        self._emit("mission_start", goal=self.goal, model=model_label(self.model_for_run()))
+        self._emit(
+            "mission_start", goal=self._goal_for_events(), model=model_label(self.model_for_run())
+        )
+        error_type = None
         try:
             if self._cancel.is_set():
                 raise MissionCancelled()
@@ -327,29 +397,42 @@ class Mission:
             else:
                 self._emit("mission_planned", n_steps=len(self.steps), steps=self._specs())
             self.status = MissionStatus.RUNNING
-            self._run_steps()
+            self._open_checkpoint()
+            StepRunner(self).run()
         except MissionCancelled:
             self.status = MissionStatus.CANCELLED
             self.error = self.error or "cancelled"
+        except StepRaisedBaseException as exc:
+            self.status = MissionStatus.FAILED
+            self.error, error_type = str(exc), exc.error_type
         except Exception as exc:
             self.status = MissionStatus.FAILED
             self.error = describe_error(exc)
+        self.waiting_on = None
         self.finished_at = time.time()
-        summary = self.step_counts()
+        counts = self._tally.counts
+        if error_type is None and self.error is not None:
+            error_type = "mission_" + self.status
         self._emit(
             "mission_done",
             status=self.status,
             error_message=self.error,
-            error_type=None if self.error is None else "mission_" + self.status,
+            error_type=error_type,
             duration_ms=(self.finished_at - self.started_at) * 1000.0,
-            n_done=summary["done"],
-            n_failed=summary["failed"],
-            n_steps=summary["total"],
+            n_done=counts[StepStatus.DONE],
+            n_failed=counts[StepStatus.FAILED],
+            n_steps=len(self.steps or ()),
         )
-        self._save_checkpoint()
+        self._close_checkpoint()
         self._cancel.clear()  # the request is served; run() may be called again later
         self.run_model = self._active_model = None  # run(model=) was for that run only
         return self
+
+    def _goal_for_events(self) -> str:
+        """The goal as events carry it: a goal over LARGE_VALUE_BYTES by its summary."""
+        if len(self.goal.encode()) <= LARGE_VALUE_BYTES:
+            return self.goal
+        return summarize(self.goal) + f" [goal of {len(self.goal.encode()):,} bytes]"
 
     def _specs(self) -> list[dict[str, Any]]:
         return [step.spec() for step in self.steps or []]
@@ -363,11 +446,16 @@ class Mission:
         started = time.time()
         token = set_step_context(StepContext(emit=self._emit, step=None, attempt=1))
         try:
-            reply = model.generate(plan_prompt(self.goal))
+            reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
             reset_step_context(token)
         try:
             specs = parse_plan(reply if isinstance(reply, str) else str(reply))
+            if len(specs) > self.max_steps:
+                raise PlanError(
+                    f"the plan has {len(specs)} steps, more than the limit of "
+                    f"max_steps={self.max_steps} (raise it with Mission(max_steps=...))"
+                )
         except Exception as exc:
             self._emit(
                 "planner_done",
@@ -384,275 +472,6 @@ class Mission:
             steps=self._specs(),
         )
         self._emit("mission_planned", n_steps=len(self.steps), steps=self._specs())
-
-    def _run_steps(self) -> None:
-        steps = self.steps or []
-        by_id = {step.id: step for step in steps}
-        order = validate_dag((s.id, s.depends_on) for s in steps)
-        for step in steps:
-            if step.status != "done":
-                if step.status == "failed":
-                    step.retry_count = 0
-                step.status, step.skipped, step.progress = StepStatus.PENDING, False, 0.0
-        pending = [by_id[i] for i in order if by_id[i].status == "pending"]
-        running: set[str] = set()
-        finished: queue.SimpleQueue[tuple[MissionStep, str | BaseException]] = queue.SimpleQueue()
-        stop: tuple[str, MissionStep] | None = None
-
-        def ready() -> list[MissionStep]:
-            return [s for s in pending if all(by_id[d].is_finished for d in s.depends_on)]
-
-        def run_on_thread(step: MissionStep, context: contextvars.Context) -> None:
-            try:
-                finished.put((step, context.run(self._run_step, step)))
-            except BaseException as exc:  # re-raised in the scheduling thread
-                finished.put((step, exc))
-
-        while True:
-            if stop is None and not self._cancel.is_set():
-                candidates = ready()
-                if not running:
-                    batch = [s for s in candidates if s.parallel] or candidates[:1]
-                elif all(by_id[i].parallel for i in running):
-                    batch = [s for s in candidates if s.parallel]
-                else:
-                    batch = []
-                for step in batch:
-                    pending.remove(step)
-                if len(batch) == 1 and not running and not batch[0].parallel:
-                    # Sequential steps run here, in the mission's own thread.
-                    stop = self._settle(batch[0], self._run_step(batch[0]), pending) or stop
-                    continue
-                for step in batch:
-                    running.add(step.id)
-                    threading.Thread(
-                        target=run_on_thread,
-                        args=(step, contextvars.copy_context()),
-                        name=f"mission-step-{step.id}",
-                        daemon=True,
-                    ).start()
-            if not running:
-                break
-            step, outcome = finished.get()
-            running.discard(step.id)
-            if isinstance(outcome, BaseException):
-                while running:  # let the other parallel steps end before failing
-                    other, _ = finished.get()
-                    running.discard(other.id)
-                raise outcome
-            stop = stop or self._settle(step, outcome, pending)
-        if self._cancel.is_set():
-            raise MissionCancelled()
-        if stop is not None:
-            kind, step = stop
-            if kind == "stall":
-                self.status = MissionStatus.STALLED
-                self.error = f"stalled at step {step.id!r}: {step.last_error}"
-                return
-            self.status = MissionStatus.FAILED
-            self.error = f"aborted at step {step.id!r}: {step.last_error}"
-            return
-        if pending:  # only reachable if dependencies never finished
-            raise MissionValidationError(
-                "steps could not run: " + ", ".join(repr(s.id) for s in pending)
-            )
-        failed = [s for s in steps if s.status == "failed"]
-        self.status = MissionStatus.SUCCEEDED
-        if failed:
-            self.error = "skipped failed step(s): " + ", ".join(repr(s.id) for s in failed)
-
-    def _settle(
-        self, step: MissionStep, outcome: str, pending: list[MissionStep]
-    ) -> tuple[str, MissionStep] | None:
-        """Act on a step's outcome; return ("abort"|"stall", step) to stop the mission."""
-        self._save_checkpoint()
-        if outcome == "escalate":
-            outcome = self._escalate(step)
-        if outcome in ("done", "cancelled", "resolved"):
-            return None
-        if outcome == "retry":
-            step.status, step.retry_count, step.progress = StepStatus.PENDING, 0, 0.0
-            pending.insert(0, step)
-            return None
-        if outcome == "skip":
-            step.skipped = True
-            self._emit("step_skipped", step_id=step.id, error_message=step.last_error)
-            return None
-        if outcome == "abort":
-            return ("abort", step)
-        self._emit(
-            "mission_stall",
-            step_id=step.id,
-            reason="retries exhausted; escalation did not resolve the step",
-            error_message=step.last_error,
-        )
-        return ("stall", step)
-
-    def _escalate(self, step: MissionStep) -> str:
-        """Ask ``escalate_fn``: "retry", "skip", "abort", "resolved" (it answered with
-        :class:`Resolve`) or "stall" (no answer, or a value that is not a directive)."""
-        escalate_fn = self.stall_policy.escalate_fn
-        if escalate_fn is None or step.escalations >= self.stall_policy.max_escalations:
-            return "stall"
-        step.escalations += 1
-        resolution = None
-        try:
-            resolution = escalate_fn(self, step)
-        except Exception as exc:
-            warnings.warn(
-                f"escalate_fn raised {describe_error(exc)} for step {step.id!r}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        if isinstance(resolution, Resolve):
-            directive = "resolve"
-        elif isinstance(resolution, str) and resolution in ESCALATION_DIRECTIVES:
-            directive = resolution
-        else:  # not a directive: ignored, as aisdk ignores escalate_fn's value
-            directive = "stall"
-        self._emit(
-            "escalation",
-            step_id=step.id,
-            resolution=repr(resolution)[:200],
-            directive=directive,
-        )
-        if not isinstance(resolution, Resolve):
-            return directive
-        step.result, step.status, step.progress = resolution.result, StepStatus.DONE, 1.0
-        self._emit(
-            "step_done",
-            step_id=step.id,
-            resolved_by="escalation",
-            result=_preview(resolution.result),
-        )
-        return "resolved"
-
-    def _step_context(self, step: MissionStep, with_errors: bool) -> str | None:
-        parts = []
-        if step.depends_on:
-            lines = []
-            for dep_id in step.depends_on:
-                dep = self.get_step(dep_id)
-                if dep.status == "done":
-                    lines.append(f"- {dep_id}: {dep.result}")
-                else:
-                    lines.append(f"- {dep_id}: (failed and skipped: {dep.last_error})")
-            parts.append("RESULTS OF EARLIER STEPS:\n" + "\n".join(lines))
-        if step.executor is None and self.default_executor is None:  # the model executes it
-            memory = memory_context(self.session.memory(), f"{self.goal}\n{step.description}")
-            if memory:
-                parts.append(memory)
-        if with_errors and step.error_history:
-            lines = [f"- attempt {e['attempt']}: {e['error']}" for e in step.error_history]
-            parts.append(
-                "PREVIOUS ATTEMPT(S) FAILED. Avoid repeating these errors:\n" + "\n".join(lines)
-            )
-        return "\n\n".join(parts) or None
-
-    def _execute_attempt(self, step: MissionStep, attempt: int, context: str | None) -> Any:
-        token = set_step_context(StepContext(emit=self._emit, step=step, attempt=attempt))
-        try:
-            return step.run(
-                self.session,
-                self._active_model,
-                context,
-                goal=self.goal,
-                executor=self.default_executor,
-            )
-        finally:
-            reset_step_context(token)
-
-    def _run_step(self, step: MissionStep) -> str:
-        """Run a step's attempts; return "done", "skip", "abort", "escalate" or "cancelled"."""
-        policy = self.stall_policy
-        max_attempts = 1 if policy.on_tool_failure == "fail" else step.max_retries + 1
-        inject = policy.on_tool_failure == "inject_error_and_retry"
-        while True:
-            attempt = len(step.error_history) + 1
-            step.status = StepStatus.RUNNING if step.retry_count == 0 else StepStatus.RETRYING
-            step.progress = 0.0
-            step.started_at = step.started_at or time.time()
-            self._emit("step_start", step_id=step.id, attempt=attempt, description=step.description)
-            context = self._step_context(step, with_errors=inject)
-            started = time.time()
-            try:
-                result = call_with_timeout(
-                    functools.partial(self._execute_attempt, step, attempt, context),
-                    step.timeout_secs,
-                )
-            except Exception as exc:
-                failed_at = time.time()  # one time for the history and the event
-                step.last_exception = exc  # for the hooks (the event carries its description)
-                duration = (failed_at - started) * 1000.0
-                error_type = classify_error(exc)
-                message = describe_error(exc)
-                step.error_history.append(
-                    {
-                        "attempt": attempt,
-                        "error": message,
-                        "error_type": error_type,
-                        "timestamp": failed_at,
-                    }
-                )
-                self._emit(
-                    "step_failure",
-                    step_id=step.id,
-                    attempt=attempt,
-                    error_type=error_type,
-                    error_message=message,
-                    duration_ms=duration,
-                    timestamp=failed_at,
-                )
-                timed_out = error_type == "timeout"
-                if timed_out and policy.on_step_timeout in ("skip", "abort"):
-                    return self._give_up(step, exc, attempt, policy.on_step_timeout)
-                if step.retry_count + 1 < max_attempts and not self._cancel.is_set():
-                    step.retry_count += 1
-                    delay = retry_delay(step.retry_count, self.backoff_factor)
-                    self._emit(
-                        "retry_start",
-                        step_id=step.id,
-                        attempt=attempt + 1,
-                        error_type=error_type,
-                        error_message=message,
-                        delay_secs=delay,
-                    )
-                    if delay and self._cancel.wait(delay):
-                        return self._give_up(step, exc, attempt, "cancelled")
-                    continue
-                if self._cancel.is_set():
-                    return self._give_up(step, exc, attempt, "cancelled")
-                if timed_out and policy.on_step_timeout == "skip_or_replan":
-                    return self._give_up(step, exc, attempt, "skip")
-                return self._give_up(step, exc, attempt, policy.on_max_retries)
-            duration = (time.time() - started) * 1000.0
-            step.result, step.status, step.progress = result, StepStatus.DONE, 1.0
-            step.finished_at = time.time()
-            preview = _preview(result)
-            self._emit(
-                "step_success",
-                step_id=step.id,
-                attempt=attempt,
-                duration_ms=duration,
-                result=preview,
-            )
-            if attempt > 1:
-                self._emit("retry_success", step_id=step.id, attempt=attempt)
-            self._emit("step_done", step_id=step.id, attempt=attempt, result=preview)
-            return "done"
-
-    def _give_up(self, step: MissionStep, error: BaseException, attempt: int, outcome: str) -> str:
-        step.status = StepStatus.FAILED
-        step.finished_at = time.time()
-        self._emit(
-            "step_failed",
-            step_id=step.id,
-            attempt=attempt,
-            error_type=classify_error(error),
-            error_message=describe_error(error),
-            outcome=outcome,
-        )
-        return outcome
 
     # -- save / resume (see :mod:`.checkpoint`) ----------------------------------------------
 
@@ -676,6 +495,8 @@ class Mission:
         """A new Mission from a save file (``kwargs`` as for the constructor, e.g. executor)."""
         data = checkpoint.read_mission_file(path)
         goal = data.get("goal")
+        if isinstance(goal, dict) and "$large" in goal:
+            goal = "(a large goal, read from its file)"  # resume() reads it
         if not isinstance(goal, str) or not goal:
             raise checkpoint.CheckpointError(f"mission file {path} has no goal")
         return cls(goal, **kwargs).resume(path)
@@ -687,16 +508,41 @@ class Mission:
         :func:`.checkpoint.apply_state`)."""
         checkpoint.apply_state(self, data, source, final=final)
 
-    def _save_checkpoint(self) -> None:
-        if self.checkpoint_path:
-            checkpoint.Checkpointer(self, self.checkpoint_path).save()
+    # A running mission keeps its checkpoint file current (when ``checkpoint_path`` is set):
+    # a full write when the steps are known, a journal line per finished step, a full write
+    # at the end (see :class:`.checkpoint.Checkpointer`).
+
+    def _open_checkpoint(self) -> None:
+        if self.checkpoint_path and self._checkpointer is None:
+            self._checkpointer = checkpoint.Checkpointer(self, self.checkpoint_path)
+            self._checkpointer.save_full()
+
+    def checkpoint_step(self, step: MissionStep) -> None:
+        """Record ``step``'s state in the checkpoint (O(that step))."""
+        if self._checkpointer is not None:
+            self._checkpointer.step_finished(step)
+
+    def _close_checkpoint(self) -> None:
+        writer, self._checkpointer = self._checkpointer, None
+        if writer is None and self.checkpoint_path:
+            writer = checkpoint.Checkpointer(self, self.checkpoint_path)
+        if writer is not None:
+            writer.close()
 
     # -- pickling (missions travel to worker processes) ----------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_lock", "_sinks", "_hook_sink", "_cancel", "_last_progress_emit"):
+        for key in (
+            "_lock",
+            "_sinks",
+            "_hook_sink",
+            "_cancel",
+            "_last_progress_emit",
+            "_checkpointer",
+        ):
             state.pop(key, None)
+        state["decision_source"] = None  # set by the runtime where the mission runs
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -706,56 +552,3 @@ class Mission:
     def __repr__(self) -> str:
         n = len(self.steps) if self.steps else 0
         return f"Mission({self.id!r}, goal={self.goal!r}, status={str(self.status)!r}, steps={n})"
-
-
-#: Shared session memory shown to a model executing a step: at most this many characters
-#: in all, and this many per entry.
-MEMORY_CONTEXT_CHARS = 2000
-MEMORY_ENTRY_CHARS = 500
-
-
-def memory_context(memory: Mapping[str, Any], text: str) -> str | None:
-    """The shared session memory to show a model executing a step, bounded in size.
-
-    Entries whose key appears in ``text`` (the goal and the step description) come first,
-    then the others while they fit; keys starting with ``_`` are private and never shown.
-    """
-    import json
-    import re
-
-    lowered = text.lower()
-
-    def mentioned(key: str) -> bool:
-        words = {key.lower(), key.lower().replace("_", " ")}
-        return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", lowered) for w in words)
-
-    entries = [(k, v) for k, v in memory.items() if isinstance(k, str) and not k.startswith("_")]
-    entries.sort(key=lambda item: not mentioned(item[0]))
-    lines: list[str] = []
-    used = left_out = 0
-    for key, value in entries:
-        if isinstance(value, str):
-            shown = value
-        else:
-            try:
-                shown = json.dumps(value, ensure_ascii=False, default=repr)
-            except (TypeError, ValueError):
-                shown = repr(value)
-        if len(shown) > MEMORY_ENTRY_CHARS:
-            shown = shown[:MEMORY_ENTRY_CHARS] + " ..."
-        line = f"- {key}: {shown}"
-        if used + len(line) > MEMORY_CONTEXT_CHARS:
-            left_out += 1
-            continue
-        lines.append(line)
-        used += len(line) + 1
-    if left_out:
-        lines.append(f"({left_out} more entries not shown)")
-    return "SHARED SESSION MEMORY:\n" + "\n".join(lines) if lines else None
-
-
-def _preview(value: Any, limit: int = 300) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + " ..."

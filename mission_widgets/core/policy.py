@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 TOOL_FAILURE_ACTIONS = ("inject_error_and_retry", "retry", "fail")
 STEP_TIMEOUT_ACTIONS = ("skip_or_replan", "retry", "skip", "abort")
-MAX_RETRIES_ACTIONS = ("escalate", "skip", "abort")
+MAX_RETRIES_ACTIONS = ("escalate", "skip", "abort", "ask")
+#: What happens when nobody answers within ``decision_timeout_secs``.
+DECISION_FALLBACKS = ("abort", "skip", "retry")
 
 
 class Resolve:
@@ -37,7 +39,15 @@ class Resolve:
 #: The strings ``escalate_fn`` may return to change what happens (besides a Resolve).
 ESCALATION_DIRECTIVES = ("retry", "skip", "abort")
 
-_FIELDS = ("on_tool_failure", "on_step_timeout", "on_max_retries", "escalate_fn", "max_escalations")
+_FIELDS = (
+    "on_tool_failure",
+    "on_step_timeout",
+    "on_max_retries",
+    "escalate_fn",
+    "max_escalations",
+    "decision_timeout_secs",
+    "decision_fallback",
+)
 
 
 class StallPolicy:
@@ -54,7 +64,11 @@ class StallPolicy:
     on_max_retries
         ``escalate`` (call ``escalate_fn(mission, step)``; unless it resolves the step, the
         mission stalls and ``on_mission_stall`` fires), ``skip`` (the step fails, dependants
-        still run) or ``abort`` (the mission fails at once).
+        still run), ``abort`` (the mission fails at once) or ``ask`` (wait for a person's
+        decision, see :mod:`.decisions`).
+    decision_timeout_secs, decision_fallback
+        With ``ask``: after this many seconds without an answer (None: wait for ever), the
+        fallback (``abort``, ``skip`` or ``retry``) applies.
     escalate_fn
         ``escalate_fn(mission, step)`` changes the outcome only by an explicit directive, as in
         aisdk: ``"retry"`` (run the step again with fresh retries, at most ``max_escalations``
@@ -70,13 +84,18 @@ class StallPolicy:
         on_max_retries: str = "escalate",
         escalate_fn: Callable[[Any, Any], Any] | None = None,
         max_escalations: int = 1,
+        decision_timeout_secs: float | None = None,
+        decision_fallback: str = "abort",
     ) -> None:
         self.on_tool_failure = on_tool_failure
         self.on_step_timeout = on_step_timeout
         self.on_max_retries = on_max_retries
         self.escalate_fn = escalate_fn
         self.max_escalations = max_escalations
+        self.decision_timeout_secs = decision_timeout_secs
+        self.decision_fallback = decision_fallback
         for name, allowed in (
+            ("decision_fallback", DECISION_FALLBACKS),
             ("on_tool_failure", TOOL_FAILURE_ACTIONS),
             ("on_step_timeout", STEP_TIMEOUT_ACTIONS),
             ("on_max_retries", MAX_RETRIES_ACTIONS),
@@ -89,6 +108,13 @@ class StallPolicy:
         if self.escalate_fn is not None and not callable(self.escalate_fn):
             raise MissionValidationError(
                 f"StallPolicy.escalate_fn must be callable, got {type(self.escalate_fn).__name__}"
+            )
+        timeout = decision_timeout_secs
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise MissionValidationError(
+                f"StallPolicy.decision_timeout_secs must be a number >= 0 or None, got {timeout!r}"
             )
         if not isinstance(self.max_escalations, int) or self.max_escalations < 0:
             raise MissionValidationError(
@@ -130,4 +156,6 @@ class StallPolicy:
             "on_step_timeout": self.on_step_timeout,
             "on_max_retries": self.on_max_retries,
             "max_escalations": self.max_escalations,
+            "decision_timeout_secs": self.decision_timeout_secs,
+            "decision_fallback": self.decision_fallback,
         }

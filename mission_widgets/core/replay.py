@@ -1,7 +1,9 @@
 """Rebuild a mission's state from its events: how a kernel mirrors a mission running elsewhere.
 
 :func:`apply_event` is pure state-keeping (no I/O) and the single place that knows how each
-event changes a mission, so mirrors fed from the SQLite store or a Dask topic agree.
+event changes a mission, so mirrors fed from the SQLite store or a Dask topic agree. A
+mirror's progress follows the same rule as the mission's (it is a Mission): it never goes
+back while the mission runs, and a failed or cancelled mission keeps what it reached.
 """
 
 from __future__ import annotations
@@ -55,11 +57,22 @@ def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
         _ensure_steps(mission, event.get("steps"))
         if name == "mission_planned":
             mission.status = MissionStatus.RUNNING
+    elif name == "mission_waiting":  # waiting for a person's decision: not finished
+        mission.status = MissionStatus.STALLED
+        mission.waiting_on = event.get("waiting_on") or event.get("step_id")
+        mission.stall_reason = event.get("reason")
+    elif name in ("escalation_retry", "escalation_skip", "escalation_abort"):
+        mission.waiting_on = None
+    elif name == "mission_resumed":
+        mission.status = MissionStatus.RUNNING
+        mission.waiting_on = None
+        mission.stall_reason = None
     elif name == "mission_stall":
         mission.stall_reason = event.get("reason") or event.get("error_message")
         if event.get("status"):
             mission.status = _mission_status(event["status"], mission.status)
     elif name == "mission_done":
+        mission.waiting_on = None
         mission.status = _mission_status(event.get("status"), mission.status)
         mission.error = event.get("error_message")
         mission.finished_at = ts

@@ -7,9 +7,11 @@ import math
 import types
 from collections.abc import Callable, Mapping
 
+from .asyncrun import settle
 from .errors import MissionValidationError, ModelResolutionError
 from .planning import step_prompt
 from .status import STEP_STATUSES, StepStatus
+from .values import LargeValue
 
 __all__ = ["STEP_STATUSES", "MissionStep", "call_executor", "check_executor"]
 
@@ -38,13 +40,14 @@ _ROUTINES = (
 
 
 def call_executor(executor: Any, task: str, session: Any, model: Any, context: str | None) -> Any:
-    """Call an executor in whichever of the two supported shapes it has."""
+    """Call an executor in whichever of the two supported shapes it has; an ``async``
+    executor's coroutine runs to its end on the package's event loop (see :mod:`.asyncrun`)."""
     run = getattr(executor, "run", None)
     if callable(run) and not isinstance(executor, _ROUTINES):
         if context:
             task = f"{task}\n\n{context}"
-        return run(task, session=session, model=model)
-    return executor(task, session, context)
+        return settle(run(task, session=session, model=model))
+    return settle(executor(task, session, context))
 
 
 class MissionStep:
@@ -100,12 +103,19 @@ class MissionStep:
         self.timeout_secs = timeout_secs
         self.parallel = bool(parallel)
         self.depends_on: list[str] = depends_on
-        self.status = StepStatus.PENDING
+        # Status, progress and skipped are properties: the owning mission's tally follows them.
+        self._tally: StepTally | None = None
+        self._status = StepStatus.PENDING
+        self._progress = 0.0
+        #: The most progress any attempt of this step reached: its share of the mission's
+        #: progress while it is not done (a retry does not take it back).
+        self.progress_high = 0.0
+        self._skipped = False
         self.retry_count = 0
-        self.result: Any = None
+        self._result: Any = None
+        #: Why the result is not what the executor returned (kept as its repr), else None.
+        self.result_note: str | None = None
         self.error_history: list[dict[str, Any]] = []
-        self.progress = 0.0
-        self.skipped = False
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.escalations = 0
@@ -132,12 +142,83 @@ class MissionStep:
             raise ModelResolutionError(
                 f"step {self.id!r} has no executor and no model to execute it"
             )
-        reply = resolved.generate(step_prompt(goal, self.id, self.description, context))
+        reply = settle(resolved.generate(step_prompt(goal, self.id, self.description, context)))
         return reply if isinstance(reply, str) else str(reply)
+
+    # -- state the mission's tally follows ---------------------------------------------------
+
+    def share(self) -> float:
+        """This step's part of its mission's progress, 0..1: whole when done or skipped, else
+        the most any attempt reached."""
+        if self._status == StepStatus.DONE or self._skipped:
+            return 1.0
+        return min(max(self.progress_high, 0.0), 1.0)
+
+    @property
+    def status(self) -> StepStatus:
+        return self._status
+
+    @status.setter
+    def status(self, value: StepStatus | str) -> None:
+        new = StepStatus(value)
+        old, old_share = self._status, self.share()
+        self._status = new
+        if self._tally is not None:
+            self._tally.changed(old, new, self.share() - old_share)
+
+    @property
+    def progress(self) -> float:
+        """Progress of the current attempt, 0..1 (as the step reports it)."""
+        return self._progress
+
+    @progress.setter
+    def progress(self, value: float) -> None:
+        self._progress = value
+        if value > self.progress_high:
+            old_share = self.share()
+            self.progress_high = value
+            if self._tally is not None:
+                self._tally.changed(self._status, self._status, self.share() - old_share)
+
+    @property
+    def skipped(self) -> bool:
+        """True when the step failed and the mission went on without it."""
+        return self._skipped
+
+    @skipped.setter
+    def skipped(self, value: bool) -> None:
+        old_share = self.share()
+        self._skipped = bool(value)
+        if self._tally is not None:
+            self._tally.changed(self._status, self._status, self.share() - old_share)
+
+    @property
+    def result(self) -> Any:
+        """The result; a large one (see :mod:`.values`) is read from its file when asked."""
+        value = self._result
+        if isinstance(value, LargeValue):
+            value = self._result = value.load()
+        return value
+
+    @result.setter
+    def result(self, value: Any) -> None:
+        self._result = value
+
+    def stored_result(self) -> Any:
+        """The result as held: a :class:`LargeValue` reference is not loaded."""
+        return self._result
+
+    def result_for_context(self) -> Any:
+        """The result as later steps are told it: a large one by its summary."""
+        value = self._result
+        return value.describe() if isinstance(value, LargeValue) else value
 
     @property
     def last_error(self) -> str | None:
-        return self.error_history[-1]["error"] if self.error_history else None
+        for entry in reversed(self.error_history):
+            if entry.get("error_type") != "analysis":  # explanations are not errors
+                return entry["error"]
+        return None
 
     @property
     def is_finished(self) -> bool:
@@ -174,3 +255,27 @@ class MissionStep:
 
     def __repr__(self) -> str:
         return f"MissionStep({self.id!r}, status={str(self.status)!r}, retries={self.retry_count})"
+
+
+class StepTally:
+    """Counts of a mission's steps by status and the sum of their progress shares.
+
+    Kept current by the steps themselves (O(1) per change), so a summary per event costs
+    O(1) however many steps a mission has.
+    """
+
+    __slots__ = ("counts", "shares")
+
+    def __init__(self, steps: list[MissionStep]) -> None:
+        self.counts = dict.fromkeys(StepStatus, 0)
+        self.shares = 0.0
+        for step in steps:
+            step._tally = self
+            self.counts[step.status] += 1
+            self.shares += step.share()
+
+    def changed(self, old: StepStatus, new: StepStatus, share_delta: float) -> None:
+        if old is not new:
+            self.counts[old] -= 1
+            self.counts[new] += 1
+        self.shares += share_delta

@@ -44,15 +44,10 @@ def say(text: str) -> None:
 
 
 def mission_summary(mission: Mission) -> dict[str, Any]:
-    """The summary columns of the store row, from the live mission."""
-    steps = mission.steps or []
-    return {
-        "status": mission.status,
-        "n_steps": len(steps),
-        "n_done": sum(1 for s in steps if s.status == "done"),
-        "n_failed": sum(1 for s in steps if s.status == "failed"),
-        "progress": mission.progress,
-    }
+    """The summary columns of the store row, from the live mission (O(1): kept by core)."""
+    summary = mission.live_summary()
+    summary.pop("waiting_on")  # not a store column (yet)
+    return summary
 
 
 def final_state(mission: Mission) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mission_widgets import CheckpointError, Mission, MissionStep
+from mission_widgets.core.checkpoint import read_checkpoint
 
 
 def file_executor(log: Path, label: str = "", block: Path | None = None):
@@ -188,7 +189,7 @@ def test_checkpoint_path_saves_after_every_finished_step(tmp_path):
     seen = {}
 
     def second(task, session, context):
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_checkpoint(path)  # the last full write plus its journal
         seen["statuses"] = [s["status"] for s in data["steps"]]
         return "ok"
 

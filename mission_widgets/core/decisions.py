@@ -1,0 +1,157 @@
+"""Decisions by a person (``StallPolicy(on_max_retries="ask")``), aisdk's interactive escalation.
+
+When a step has used its retries, the mission waits, in its own thread, for an answer from
+``mission.decision_source(step)`` (set by the runtime from the store, or given by the user),
+polled every :data:`DECISION_POLL_SECS`. While it waits the mission shows ``stalled`` with
+``waiting_on`` = the step id and a reason naming the step; it is not finished, and cancel
+works. Answers:
+
+* ``"retry"``: one more attempt with the failures in its context (and an explanation, when
+  one was given, as "[AGENT ANALYSIS] ..." in the error history);
+* ``"skip"``: the step is done with the result "[SKIPPED: user decision]"; later steps run;
+* ``"abort"``: the mission fails.
+
+An answer is a string, or a mapping ``{"action": ..., "explanation": ...}``. With no answer
+within ``decision_timeout_secs`` the policy's ``decision_fallback`` applies, with a reason
+that says so. With no ``decision_source`` at all (a plain ``Mission.run()`` in a script)
+nobody can answer: the mission stalls at once, as an ``escalate`` without an answer does,
+with a message that says how to give one.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+
+from .context import ANALYSIS_PREFIX
+from .errors import describe_error
+from .status import MissionStatus
+
+# typing costs worker start-up; annotations are strings (from __future__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .mission import Mission
+    from .step import MissionStep
+
+#: Seconds between two questions to the decision source.
+DECISION_POLL_SECS = 0.2
+#: The answers a person can give.
+DECISION_ACTIONS = ("retry", "skip", "abort")
+
+
+def read_answer(answer: Any) -> tuple[str | None, str | None]:
+    """``(action, explanation)`` from what a decision source returned (None: no answer)."""
+    if answer is None:
+        return None, None
+    if isinstance(answer, Mapping):
+        action, explanation = answer.get("action"), answer.get("explanation")
+    else:
+        action, explanation = answer, None
+    action = str(action).strip().lower() if action is not None else None
+    if explanation is not None:
+        explanation = str(explanation).strip() or None
+    return action, explanation
+
+
+def ask_for_decision(mission: Mission, step: MissionStep) -> tuple[str, str]:
+    """Wait for a decision about ``step``; return ``(outcome, reason)``.
+
+    Outcomes: "retry_once", "skip_decided", "abort", "cancelled", or "stall" (nobody can
+    answer: ``mission.no_answer_reason`` says why).
+    """
+    policy = mission.stall_policy
+    source = mission.decision_source
+    attempts = sum(e.get("error_type") != "analysis" for e in step.error_history)
+    if source is None:
+        mission.no_answer_reason = (
+            f"step {step.id!r} failed {attempts} attempt(s) and on_max_retries='ask', but "
+            "nobody can answer here (no decision_source): run it through a MissionOrchestrator "
+            "and answer with orch.decide(), or give Mission(decision_source=...)"
+        )
+        return "stall", mission.no_answer_reason
+    reason = (
+        f"waiting for a decision on step {step.id!r} (failed {attempts} attempt(s): "
+        f"{step.last_error}); answer retry, skip or abort"
+    )
+    mission.waiting_on = step.id
+    mission.stall_reason = reason
+    mission.status = MissionStatus.STALLED
+    mission._emit(
+        "mission_waiting",
+        step_id=step.id,
+        waiting_on=step.id,
+        reason=reason,
+        status="stalled",
+        error_message=step.last_error,
+        options=list(DECISION_ACTIONS),
+        timeout_secs=policy.decision_timeout_secs,
+    )
+    action, explanation, decided_by = _wait(mission, step, source)
+    mission.waiting_on = None
+    mission.stall_reason = None
+    if action == "cancelled":
+        mission.status = MissionStatus.RUNNING
+        return "cancelled", "cancelled while waiting for a decision"
+    if decided_by == "timeout":
+        why = f"no decision within {policy.decision_timeout_secs:g} s: fallback {action!r} applied"
+    else:
+        why = f"decided by a person: {action}"
+    fields: dict[str, Any] = {"step_id": step.id, "decided_by": decided_by, "reason": why}
+    if explanation:
+        fields["explanation"] = explanation
+        step.error_history.append(
+            {
+                "attempt": attempts,
+                "error": f"{ANALYSIS_PREFIX} {explanation}",
+                "error_type": "analysis",
+                "timestamp": time.time(),
+            }
+        )
+    mission._emit(f"escalation_{action}", **fields)
+    if action == "abort":
+        return "abort", why
+    mission.status = MissionStatus.RUNNING
+    mission._emit("mission_resumed", step_id=step.id, status="running", reason=why)
+    return ("retry_once" if action == "retry" else "skip_decided"), why
+
+
+def _wait(mission: Mission, step: MissionStep, source: Any) -> tuple[str, str | None, str]:
+    """Poll ``source`` until an answer, the timeout or a cancel: (action, explanation, by)."""
+    policy = mission.stall_policy
+    timeout = policy.decision_timeout_secs
+    ends_at = None if timeout is None else time.monotonic() + timeout
+    explanation: str | None = None
+    warned = False
+    while True:
+        try:
+            action, given = read_answer(source(step))
+        except Exception as exc:
+            action, given = None, None
+            if not warned:  # once per question: a broken source must not flood the log
+                warned = True
+                warnings.warn(
+                    f"decision_source for step {step.id!r} raised {describe_error(exc)}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        explanation = given or explanation  # an explanation may come before the action
+        if action in DECISION_ACTIONS:
+            return action, explanation, "person"
+        if action is not None and action != "explain":
+            mission._emit(
+                "decision_refused",
+                step_id=step.id,
+                error_message=f"unknown decision {action!r}: choose one of "
+                + ", ".join(DECISION_ACTIONS),
+            )
+        wait = DECISION_POLL_SECS
+        if ends_at is not None:
+            left = ends_at - time.monotonic()
+            if left <= 0:
+                return policy.decision_fallback, explanation, "timeout"
+            wait = min(wait, left)
+        if mission._cancel.wait(wait):
+            return "cancelled", None, "cancel"
