@@ -175,6 +175,7 @@ def test_a_full_disk_is_a_store_error_and_loses_what_was_stored(small_disk):
             store.register(f"m{i}", "x" * 20_000, backend="subprocess", owner=None)
             written.append(f"m{i}")
     message = str(caught.value)
-    assert "disk is full" in message and str(small_disk / "s" / "store.sqlite") in message
+    assert "register() failed, the disk is full" in message
+    assert str(small_disk / "s" / "store.sqlite") in message
     assert written and [r["id"] for r in store.rows(("id",))] == written
     store.close()
