@@ -53,7 +53,9 @@ def owner_alive(owner: str | None) -> bool:
     """Whether the process named by an :func:`owner_token` still runs."""
     if not owner:
         return False
-    pid, _, started = owner.partition(":")
+    # "pid:start_time", optionally ":instance" (one owner per orchestrator of a process).
+    pid, _, rest = owner.partition(":")
+    started = rest.partition(":")[0]
     try:
         return process_alive(int(pid), float(started) if started not in ("", "None") else None)
     except ValueError:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import describe_error
 from .backend import Backend, CannotStopHere, Row
+from .decisions import StoreDecisionSource
 from .processes import find_process, process_start_time
 from .worker import StoreSink, end_row
 
@@ -51,6 +52,7 @@ class ThreadBackend(Backend):
 
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
         sink = StoreSink(self.store, mission)
+        mission.decision_source = StoreDecisionSource(self.store, mission)
         thread = threading.Thread(
             target=self._run, args=(mission, sink), name=f"mission-{mission.id}", daemon=True
         )

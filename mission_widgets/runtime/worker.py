@@ -24,7 +24,9 @@ from collections.abc import Callable
 from ..core.errors import describe_error
 from ..core.mission import Mission
 from ..core.models import register_provider
+from ..core.status import MissionStatus
 from ..core.timeouts import enable_signal_timeouts
+from .decisions import StoreDecisionSource
 from .payload import read_payload
 from .store import MissionStore
 
@@ -81,13 +83,14 @@ class StoreSink:
 def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[str, Any] | None:
     """Give the mission's row its end if no event gave it one; return the event written.
 
-    ``error`` is what stopped the run (None when ``mission.run()`` returned): a mission that
-    finished keeps its own status and error, whatever kept its final event out of the store.
+    ``error`` is what stopped the run (None when ``mission.run()`` returned). A mission that
+    finished keeps its own status and error, whatever kept its final event out of the store
+    or was raised after it (a log or checkpoint that a full disk refused).
     """
-    if error is None and mission.is_finished:
+    if mission.is_finished:  # what went wrong after its end does not change it
         status, error = str(mission.status), mission.error
     else:
-        status = "failed"
+        status = MissionStatus.FAILED.value
         error = error or f"mission {mission.id} stopped in status {mission.status!s}"
     counts = {k: v for k, v in mission_summary(mission).items() if k != "status"}
     return store.finish_if_unfinished(mission.id, status, error, **counts)
@@ -178,12 +181,13 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         heartbeat.stop()
         problem = describe_error(exc)
         say(problem)
-        failure: dict[str, Any] = {"status": "failed", "error": problem}
+        failure: dict[str, Any] = {"status": MissionStatus.FAILED.value, "error": problem}
         stored = _ensure_end(
             store, mission_id, failure, lambda: store.finish_if_unfinished(mission_id, **failure)
         )
         return 2 if stored else END_IN_LOG_EXIT_CODE
     mission: Mission = payload["mission"]
+    mission.decision_source = StoreDecisionSource(store, mission)
     try:
         error = run_payload(
             payload,
@@ -197,11 +201,11 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         heartbeat.stop()
     if error is not None:
         say(f"mission {mission_id} failed: {error}")
-    finished = error is None and mission.is_finished
+    finished = mission.is_finished
     end: dict[str, Any] = {
         **mission_summary(mission),
-        "status": str(mission.status) if finished else "failed",
-        "error": mission.error if error is None else error,
+        "status": str(mission.status) if finished else MissionStatus.FAILED.value,
+        "error": mission.error if finished else error,
     }
     if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error)):
         return END_IN_LOG_EXIT_CODE

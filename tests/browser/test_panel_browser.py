@@ -100,17 +100,22 @@ for goal, executor in [("Grow step by step", grows), ("Keep going until cancelle
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     server = JupyterLab(tmp_path_factory.mktemp("lab")).start()
-    store = server.root / "store"
     try:
         yield server
     finally:
-        if store.exists():  # workers outlive kernels by design: stop them here
+        for store in server.root.glob("store-*"):  # workers outlive kernels: stop them here
             leftover = MissionOrchestrator(store=store)
             try:
                 leftover.cancel_all()
             finally:
                 leftover.close()
         server.stop()
+
+
+@pytest.fixture(scope="module", params=["lab", "notebook"])
+def ui(request):
+    """Each test runs in JupyterLab and in Notebook 7 (same server, same panel)."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -126,34 +131,35 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def markers(lab):
+def markers(lab, ui):
     """Where the notebook's executors look for the files that let them go on."""
-    path = lab.root / "markers"
+    path = lab.root / f"markers-{ui}"
     path.mkdir()
     return path
 
 
 @pytest.fixture(scope="module")
-def page(lab, browser, markers):
+def page(lab, browser, markers, ui):
     """The notebook opened, all cells run, the panel on screen with four missions."""
     from playwright.sync_api import expect
 
-    setup = SETUP.format(markers=str(markers), store=str(lab.root / "store"))
-    lab.write_notebook("panel.ipynb", [setup, SHOW, START])
+    setup = SETUP.format(markers=str(markers), store=str(lab.root / f"store-{ui}"))
+    name = f"panel-{ui}.ipynb"
+    lab.write_notebook(name, [setup, SHOW, START])
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT)  # actions (click)
     expect.set_options(timeout=UI_TIMEOUT)  # expect(...) assertions (default 5 s)
     try:
-        open_notebook(page, lab, "panel.ipynb")
+        open_notebook(page, lab, name, ui=ui)
         run_all_cells(page)
         expect(page.locator(PANEL)).to_be_visible()
         expect(page.locator(f"{ROW}:visible")).to_have_count(4)
-        save_artifact(page, "lab-started.png")
+        save_artifact(page, f"{ui}-started.png")
         # The notebook's kernel is this venv's interpreter (the kernelspec in JUPYTER_PATH).
-        assert [cmd[:3] for cmd in lab.kernel_commands()] == [
-            [sys.executable, "-m", "ipykernel_launcher"]
-        ]
+        commands = [cmd[:3] for cmd in lab.kernel_commands()]
+        assert commands
+        assert all(cmd == [sys.executable, "-m", "ipykernel_launcher"] for cmd in commands)
         yield page
     finally:
         context.close()
@@ -211,7 +217,7 @@ def test_poll_button_shows_what_it_found(page, screenshot):
     expect(poll).to_be_enabled()
 
 
-def test_cancel_turns_the_row_danger(page, screenshot):
+def test_cancel_marks_the_row_cancelled_not_failed(page, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
@@ -264,7 +270,7 @@ def test_a_failed_mission_is_danger_with_its_error_in_the_details(page, screensh
     expect(mission).to_contain_text("Log (tail)")
 
 
-def test_enter_submits_and_the_newest_mission_is_on_top(page, screenshot):
+def test_enter_submits_and_the_newest_mission_is_on_top(page, ui, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
@@ -275,4 +281,74 @@ def test_enter_submits_and_the_newest_mission_is_on_top(page, screenshot):
     expect(row(page, "Typed then Enter")).to_contain_text("\u2714 succeeded")
     expect(goal).to_have_value("")
     expect(page.locator(PANEL)).to_contain_text(re.compile(r"\d+/5 ended"))
-    save_artifact(page, "lab-after-enter.png")
+    save_artifact(page, f"{ui}-after-enter.png")
+
+
+SAVED_SETUP = """\
+from mission_widgets import Mission, MissionOrchestrator, MissionStep
+
+def quick(task, session, context):
+    return "done: " + task
+
+orch = MissionOrchestrator(max_concurrent=3, store={store!r})
+"""
+SAVED_SHOW = "panel = orch.panel()\npanel"
+SAVED_RUN = """\
+handles = [orch.run_async(Mission(f"saved mission {i}",
+                                  steps=[MissionStep("s", "quick", executor=quick)]))
+           for i in range(3)]
+[str(h.wait(timeout=60).status) for h in handles]
+"""
+
+
+@pytest.fixture(scope="module")
+def saved_notebook(lab, tmp_path_factory):
+    """A notebook run by a real kernel (nbclient) and saved with its widget state, as a
+    user's notebook is saved: the panel shown first, the missions run and end after it."""
+    import nbformat
+    from support.kernel import KernelSession
+
+    work = tmp_path_factory.mktemp("saved")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    store = lab.root / "store-saved"
+    nb.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in (SAVED_SETUP.format(store=str(store)), SAVED_SHOW, SAVED_RUN)
+    ]
+    session = KernelSession(nb, work)
+    with session.started():
+        for index in range(len(nb.cells)):
+            session.run(index)
+        session.run_source("panel.close(); orch.close()")
+    nb.cells.pop()  # the clean-up cell is not part of what the user saved
+    path = lab.root / "saved.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_reopened_saved_notebook_shows_the_final_state(
+    lab, browser, ui, saved_notebook, screenshot
+):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT)
+    try:
+        # A new kernel knows none of the saved widget models: the cell must still show
+        # the missions as they ended (the snapshot, or the widgets from the saved state).
+        open_notebook(page, lab, saved_notebook.name, ui=ui)
+        screenshot(page)
+        cell = page.locator(".jp-Cell").filter(has_text=SAVED_SHOW.splitlines()[0])
+        expect(cell).to_contain_text("3/3 ended")
+        expect(cell).not_to_contain_text("children=")  # no widget repr dumped as text
+        save_artifact(page, f"{ui}-reopened.png")
+        for i in range(3):
+            mission = cell.locator("tr, .mission-widgets-row").filter(has_text=f"saved mission {i}")
+            expect(mission.first).to_contain_text("succeeded")
+        # Whatever renders keeps its buttons whole (no "Can..." cut by a saved layout).
+        for button in cell.locator("button.jupyter-button:visible").all():
+            assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), button.inner_text()
+    finally:
+        context.close()

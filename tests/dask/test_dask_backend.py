@@ -156,7 +156,7 @@ def test_cancel_really_stops_a_running_mission(dask_orchestrators, client, tmp_p
     assert orch.cancel(mission.id) is True
     assert mission.status == "cancelled"
     assert mission.error == "cancelled by user"
-    assert handle.done
+    assert handle.done()
     if isolation == "process":
         wait_for(lambda: process_gone(executor_pid), 10, "the mission process to be killed")
     # The task let go of its Dask thread.

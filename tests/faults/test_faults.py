@@ -248,11 +248,6 @@ orch.run_all()
 """
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an orchestrator starts a queued row only after store.claim / "
-    "store.adopt (today two attaching orchestrators both run it)",
-    strict=False,
-)
 def test_racing_orchestrators_adopt_a_dead_kernel_s_queue_once(
     orchestrators, store_dir, marks, kernels
 ):

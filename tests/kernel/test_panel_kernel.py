@@ -119,7 +119,7 @@ def test_cells_run_while_missions_run_and_the_panel_refreshes(tmp_path, mission_
             "the refresh thread to draw the reported progress",
         )
         assert bars == [(0.5, "info")] * 3
-        cell, _ = session.run_source("len(orch.running), all(not h.done for h in handles)")
+        cell, _ = session.run_source("len(orch.running), all(not h.done() for h in handles)")
         assert ast.literal_eval(text_output(cell)) == (3, True)
 
         # A later cell releases them; the next ones see them succeed, in the panel too.

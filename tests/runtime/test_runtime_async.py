@@ -51,7 +51,7 @@ def test_run_async_returns_a_handle_at_once(orchestrators, store_dir, tmp_path):
     assert handle.pid != os.getpid()
     assert handle.checkpoint_path == str(store_dir.resolve() / "checkpoints" / f"{mission.id}.json")
     assert orch.async_handles[mission.id] is handle
-    assert mission in orch.running and not handle.done
+    assert mission in orch.running and not handle.done()
 
     began = time.monotonic()
     with pytest.raises(TimeoutError, match=mission.id):
@@ -63,7 +63,7 @@ def test_run_async_returns_a_handle_at_once(orchestrators, store_dir, tmp_path):
     finished = handle.wait(timeout=30)
 
     assert finished is mission
-    assert mission.status == "succeeded" and handle.done
+    assert mission.status == "succeeded" and handle.done()
     assert [s.status for s in mission.steps] == ["done", "done"]
     assert mission.steps[0].result == "first result"
     assert mission.steps[1].result == "did: second of async"

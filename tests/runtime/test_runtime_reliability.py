@@ -272,22 +272,25 @@ def test_corrupt_store_row_is_a_clear_error_on_reattach(orchestrators, store_dir
 
 
 def test_corrupt_event_is_a_clear_error_on_poll(orchestrators, store_dir, tmp_path):
+    reader = orchestrators(2)  # idle: no watcher reads the events before they are corrupted
     orch = orchestrators(2)
     gate = tmp_path / "gate"
     missions, handles = start_gated(orch, tmp_path, ["victim", "bystander"], gate)
-    victim, bystander = missions["victim"], missions["bystander"]
-    seq = first_seq(store_dir, victim.id, "step_start")  # not polled yet
+    seq = first_seq(store_dir, missions["victim"].id, "step_start")
+    assert not reader.watching and reader.running == []
     assert corrupt(store_dir, "UPDATE events SET payload='{' WHERE seq=?", seq) == 1
 
-    orch.poll_async()
+    reader.poll_async()
 
+    victim, bystander = reader.get(missions["victim"].id), reader.get(missions["bystander"].id)
     assert f"event #{seq} of mission {victim.id} is corrupt" in victim.error
     assert [e["event"] for e in victim.audit_log if e["event"] == "store_error"] == ["store_error"]
     assert bystander.error is None and bystander.steps[0].status == "running"
     # The event is lost, not the mission: it goes on, and ends as its worker says.
-    assert victim in orch.running and is_alive(psutil.Process(handles["victim"].pid))
+    assert victim in reader.running and is_alive(psutil.Process(handles["victim"].pid))
+    assert reader.watching  # it mirrors running missions now
     gate.touch()
-    assert handles["victim"].wait(timeout=30).status == "succeeded"
-    assert handles["bystander"].wait(timeout=30).status == "succeeded"
+    assert reader.wait(victim.id, timeout=30).status == "succeeded"
+    assert reader.wait(bystander.id, timeout=30).status == "succeeded"
     assert victim.steps[0].result == "victim result"
     assert f"event #{seq}" in victim.error and bystander.error is None

@@ -86,6 +86,15 @@ class FlakyOnce:
         return f"ok after {self.calls} attempts"
 
 
+class Analyst:
+    """A model (``prompt -> text``) that explains any failure the same way."""
+
+    answer = "root cause: the column is named 'Price'"
+
+    def __call__(self, prompt: str) -> str:
+        return self.answer
+
+
 async def async_upper(task: str, session: Any, context: str | None) -> str:
     """An ``async def`` executor: awaits, reports which thread ran its event loop."""
     await asyncio.sleep(0.05)

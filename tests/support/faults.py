@@ -188,3 +188,19 @@ class BulkyChatter:
             tick += 1
             emit_event("tick", n=tick, blob="x" * self.size)
         return tick
+
+
+class FailOnceThenShowContext:
+    """Fails its first attempt; later attempts write the context they got to ``shown`` and
+    succeed (what a retry after a person's decision sees)."""
+
+    def __init__(self, shown):
+        self.shown = str(shown)
+        self.tried = self.shown + ".tried"
+
+    def __call__(self, task, session, context):
+        if not os.path.exists(self.tried):
+            touch(self.tried)
+            raise RuntimeError("first attempt fails")
+        touch(self.shown, context or "")
+        return "fixed"

@@ -140,8 +140,10 @@ class JupyterLab:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+    def notebook_url(self, name: str, ui: str = "lab") -> str:
+        """The notebook's page in JupyterLab (``ui="lab"``) or in Notebook 7 (``"notebook"``)."""
+        path = {"lab": "lab/tree", "notebook": "notebooks"}[ui]
+        return f"{self.url}/{path}/{name}?token={self.token}"
 
     def environment(self) -> dict[str, str]:
         dirs = {name: self.base / name for name in ("config", "runtime", "data", "path", "ipython")}
@@ -277,16 +279,22 @@ class JupyterLab:
         return path
 
 
-def open_notebook(page: Page, lab: JupyterLab, name: str, timeout: float = 45_000) -> None:
-    """Open ``name`` and wait until its kernel is really attached and idle."""
+def open_notebook(
+    page: Page, lab: JupyterLab, name: str, timeout: float = 45_000, ui: str = "lab"
+) -> None:
+    """Open ``name`` (in JupyterLab or Notebook 7) and wait until its kernel is really
+    attached and idle."""
     from playwright.sync_api import expect
 
-    page.goto(lab.notebook_url(name))
-    status = page.locator(".jp-StatusBar-TextItem").filter(has_text=KERNEL_IDLE)
-    expect(status).to_have_count(1, timeout=timeout)
-    expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).to_have_count(
-        1, timeout=timeout
-    )
+    page.goto(lab.notebook_url(name, ui))
+    if ui == "lab":
+        status = page.locator(".jp-StatusBar-TextItem").filter(has_text=KERNEL_IDLE)
+        expect(status).to_have_count(1, timeout=timeout)
+    else:  # Notebook 7 has no status bar: the toolbar names the kernel once attached
+        kernel = page.locator(".jp-Toolbar-kernelName")
+        expect(kernel).to_have_text(re.compile(r"^(?!No Kernel)\S"), timeout=timeout)
+    idle = page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    expect(idle.first).to_be_attached(timeout=timeout)
     lab.remember_children()
 
 

@@ -1,0 +1,342 @@
+"""What a person does to missions that run: reconcile (flag stalls), cancel, decide and
+explain for a mission that waits, and forget finished history.
+
+:class:`MissionControl` is a base of MissionOrchestrator. Everything here works for any
+mission of the store, also one that another process runs or queued: what this process
+cannot do itself goes to the owner as a request in the store (cancel of another process's
+queue, a decision or an explanation for a waiting worker).
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .cancellation import cancel_in_store
+from .core.errors import MissionError, describe_error
+from .core.events import make_event
+from .core.mission import MISSION_STATUSES, Mission
+from .core.models import resolve_model
+from .core.status import MissionStatus
+from .mirror import HEARTBEAT_LOST, waiting_step
+from .runtime.registry import backend_for_row
+from .runtime.store import MissionStore, StoreError
+
+if TYPE_CHECKING:
+    from .handles import AsyncHandle
+    from .runtime.backend import Backend, Row
+
+#: What decide() accepts (aisdk's interactive escalation).
+DECISIONS = ("retry", "skip", "abort")
+
+
+class MissionControl:
+    """reconcile, cancel, decide, explain, forget: the person's side of the orchestrator."""
+
+    store: MissionStore
+    backend: Backend
+    heartbeat_timeout_secs: float
+    cancel_grace_secs: float
+    pending_queue: list[Mission]
+    running: list[Mission]
+    completed: list[Mission]
+    async_handles: dict[str, AsyncHandle]
+    _lock: threading.RLock
+    _missions: dict[str, Mission]
+    _cancelling: set[str]
+    _waiting_on: dict[str, str]
+    _replayed: dict[str, int]
+    _backend_of: dict[str, str]
+    _watch: Callable[[], None]
+    _end_unstarted: Callable[[Mission, MissionStatus, str], None]
+
+    # -- stalls -----------------------------------------------------------------------------
+
+    def stall_reasons(
+        self,
+        mission: Mission,
+        row: Row,
+        now: float,
+        stall_threshold_secs: float,
+        heartbeat_timeout_secs: float,
+        no_progress_secs: float,
+    ) -> list[str]:
+        """Why a running mission looks stalled (empty when it does not)."""
+        reasons = []
+        started = row["started_at"]
+        if started and now - started > stall_threshold_secs:
+            reasons.append(
+                f"running for {now - started:.0f} s, over the {stall_threshold_secs:g} s threshold"
+            )
+        if backend_for_row(row, self.store, self.backend).has_heartbeat and row["pid"]:
+            beat = row["last_heartbeat"]
+            if beat is not None and now - beat > heartbeat_timeout_secs:
+                reasons.append(f"{HEARTBEAT_LOST}: last beat {now - beat:.0f} s ago")
+        activity = row["last_activity"] or started
+        # Waiting for a person is not hanging: its heartbeat says it is alive.
+        if activity and now - activity > no_progress_secs and mission.id not in self._waiting_on:
+            reasons.append(f"no progress for {now - activity:.0f} s")
+        return reasons
+
+    def reconcile(
+        self,
+        stall_threshold_secs: float = 600,
+        *,
+        heartbeat_timeout_secs: float | None = None,
+        no_progress_secs: float | None = None,
+        kill: bool = False,
+    ) -> list[str]:
+        """Flag running missions that look stuck as ``stalled``; return their ids.
+
+        A mission is stalled when it runs longer than ``stall_threshold_secs``, when its
+        heartbeat is older than ``heartbeat_timeout_secs`` (default: the orchestrator's), or
+        when it made no progress (no event) for ``no_progress_secs`` (default: the threshold).
+        With ``kill=True`` stalled missions are stopped and end ``stalled``. A flagged
+        mission whose heartbeat or progress resumes goes back to ``running`` by itself.
+        When a stopped worker holds the store, the flag stays on the mirror and its reason
+        names the holder (the store's error); ``cancel()`` of that mission frees the store.
+        """
+        self._watch()
+        hb_timeout = (
+            self.heartbeat_timeout_secs
+            if heartbeat_timeout_secs is None
+            else heartbeat_timeout_secs
+        )
+        quiet = stall_threshold_secs if no_progress_secs is None else no_progress_secs
+        stalled = []
+        now = time.time()
+        with self._lock:
+            rows = self.store.rows_by_id(m.id for m in self.running)
+            for mission in list(self.running):
+                row = rows.get(mission.id)
+                if row is None or row["finished_at"] is not None:
+                    continue
+                reasons = self.stall_reasons(
+                    mission, row, now, stall_threshold_secs, hb_timeout, quiet
+                )
+                if not reasons:
+                    continue
+                stalled.append(mission.id)
+                reason = "; ".join(reasons)
+                if mission.status != MissionStatus.STALLED:
+                    try:
+                        self.store.flag_stalled(mission.id, reason)
+                    except StoreError as exc:  # a stopped worker holds the store
+                        mission.status = MissionStatus.STALLED
+                        mission.stall_reason = f"{reason}; {exc}"
+                if kill:
+                    self._terminate(mission.id, row)
+                    self.store.finish_if_unfinished(
+                        mission.id, MissionStatus.STALLED, reason + " (killed)"
+                    )
+        self._watch()
+        return stalled
+
+    # -- cancel -----------------------------------------------------------------------------
+
+    def cancel(self, mission_id: str) -> bool:
+        """Stop a queued or running mission of the store; False when it had already ended.
+
+        This orchestrator's own missions: a queued one ends at once; a running one gets
+        SIGTERM to its process group, SIGKILL after ``cancel_grace_secs``. Another
+        process's: see :func:`mission_widgets.cancellation.cancel_in_store` (a queued
+        mission of a live owner is ended by that owner, on a request in the store).
+        """
+        with self._lock:
+            mission = self._missions.get(mission_id)
+            queued = mission is not None and mission in self.pending_queue
+            own = (
+                mission is not None
+                and mission in self.running
+                and (mission_id in self.async_handles)
+            )
+            if mission is not None and queued:
+                self.pending_queue.remove(mission)
+                self._end_unstarted(mission, MissionStatus.CANCELLED, "cancelled before it started")
+            row = self.store.row(mission_id) if own else None
+        done: dict[str, Any] | str | None = None
+        if own and row is not None:
+            # Outside the lock: the grace period must not freeze the watcher (and the panel).
+            self._cancelling.add(mission_id)
+            try:
+                self._terminate(mission_id, row)
+                done = self.store.finish_if_unfinished(
+                    mission_id, MissionStatus.CANCELLED, "cancelled by user"
+                )
+            finally:
+                self._cancelling.discard(mission_id)
+        elif not queued:
+            done = cancel_in_store(
+                self.store,
+                mission_id,
+                reason="cancelled by user",
+                grace=self.cancel_grace_secs,
+                current=self.backend,
+            )
+        self._watch()
+        handle = self.async_handles.get(mission_id)
+        if handle is not None:
+            handle.settle()
+        return queued or done is not None
+
+    def _terminate(self, mission_id: str, row: Row) -> None:
+        """Stop what executes a mission, by the backend that runs it (its store row says)."""
+        row = {**row, "id": mission_id}
+        backend_for_row(row, self.store, self.backend).stop(row, self.cancel_grace_secs)
+
+    def cancel_all(self) -> list[str]:
+        ids = [m.id for m in self.pending_queue + self.running]
+        return [i for i in ids if self.cancel(i)]
+
+    def _honour_cancel_requests(self) -> list[str]:
+        """End this orchestrator's queued missions that another process asked to cancel;
+        return the ids of its running ones that were asked (cancelled by the caller, outside
+        the lock). Called with the lock held."""
+        mine = [m.id for m in self.pending_queue]
+        mine += [m.id for m in self.running if m.id in self.async_handles]
+        to_stop = []
+        for start in range(0, len(mine), 500):
+            for request in self.store.take_requests(mine[start : start + 500], ("cancel",)):
+                mission = self._missions.get(request["mission_id"])
+                reason = (request["payload"] or {}).get("reason") or "cancelled"
+                if mission is not None and mission in self.pending_queue:
+                    self.pending_queue.remove(mission)
+                    self._end_unstarted(
+                        mission, MissionStatus.CANCELLED, f"{reason} (from another process)"
+                    )
+                else:
+                    to_stop.append(request["mission_id"])
+        return to_stop
+
+    # -- decisions by a person ----------------------------------------------------------------
+
+    def waiting_on(self, mission_id: str) -> str | None:
+        """The step mission ``mission_id`` waits on for a person's decision, else None
+        (read from the store: right in any process)."""
+        return waiting_step(self.store.events_for(mission_id))
+
+    def decide(self, mission_id: str, action: str) -> str:
+        """Answer a mission that waits for a person: ``"retry"`` (one more attempt, with
+        the failures and any explanation as context), ``"skip"`` (the step is done with
+        "[SKIPPED: user decision]") or ``"abort"`` (the mission fails). Works from any
+        process on the store (the answer is a request its worker takes). Returns the step."""
+        if action not in DECISIONS:
+            raise ValueError(f"unknown decision {action!r}; choose one of: {', '.join(DECISIONS)}")
+        step_id = self._require_waiting(mission_id, f"decide {action!r} for")
+        self.store.add_request(mission_id, "decision", {"action": action, "step_id": step_id})
+        return step_id
+
+    def explain(self, mission_id: str) -> str:
+        """Ask the mission's model to analyse the failures of the step it waits on (root
+        cause, alternatives, whether to go on: aisdk's prompt); record the text as an event,
+        hand it to the waiting worker (a following retry gets "[AGENT ANALYSIS] ..." in its
+        context) and return it."""
+        step_id = self._require_waiting(mission_id, "explain")
+        mission = self._missions.get(mission_id)
+        row = self.store.row(mission_id)
+        model = mission.model if mission is not None and mission.model is not None else None
+        if model is None and row is not None and row["model"]:
+            model = row["model"]
+        if model is None:
+            raise MissionError(
+                f"mission {mission_id} has no model to explain its failures; decide "
+                "retry, skip or abort without an explanation"
+            )
+        prompt = explanation_prompt(mission, step_id, self.store.events_for(mission_id))
+        resolved = resolve_model(model)
+        assert resolved is not None  # model is not None here
+        try:
+            text = str(resolved.generate(prompt)).strip()
+        except Exception as exc:
+            raise MissionError(
+                f"the model of mission {mission_id} could not explain step {step_id!r}: "
+                f"{describe_error(exc)}"
+            ) from exc
+        self.store.append_event(
+            make_event("mission_explained", mission_id, step_id=step_id, explanation=text)
+        )
+        self.store.add_request(mission_id, "explanation", {"text": text, "step_id": step_id})
+        return text
+
+    def _require_waiting(self, mission_id: str, what: str) -> str:
+        row = self.store.row(mission_id)
+        if row is None:
+            raise KeyError(f"no mission {mission_id!r} in store {self.store.root}")
+        step_id = self.waiting_on(mission_id) if row["finished_at"] is None else None
+        if step_id is None:
+            raise MissionError(
+                f"cannot {what} mission {mission_id}: it is not waiting for a decision "
+                f"(status {row['status']})"
+            )
+        return step_id
+
+    # -- history ------------------------------------------------------------------------------
+
+    def forget(
+        self,
+        ids: str | Iterable[str] | None = None,
+        *,
+        older_than: float | datetime.timedelta | None = None,
+        statuses: str | Iterable[str] | None = None,
+    ) -> list[str]:
+        """Remove finished missions from the store (rows, events, files) and from this
+        orchestrator: those among ``ids``, finished more than ``older_than`` ago (seconds
+        or a timedelta), of ``statuses``. Missions that have not ended are never removed.
+        Returns the ids removed."""
+        if isinstance(ids, str):
+            ids = [ids]
+        if isinstance(statuses, str):
+            statuses = [statuses]
+        if statuses is not None:
+            statuses = list(statuses)
+            unknown = [s for s in statuses if s not in MISSION_STATUSES]
+            if unknown:
+                raise ValueError(
+                    f"unknown status {unknown[0]!r}; statuses are {', '.join(MISSION_STATUSES)}"
+                )
+        if isinstance(older_than, datetime.timedelta):
+            older_than = older_than.total_seconds()
+        if older_than is not None and (isinstance(older_than, bool) or older_than < 0):
+            raise ValueError(f"older_than must be seconds >= 0 or a timedelta, got {older_than!r}")
+        with self._lock:
+            removed = self.store.prune(
+                older_than_secs=older_than,
+                statuses=statuses,
+                ids=None if ids is None else list(ids),
+            )
+            for mission_id in removed:
+                mission = self._missions.pop(mission_id, None)
+                if mission in self.completed:
+                    self.completed.remove(mission)
+                self.async_handles.pop(mission_id, None)
+                self._replayed.pop(mission_id, None)
+                self._backend_of.pop(mission_id, None)
+        return removed
+
+    def clear_finished(self) -> list[str]:
+        """Forget every finished mission (the panel's "clear finished")."""
+        return self.forget()
+
+
+def explanation_prompt(mission: Mission | None, step_id: str, events: list[dict[str, Any]]) -> str:
+    """aisdk's question to the model about a step that used its retries."""
+    goal = mission.goal if mission is not None else ""
+    description = ""
+    if mission is not None and mission.steps:
+        description = next((s.description for s in mission.steps if s.id == step_id), "")
+    failures = [
+        f"- attempt {e.get('attempt')}: {e.get('error_type')}: {e.get('error_message')}"
+        for e in events
+        if e.get("event") == "step_failure" and e.get("step_id") == step_id
+    ]
+    return (
+        "A step of a mission has failed after all its retries. Analyse the failures.\n"
+        f"Mission goal: {goal}\n"
+        f"Step {step_id}: {description}\n"
+        "Errors:\n" + ("\n".join(failures) or "- (none recorded)") + "\n"
+        "Answer briefly: 1. the root cause; 2. alternative approaches; "
+        "3. whether to retry, skip the step or abort the mission."
+    )

@@ -1,0 +1,365 @@
+"""The orchestrator's in-kernel mirrors of the store: the store's event stream is the truth.
+
+:class:`StoreMirror` (a base of MissionOrchestrator) attaches to a store (adopting what it
+finds), and ``_refresh()`` reads the events written since the last read into the
+``Mission`` mirrors, ends missions whose worker died without a final event, notices
+missions that recover from a stall, and refills the concurrency window. The watcher calls
+``_refresh()`` while anything is in flight; ``poll_async()`` and the blocking waits call it
+too (serialised by the orchestrator's lock).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .core.errors import MissionError, describe_error
+from .core.events import make_event
+from .core.mission import Mission
+from .core.replay import apply_event
+from .core.status import MissionStatus
+from .handles import AsyncHandle, PollResult
+from .runtime.payload import read_payload
+from .runtime.processes import owner_alive
+from .runtime.registry import backend_for_row
+from .runtime.store import MissionStore, StoreError
+
+if TYPE_CHECKING:
+    from .runtime.backend import Backend, Row
+
+#: Seconds a mission's executor must have been gone before it is failed for it: another
+#: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.
+GONE_GRACE_SECS = 1.0
+
+#: Start of the reason reconcile() gives a heartbeat stall (a resumed heartbeat clears it).
+HEARTBEAT_LOST = "heartbeat lost"
+
+
+class StoreMirror:
+    """Keeps ``pending_queue``, ``running``, ``completed`` and the Mission objects current."""
+
+    store: MissionStore
+    backend: Backend
+    heartbeat_secs: float
+    pending_queue: list[Mission]
+    running: list[Mission]
+    completed: list[Mission]
+    async_handles: dict[str, AsyncHandle]
+    _lock: threading.RLock
+    _owner: str
+    _draining: bool
+
+    def _init_mirror(self) -> None:
+        self._missions: dict[str, Mission] = {}
+        self._backend_of: dict[str, str] = {}
+        self._cursor = 0
+        #: mission id -> seq of the last event replayed when the mission was adopted;
+        #: _refresh skips those events (they are already in the mirror).
+        self._replayed: dict[str, int] = {}
+        #: mission id -> (when reconcile flagged it, whether for a lost heartbeat).
+        self._stall_flags: dict[str, tuple[float, bool]] = {}
+        #: mission id -> the step it waits on for a person's decision.
+        self._waiting_on: dict[str, str] = {}
+        self._since_poll = PollResult()
+        #: missions whose cancel is stopping their worker: its death is the cancel, not a crash.
+        self._cancelling: set[str] = set()
+        #: mission id -> when its executor was first seen gone (see GONE_GRACE_SECS).
+        self._gone_since: dict[str, float] = {}
+        #: running missions of this orchestrator that another process asked to cancel.
+        self._cancel_requested: list[str] = []
+
+    if TYPE_CHECKING:  # provided by MissionOrchestrator and MissionControl
+
+        def _fill_window(self) -> list[Mission]: ...
+        def _honour_cancel_requests(self) -> list[str]: ...
+
+    # -- attach -------------------------------------------------------------------------------
+
+    def _attach(self) -> None:
+        """Load every mission of the store: finished ones, running ones, orphaned queues."""
+        self._cursor = self.store.max_seq()
+        for row in self.store.rows():
+            try:
+                self._adopt_row(row)
+            except Exception as exc:  # one broken mission must not hide the others
+                warnings.warn(
+                    f"mission {row['id']} in {self.store.root} cannot be loaded: "
+                    f"{describe_error(exc)}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+
+    def _adopt_row(self, row: Row) -> None:
+        mission_id = row["id"]
+        if mission_id in self._missions:
+            return
+        status = row["status"]
+        # A pending row with a pid was handed to a backend (a worker starting, a Dask task
+        # queued): it is running, not queued -- launching it again would run it twice.
+        if status == "pending" and row.get("started_at") is None and row.get("pid") is None:
+            if owner_alive(row["owner"]):
+                return  # another live orchestrator's queue
+            if not self.store.adopt(mission_id, self._owner, row["owner"]):
+                return  # another orchestrator adopted this dead owner's mission first
+            mission = self._load_pending(row)
+            if mission is not None:
+                self._missions[mission_id] = mission
+                self.pending_queue.append(mission)
+                self._backend_of[mission_id] = row.get("backend") or self.backend.name
+            elif (failed := self.store.row(mission_id)) and failed["status"] != "pending":
+                self._adopt_row(failed)  # its file was unreadable: show it failed now
+            return
+        mission = Mission(row["goal"], mission_id=mission_id, auto_plan=False)
+        events = self.store.events_for(mission_id)
+        for event in events:
+            self._track(mission, event)
+            apply_event(mission, event)
+        self._replayed[mission_id] = max((e.get("seq") or 0 for e in events), default=0)
+        _note_store_errors(mission)
+        # The row may predate the last events read (a worker that just finished).
+        finished = row.get("finished_at") is not None or mission.finished_at is not None
+        if finished:
+            self._apply_final_state(mission)
+        self._missions[mission_id] = mission
+        self._backend_of[mission_id] = row.get("backend") or "?"
+        if finished:
+            self.completed.append(mission)
+        else:
+            self.running.append(mission)
+            # Found running on attach: if its executor is gone, it has been for a while.
+            self._gone_since[mission_id] = float("-inf")
+
+    def _load_pending(self, row: Row) -> Mission | None:
+        path = self.store.mission_file(row["id"])
+        try:
+            mission = read_payload(path)["mission"]
+        except MissionError as exc:
+            self.store.finish_if_unfinished(row["id"], "failed", str(exc))
+            return None
+        return mission
+
+    def _apply_final_state(self, mission: Mission) -> None:
+        try:
+            state = self.store.final_state(mission.id)
+        except StoreError as exc:
+            mission.error = str(exc)
+            return
+        if state is not None:
+            mission.load_state(state, source=f"store {self.store.root}", final=True)
+        _note_store_errors(mission)
+
+    # -- refresh ------------------------------------------------------------------------------
+
+    def _refresh(self) -> PollResult:
+        """Read new events, update mirrors, end missions whose worker died, notice stalls
+        that recovered, refill the window. Returns what changed (also kept for poll_async)."""
+        with self._lock:
+            result = PollResult()
+            # Liveness before events: a worker that wrote its last event and exited is fine.
+            # One store read for every running mission's row, not one per mission.
+            unended = [m for m in self.running if not _ended(m)]
+            rows = self.store.rows_by_id(m.id for m in unended)
+            gone = [m for m in unended if not self._alive(m, rows.get(m.id) or {})]
+            result.n_events += self._read_events()
+            self._cancel_requested += self._honour_cancel_requests()
+            now = time.monotonic()
+            for mission in unended:
+                if mission not in gone or _ended(mission):
+                    self._gone_since.pop(mission.id, None)
+            for mission in gone:
+                if _ended(mission) or mission.id in self._cancelling:
+                    continue
+                if now - self._gone_since.setdefault(mission.id, now) < GONE_GRACE_SECS:
+                    continue  # its end may still be on its way (a cancel from elsewhere)
+                self._gone_since.pop(mission.id, None)
+                row = rows.get(mission.id) or {"id": mission.id}
+                reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
+                tail = self._log_tail(mission.id)
+                if tail:
+                    reason += f"; last log line: {tail}"
+                if self.store.finish_if_unfinished(mission.id, "failed", reason) is None:
+                    self._settle_from_row(mission)  # its final event was unreadable
+            if gone:
+                result.n_events += self._read_events()
+            self._recover_stalls(rows)
+            for mission in list(self.running):
+                if _ended(mission) and not self._final_event_pending(mission):
+                    self.running.remove(mission)
+                    self.completed.append(mission)
+                    result.completed.append(mission)
+                    self._stall_flags.pop(mission.id, None)
+                    self._waiting_on.pop(mission.id, None)
+                    self.backend.release(mission.id)
+                    handle = self.async_handles.get(mission.id)
+                    if handle is not None:
+                        handle.settle()
+            if self._draining:
+                result.started = self._fill_window()
+            result.still_running = len(self.running)
+            self._since_poll.merge(result)
+            return result
+
+    def _read_events(self) -> int:
+        count = 0
+        while True:
+            events = self.store.events_since(self._cursor)
+            for seq, event in events:
+                self._cursor = seq
+                self._apply(event)
+            count += len(events)
+            if len(events) < 5000:
+                return count
+
+    def _log_tail(self, mission_id: str) -> str:
+        path = self.store.log_file(mission_id)
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(0, 2)
+                handle.seek(max(0, handle.tell() - 4096))
+                lines = handle.read().decode("utf-8", "replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return lines[-1].strip() if lines else ""
+
+    def _settle_from_row(self, mission: Mission) -> None:
+        """End a mirror whose end is in the store row but not in its (corrupt) events."""
+        row = self.store.row(mission.id)
+        if row is None or row["finished_at"] is None:
+            return
+        mission.status = MissionStatus(row["status"] or "failed")
+        mission.finished_at = row["finished_at"]
+        mission.error = row["error"]
+        self._apply_final_state(mission)
+
+    def _final_event_pending(self, mission: Mission) -> bool:
+        """An in-kernel mission sets its end status a moment before its thread writes the
+        final event to the store: it is not finished for the store's readers until then."""
+        return (
+            self.backend.runs_in_kernel
+            and mission.id in self.async_handles
+            and self.backend.is_alive({"id": mission.id, "backend": self.backend.name}) is True
+            and _unfinished(self.store.row(mission.id))
+        )
+
+    def _alive(self, mission: Mission, row: Row) -> bool:
+        if row.get("pid") is None:
+            # Launched but not yet recorded, or queued by a dead kernel: judge by the owner.
+            return mission.id in self.async_handles or owner_alive(row.get("owner"))
+        # None: this process cannot tell (a Dask mission seen locally); heartbeats tell.
+        return backend_for_row(row, self.store, self.backend).is_alive(row) is not False
+
+    # -- stalls that recover ------------------------------------------------------------------
+
+    def _recover_stalls(self, rows: Mapping[str, Row]) -> None:
+        """A flagged mission whose heartbeat (for a heartbeat stall) or events resumed after
+        the flag goes back to ``running``; the store records it (``mission_recovered``)."""
+        for mission_id, (flagged_at, by_heartbeat) in list(self._stall_flags.items()):
+            mission = self._missions.get(mission_id)
+            row = rows.get(mission_id)
+            if mission is None or row is None or mission.status != "stalled":
+                continue
+            beat = row.get("last_heartbeat") or 0.0
+            activity = row.get("last_activity") or 0.0
+            if activity > flagged_at:
+                why = "its worker reported progress again"
+            elif by_heartbeat and beat > flagged_at:
+                why = f"its heartbeat resumed ({time.time() - beat:.1f} s ago)"
+            else:
+                continue
+            event = make_event(
+                "mission_recovered", mission_id, status="running", reason=why, source="reconcile"
+            )
+            self._record_recovery(event)
+
+    def _record_recovery(self, event: dict[str, Any]) -> None:
+        mission_id = event["mission_id"]
+        if not _unfinished(self.store.row(mission_id)):
+            return
+        self.store.append_event(event, {"status": "running", "stall_reason": None})
+        self._stall_flags.pop(mission_id, None)
+
+    def _track(self, mission: Mission, event: dict[str, Any]) -> None:
+        """Book-keeping that events imply beyond the mission's own state: stall flags and
+        waiting for a person."""
+        name = event.get("event")
+        mission_id = mission.id
+        if name == "mission_stall" and event.get("source") == "reconcile":
+            reason = event.get("reason") or ""
+            self._stall_flags[mission_id] = (
+                float(event.get("timestamp") or time.time()),
+                HEARTBEAT_LOST in reason,
+            )
+        elif name == "mission_recovered":
+            self._stall_flags.pop(mission_id, None)
+            mission.status = MissionStatus.RUNNING
+            mission.stall_reason = None
+        elif name == "mission_waiting":
+            self._waiting_on[mission_id] = event.get("waiting_on") or event.get("step_id") or ""
+        elif name in ("mission_resumed", "mission_done") or str(name).startswith("escalation_"):
+            self._waiting_on.pop(mission_id, None)
+        if name == "mission_done":
+            self._stall_flags.pop(mission_id, None)
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        mission_id = event.get("mission_id")
+        mission = self._missions.get(mission_id) if isinstance(mission_id, str) else None
+        if mission is None:
+            row = self.store.row(mission_id) if isinstance(mission_id, str) else None
+            if row is not None:
+                self._adopt_row(row)  # submitted by another orchestrator on this store
+            return
+        if (event.get("seq") or 0) <= self._replayed.get(mission.id, 0):
+            return  # already replayed when the mission was adopted
+        name = event.get("event")
+        if name == "store_error":
+            # The event is lost, not the mission: its worker goes on and the store row and
+            # final state stay authoritative. Say so on the mirror instead of failing it.
+            mission.audit_log.append(event)
+            _note_store_errors(mission)
+            return
+        live = self.backend.runs_in_kernel and self._backend_of.get(mission.id) == "thread"
+        if live and mission in self.running and name not in ("mission_stall", "mission_recovered"):
+            if name == "mission_done" and not mission.is_finished:
+                apply_event(mission, event, record=False)  # ended by the kernel (cancel)
+            self._track(mission, event)
+            return  # the object itself is running here and already has the event
+        apply_event(mission, event, record=not live)
+        self._track(mission, event)
+        if not live and name == "mission_done":
+            self._apply_final_state(mission)
+
+
+def waiting_step(events: list[dict[str, Any]]) -> str | None:
+    """The step a mission waits on for a person, from its events (the last word wins)."""
+    for event in reversed(events):
+        name = event.get("event")
+        if name == "mission_waiting":
+            return event.get("waiting_on") or event.get("step_id")
+        if name in ("mission_resumed", "mission_done") or str(name).startswith("escalation_"):
+            return None
+    return None
+
+
+def _unfinished(row: Row | None) -> bool:
+    return row is not None and row["finished_at"] is None
+
+
+def _note_store_errors(mission: Mission) -> None:
+    """Put the unreadable events of a mission's history into its ``error``."""
+    for event in mission.audit_log:
+        if event.get("event") != "store_error":
+            continue
+        note = event.get("error_message") or "an event of this mission is corrupt"
+        if not mission.error:
+            mission.error = note
+        elif note not in mission.error:
+            mission.error = f"{mission.error}; {note}"
+
+
+def _ended(mission: Mission) -> bool:
+    """Finished for good: a mission that reconcile() only flagged ``stalled`` (its worker may
+    still run, and must stay cancellable and killable) is not."""
+    return mission.is_finished and not (mission.status == "stalled" and mission.finished_at is None)
