@@ -5,11 +5,7 @@ Started as ``python -m mission_widgets.worker STORE_DIR MISSION_ID`` in its own 
 from its own thread, checkpoints after every step, and stops overrunning step attempts with
 SIGALRM. stdout/stderr go to the mission's log file (set up by the parent). Imports no
 pandas, ipywidgets or IPython: its start-up is the floor of every mission's latency.
-
-``python -m mission_widgets.worker --stream FD PAYLOAD_FILE [HEARTBEAT_SECS]`` is the same
-worker for a parent that has no store on this disk (the Dask backend's task): each event
-record and heartbeat goes to file descriptor FD as one JSON line instead, and the worker
-exits as soon as that pipe breaks (its parent is gone). It never imports dask.
+The Dask backend's mission process, which has no store on its disk, is :mod:`.dask_child`.
 """
 
 from __future__ import annotations
@@ -263,79 +259,22 @@ def read_end_from_log(store: MissionStore, mission_id: str) -> dict[str, Any] | 
     return None
 
 
-class LineWriter:
-    """Writes JSON records, one a line, to a pipe; exits the process once the pipe breaks.
-
-    A broken pipe means the parent (the Dask task) is gone: nobody would see the mission's
-    events any more, so the mission must not go on running unseen.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._out = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
-        self._lock = threading.Lock()
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=repr) + "\n"
-        with self._lock:
-            try:
-                self._out.write(line)
-                self._out.flush()
-            except (OSError, ValueError):
-                os._exit(3)
-
-
-def run_stream(fd: int, payload_file: str, heartbeat_secs: float) -> int:
-    """The ``--stream`` worker: event records and heartbeats as JSON lines to ``fd``."""
-    write = LineWriter(fd)
-    heartbeat = Heartbeat(
-        None, None, heartbeat_secs, beat=lambda: write({"kind": "heartbeat"})
-    ).start()
-    try:
-        payload = read_payload(payload_file)
-    except Exception as exc:
-        say(describe_error(exc))
-        return 2
-    mission: Mission = payload["mission"]
-
-    def sink(event: dict[str, Any]) -> None:
-        write({"kind": "event", **event_record(mission, event)})
-
-    try:
-        error = run_payload(payload, sink)
-    finally:
-        heartbeat.stop()
-    if error is not None:
-        say(f"mission {mission.id} failed: {error}")
-        return 1
-    return 0
-
-
-USAGE = (
-    "usage: python -m mission_widgets.worker STORE_DIR MISSION_ID [HEARTBEAT_SECS]\n"
-    "       python -m mission_widgets.worker --stream FD PAYLOAD_FILE [HEARTBEAT_SECS]"
-)
+USAGE = "usage: python -m mission_widgets.worker STORE_DIR MISSION_ID [HEARTBEAT_SECS]"
 
 
 def main(argv: list[str] | None = None) -> None:
     # argv is written by the runtime, not typed by people: no argparse (it costs start-up).
     args = sys.argv[1:] if argv is None else argv
-    stream = bool(args) and args[0] == "--stream"
-    if stream:
-        args = args[1:]
     if len(args) not in (2, 3):
         print(USAGE, file=sys.stderr)
         raise SystemExit(2)
     heartbeat_secs = float(args[2]) if len(args) == 3 else 2.0
-    label = os.path.splitext(os.path.basename(args[1]))[0] if stream else args[1]
     print(
-        f"[mission_widgets] worker pid {os.getpid()} running {label} "
+        f"[mission_widgets] worker pid {os.getpid()} running {args[1]} "
         f"at {time.strftime('%Y-%m-%d %H:%M:%S')}",
         flush=True,
     )
-    if stream:
-        code = run_stream(int(args[0]), args[1], heartbeat_secs)
-    else:
-        code = run_worker(args[0], args[1], heartbeat_secs)
+    code = run_worker(args[0], args[1], heartbeat_secs)
     for stream_out in (sys.stdout, sys.stderr):
         try:
             stream_out.flush()
