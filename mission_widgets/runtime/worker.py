@@ -5,7 +5,12 @@ Started as ``python -m mission_widgets.worker STORE_DIR MISSION_ID`` in its own 
 from its own thread, checkpoints after every step, and stops overrunning step attempts with
 SIGALRM. stdout/stderr go to the mission's log file (set up by the parent). Imports no
 pandas, ipywidgets or IPython: its start-up is the floor of every mission's latency.
-The Dask backend's mission process, which has no store on its disk, is :mod:`.dask_child`.
+
+Every mission it starts ends in the store exactly once with its real cause; when the store
+cannot take the end (full, read-only) the worker retries, then writes the end to its log as
+one line (``[mission_widgets] END {json}``, read back by :func:`read_end_from_log`) and exits
+with :data:`END_IN_LOG_EXIT_CODE`. ``run_payload``, ``event_record`` and ``Heartbeat`` are
+shared with the Dask backend's mission process (runtime/dask_child.py).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ def final_state(mission: Mission) -> dict[str, Any]:
 def event_record(mission: Mission, event: dict[str, Any]) -> dict[str, Any]:
     """What a sink reports for one event: the event, the summary row, the final state at the end.
 
-    Every sink (store, stream to a Dask task, Dask topic) sends exactly this, so a mission
+    Every sink (store, pipe to a Dask task, Dask topic) sends exactly this, so a mission
     reads the same in the store whichever backend ran it.
     """
     final = final_state(mission) if event["event"] == "mission_done" else None
@@ -95,8 +100,8 @@ def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[st
 class Heartbeat:
     """A daemon thread that stamps ``last_heartbeat`` every ``interval`` seconds.
 
-    ``beat`` replaces the stamp (``store`` and ``mission_id`` may then be None): the stream
-    worker and the Dask backend beat into a pipe or a Dask topic instead of the store.
+    ``beat`` replaces the stamp (``store`` and ``mission_id`` may then be None): Dask's
+    mission process and task beat into a pipe or a Dask topic instead of the store.
     """
 
     def __init__(
