@@ -26,6 +26,7 @@ import ipywidgets as W
 from ..core.errors import describe_error
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.progress import (
+    FINISHED_STATUSES,
     SEVERITY,
     MissionView,
     OverallView,
@@ -381,22 +382,17 @@ class MissionPanel(W.VBox):
         self._place(ids)
         start = self.page * self.page_size
         now = time.time()
-        views = [self._view(i, now) for i in ids[start : start + self.page_size]]
+        views = [
+            mission_view(self.orchestrator.get(i), now) for i in ids[start : start + self.page_size]
+        ]
         self._views = {view.mission_id: view for view in views}
         return views, page_count(len(ids), self.page_size)
-
-    def _view(self, mission_id: str, now: float) -> MissionView:
-        view = mission_view(self.orchestrator.get(mission_id), now)
-        # The orchestrator knows which step waits for a person (its mirror of the events).
-        waiting_on = getattr(self.orchestrator, "waiting_on", None)
-        if callable(waiting_on):
-            view = view._replace(waiting_on=waiting_on(mission_id))
-        return view
 
     def _overall(self, counts: dict[str, int]) -> OverallView:
         """The overall view; the rate counts from when the panel first saw work."""
         now = time.time()
-        view = overall_view(counts, now, self._since)
+        in_flight = sum(1 for m in self.orchestrator.running if m.status in FINISHED_STATUSES)
+        view = overall_view(counts, now, self._since, in_flight)
         if view.ended == view.total:
             self._since = None
         elif self._since is None:

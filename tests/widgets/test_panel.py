@@ -372,6 +372,8 @@ def test_a_mission_waiting_for_a_person_asks_in_its_row_and_the_buttons_answer(
     wait_for_the_question(panel, mission)
     row = row_of(panel, mission.id)
     assert "waiting for you" in row.note.value and "shaky" in row.note.value
+    assert "mission-widgets-stall" not in row.note.value  # said once, as the question
+    assert panel.overall.value.startswith("0/1 ended")  # waiting is not over
     assert "Step shaky" in row.decision.value
     assert "call the shaky tool" in row.decision.value
     assert "boom in call the shaky tool" in row.decision.value  # its last errors
