@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import describe_error
 from .backend import Backend, CannotStopHere, Row
 from .decisions import StoreDecisionSource
+from .payload import MissionNotPicklableError, build_payload, dumps_payload, write_payload
 from .processes import find_process, process_start_time
 from .worker import StoreSink, end_row
 
@@ -49,6 +50,16 @@ class ThreadBackend(Backend):
 
     name = "thread"
     runs_in_kernel = True
+
+    def check(self, mission: Mission) -> None:
+        # Saved when it can be, so a queue left by a kernel that exits can be adopted by the
+        # next one; a mission that cannot be pickled still runs here (that is what threads
+        # are for), and is ended with that reason if its kernel exits before it starts.
+        try:
+            data = dumps_payload(build_payload(mission))
+        except MissionNotPicklableError:
+            return
+        write_payload(self.store.mission_file(mission.id), data)
 
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
         sink = StoreSink(self.store, mission)

@@ -23,7 +23,6 @@ RUNTIME_MODULES = [
     "mission_widgets.runtime.registry",
     "mission_widgets.runtime.thread_backend",
     "mission_widgets.runtime.subprocess_backend",
-    "mission_widgets.runtime.backends",
     "mission_widgets.runtime.worker",
 ]
 

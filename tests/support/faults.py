@@ -135,7 +135,7 @@ sys.path.insert(0, {tests!r})
 from support.faults import GatedThenMark
 from support.runtime import one_step
 from mission_widgets import MissionOrchestrator
-orch = MissionOrchestrator({max_concurrent}, store={store!r})
+orch = MissionOrchestrator({max_concurrent}, store={store!r}, backend={backend!r})
 ids = []
 for i in range({n}):
     mission = one_step(f"fault {{i}}", GatedThenMark({gate!r}, {marks!r} + f"/started-{{i}}",
@@ -150,7 +150,14 @@ time.sleep(600)
 
 
 def start_kernel(
-    tests_dir, store_dir, marks_dir, *, n: int, max_concurrent: int = 2, start: bool = True
+    tests_dir,
+    store_dir,
+    marks_dir,
+    *,
+    n: int,
+    max_concurrent: int = 2,
+    start: bool = True,
+    backend: str = "subprocess",
 ) -> tuple[subprocess.Popen, list[str]]:
     """A kernel (a child ``sys.executable``) that owns an orchestrator on ``store_dir`` with
     ``n`` gated missions (``marks_dir/gate`` opens them), started up to ``max_concurrent``
@@ -163,6 +170,7 @@ def start_kernel(
         n=n,
         max_concurrent=max_concurrent,
         start=start,
+        backend=backend,
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=str(marks_dir)
