@@ -30,7 +30,6 @@ from ..core.progress import (
     SEVERITY,
     MissionView,
     OverallView,
-    format_counts,
     format_overall,
     mission_view,
     overall_view,
@@ -642,9 +641,8 @@ class MissionPanel(W.VBox):
 
     def _text_summary(self) -> str:
         """What a viewer with neither widgets nor HTML shows (the widget's repr is a
-        screenful of traits)."""
-        counts = self.orchestrator.counts()
-        return f"MissionPanel: {format_overall(self._overall(counts))} ({format_counts(counts)})"
+        screenful of traits). No figures: this output is never updated, the snapshot is."""
+        return f"MissionPanel of the missions in {self.orchestrator.store.root}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
