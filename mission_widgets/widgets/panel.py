@@ -12,7 +12,6 @@ in the panel and the button comes back enabled.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import threading
@@ -27,10 +26,10 @@ import ipywidgets as W
 from ..core.errors import describe_error
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.progress import (
+    FINISHED_STATUSES,
     SEVERITY,
     MissionView,
     OverallView,
-    format_counts,
     format_overall,
     mission_view,
     overall_view,
@@ -49,7 +48,11 @@ SNAPSHOT_EVERY_SECS = 1.0
 
 
 class _Refresher:
-    """The single refresh thread of one orchestrator, shared by its open panels."""
+    """What keeps one orchestrator's open panels current: it redraws them when the
+    orchestrator reports a change (``orch.subscribe``), and while missions are in flight a
+    thread calls ``reconcile()`` every ``reconcile_every_secs`` with the panels' stall
+    thresholds (a silent worker changes nothing, so no change would ever report it). An
+    orchestrator without a watcher of its own is also polled by that thread."""
 
     _by_orchestrator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
@@ -64,7 +67,9 @@ class _Refresher:
         # Held while polling and while a panel cancels: a poll in the middle of a cancel saw
         # the stopped worker as "exited unexpectedly" and failed the mission.
         self.polling = threading.RLock()
-        orchestrator.add_listener(self.on_change)
+        subscribe = getattr(orchestrator, "subscribe", None)
+        self.watched = subscribe is not None  # the orchestrator refreshes its mirrors itself
+        (subscribe or orchestrator.add_listener)(self.on_change)
 
     @classmethod
     def of(cls, orchestrator: Any) -> _Refresher:
@@ -83,11 +88,14 @@ class _Refresher:
     def _active_panels(self) -> list[MissionPanel]:
         return [p for p in list(self.panels) if not p.closed and p.auto_refresh]
 
-    def on_change(self) -> None:
-        """Missions were queued or started: show them now (with or without auto-refresh)."""
+    def on_change(self, *change: Any) -> None:
+        """The orchestrator changed (from its watcher thread, or on a submit): redraw."""
         for panel in list(self.panels):
             if not panel.closed:
-                panel.redraw()
+                try:
+                    panel.redraw()
+                except Exception as exc:  # a redraw must never break the watcher
+                    panel.show_error(f"redraw failed: {describe_error(exc)}")
         self.wake()
 
     def wake(self) -> None:
@@ -131,7 +139,8 @@ class _Refresher:
 
     def _poll(self, panels: list[MissionPanel]) -> None:
         try:
-            self.orchestrator.poll_async()
+            if not self.watched:
+                self.orchestrator.poll_async()
             now = time.monotonic()
             reconcile_every = min(p.reconcile_every_secs for p in panels)
             if now - self._last_reconcile >= reconcile_every:
@@ -217,7 +226,6 @@ class MissionPanel(W.VBox):
         self._display_id: str | None = None
         self._snapshot_sent = ("", 0.0)
         self._post_run_cell: Callable[..., None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
         self.snapshot_class = f"mission-widgets-static-{uuid.uuid4().hex[:12]}"
 
         self.overall_bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=fixed("220px"))
@@ -323,28 +331,9 @@ class MissionPanel(W.VBox):
         self._update_submit_state()
         self.redraw()
         self.auto_refresh = auto_refresh
-        self._refresher: _Refresher | None = None
-        self._listen()
-
-    # -- listening --------------------------------------------------------------------------
-
-    def _listen(self) -> None:
-        subscribe = getattr(self.orchestrator, "subscribe", None)
-        if subscribe is not None:
-            self._unsubscribe = subscribe(self._orchestrator_changed)
-            return
-        # Until the orchestrator has a watcher of its own: the panel's refresh thread.
-        self._refresher = _Refresher.of(self.orchestrator)
+        self._refresher = _Refresher.of(orchestrator)
         self._refresher.panels.add(self)
         self._refresher.wake()
-
-    def _orchestrator_changed(self, *args: Any) -> None:
-        """Called from the orchestrator's watcher thread after a refresh that changed
-        something."""
-        try:
-            self.redraw()
-        except Exception as exc:  # a redraw must never break the watcher
-            self.show_error(f"redraw failed: {describe_error(exc)}")
 
     # -- what is on the page ------------------------------------------------------------------
 
@@ -401,7 +390,8 @@ class MissionPanel(W.VBox):
     def _overall(self, counts: dict[str, int]) -> OverallView:
         """The overall view; the rate counts from when the panel first saw work."""
         now = time.time()
-        view = overall_view(counts, now, self._since)
+        in_flight = sum(1 for m in self.orchestrator.running if m.status in FINISHED_STATUSES)
+        view = overall_view(counts, now, self._since, in_flight)
         if view.ended == view.total:
             self._since = None
         elif self._since is None:
@@ -551,8 +541,7 @@ class MissionPanel(W.VBox):
 
     @guarded
     def _cancel(self, button: W.Button | None, mission_id: str) -> None:
-        polling = self._refresher.polling if self._refresher else contextlib.nullcontext()
-        with polling:
+        with self._refresher.polling:
             cancelled = self.orchestrator.cancel(mission_id)
         if cancelled:
             self.show_info(f"cancelled {mission_id}")
@@ -600,8 +589,7 @@ class MissionPanel(W.VBox):
         self.following = False
 
     def _wake(self) -> None:
-        if self._refresher is not None:
-            self._refresher.wake()
+        self._refresher.wake()
 
     # -- saved notebooks ------------------------------------------------------------------------
 
@@ -653,9 +641,8 @@ class MissionPanel(W.VBox):
 
     def _text_summary(self) -> str:
         """What a viewer with neither widgets nor HTML shows (the widget's repr is a
-        screenful of traits)."""
-        counts = self.orchestrator.counts()
-        return f"MissionPanel: {format_overall(self._overall(counts))} ({format_counts(counts)})"
+        screenful of traits). No figures: this output is never updated, the snapshot is."""
+        return f"MissionPanel of the missions in {self.orchestrator.store.root}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
@@ -687,10 +674,9 @@ class MissionPanel(W.VBox):
 
     @property
     def refreshing(self) -> bool:
-        """Whether the panel is listening to its orchestrator."""
-        if self._unsubscribe is not None:
-            return True
-        return self._refresher is not None and self._refresher.running
+        """Whether the panel's thread (reconcile, and polling where the orchestrator has no
+        watcher) is running."""
+        return self._refresher.running
 
     def close(self) -> None:
         """Stop listening and close every widget of the panel."""
@@ -698,12 +684,10 @@ class MissionPanel(W.VBox):
             super().close()
             return
         self.closed = True
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if self._refresher is not None:
-            self._refresher.panels.discard(self)
-            self._refresher.wake()
+        refresher = self.__dict__.get("_refresher")
+        if refresher is not None:
+            refresher.panels.discard(self)
+            refresher.wake()
         if self._post_run_cell is not None:
             from IPython import get_ipython
 
