@@ -416,8 +416,9 @@ def test_cancel_a_mission_queued_by_another_live_process(run_cli, tmp_path):
     running = Mission("Hold the only slot [hang]")
     queued = Mission("Wait in the queue")
     try:
-        orch.run_async(running)
-        orch.run_async(queued)
+        orch.submit(running)
+        orch.submit(queued)
+        orch.start_queued()  # one slot: the first runs, the second waits in the queue
         wait_for(lambda: orch.store.row(running.id)["started_at"], 30, "the first to start")
         assert orch.store.row(queued.id)["started_at"] is None
         done = run_cli("cancel", queued.id[-8:], "--store", orch.store.root)
