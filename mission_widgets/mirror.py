@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.errors import MissionError, describe_error
 from .core.events import make_event
-from .core.mission import Mission
+from .core.mission import MISSION_STATUSES, Mission
 from .core.replay import apply_event
 from .core.status import MissionStatus
 from .handles import AsyncHandle, PollResult
@@ -26,6 +26,7 @@ from .runtime.payload import read_payload
 from .runtime.processes import owner_alive
 from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
+from .runtime.worker import read_end_from_log
 
 if TYPE_CHECKING:
     from .runtime.backend import Backend, Row
@@ -175,12 +176,7 @@ class StoreMirror:
                 if now - self._gone_since.setdefault(mission.id, now) < GONE_GRACE_SECS:
                     continue  # its end may still be on its way (a cancel from elsewhere)
                 self._gone_since.pop(mission.id, None)
-                row = rows.get(mission.id) or {"id": mission.id}
-                reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
-                tail = self._log_tail(mission.id)
-                if tail:
-                    reason += f"; last log line: {tail}"
-                if self.store.finish_if_unfinished(mission.id, "failed", reason) is None:
+                if self.store.finish_if_unfinished(*self._end_of_gone(mission, rows)) is None:
                     self._settle_from_row(mission)  # its final event was unreadable
             if gone:
                 result.n_events += self._read_events()
@@ -201,6 +197,22 @@ class StoreMirror:
             result.still_running = len(self.running)
             self._since_poll.merge(result)
             return result
+
+    def _end_of_gone(
+        self, mission: Mission, rows: Mapping[str, Row]
+    ) -> tuple[str, MissionStatus, str | None]:
+        """How a mission whose executor is gone without a final event in the store ended:
+        as its worker's log says when the store could not take the end (full or read-only),
+        else failed with the backend's reason and the log's last line."""
+        logged = read_end_from_log(self.store, mission.id)
+        if logged is not None and logged.get("status") in MISSION_STATUSES:
+            return mission.id, MissionStatus(logged["status"]), logged.get("error")
+        row = rows.get(mission.id) or {"id": mission.id}
+        reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
+        tail = self._log_tail(mission.id)
+        if tail:
+            reason += f"; last log line: {tail}"
+        return mission.id, MissionStatus.FAILED, reason
 
     def _read_events(self) -> int:
         count = 0

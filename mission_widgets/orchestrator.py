@@ -22,7 +22,7 @@ from .cancellation import is_queued
 from .control import MissionControl
 from .core.errors import ModelResolutionError, describe_error
 from .core.mission import MISSION_STATUSES, Mission, new_mission_id
-from .core.models import model_label, resolve_model
+from .core.models import model_label
 from .core.session import SharedSession
 from .core.status import MissionStatus
 from .handles import AsyncHandle, MissionFailed, PollResult
@@ -155,9 +155,9 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         if not isinstance(mission, Mission):
             raise TypeError(f"submit() takes a Mission, got {type(mission).__name__}: {mission!r}")
         if model is not None:
-            mission.model = resolve_model(model)
+            mission.model = model
         elif mission.model is None and self.global_model is not None:
-            mission.model = resolve_model(self.global_model)
+            mission.model = self.global_model
         if self.global_session is not None and not mission.session_given:
             mission.session = self.global_session
             mission.session_given = True
@@ -391,7 +391,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             batch = list(self.pending_queue)
             if model is not None:
                 for mission in batch:
-                    mission.model = resolve_model(model)
+                    mission.model = model
         self.start_queued()
         return batch
 

@@ -141,11 +141,6 @@ def test_sigstop_inside_a_store_write(orchestrators, store_dir, marks):
     )
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an attaching orchestrator records a worker's end from its log "
-    "(runtime.worker.read_end_from_log) instead of 'worker gone'",
-    strict=False,
-)
 def test_a_store_that_turns_read_only_under_running_workers(
     orchestrators, store_dir, marks, monkeypatch
 ):
@@ -248,11 +243,6 @@ orch.run_all()
 """
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an orchestrator starts a queued row only after store.claim / "
-    "store.adopt (today two attaching orchestrators both run it)",
-    strict=False,
-)
 def test_racing_orchestrators_adopt_a_dead_kernel_s_queue_once(
     orchestrators, store_dir, marks, kernels
 ):
