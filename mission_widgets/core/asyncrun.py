@@ -11,7 +11,6 @@ coroutine ends; a step's time limit cancels the coroutine on the loop.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import threading
 import time
 
@@ -92,5 +91,9 @@ def run_awaitable(awaitable: Awaitable[Any]) -> Any:
 
 
 def settle(value: Any) -> Any:
-    """``value`` itself, or what it evaluates to when it is awaitable (a coroutine)."""
-    return run_awaitable(value) if inspect.isawaitable(value) else value
+    """``value`` itself, or what it evaluates to when it is awaitable (a coroutine).
+
+    Checked on the type, as ``inspect.isawaitable`` does, without importing inspect (it
+    costs worker start-up).
+    """
+    return run_awaitable(value) if hasattr(type(value), "__await__") else value

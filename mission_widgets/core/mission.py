@@ -513,7 +513,9 @@ class Mission:
     # at the end (see :class:`.checkpoint.Checkpointer`).
 
     def _open_checkpoint(self) -> None:
-        if self.checkpoint_path and self._checkpointer is None:
+        if self.checkpoint_path:
+            if self._checkpointer is not None:  # left open by a run that was interrupted
+                self._checkpointer.close()
             self._checkpointer = checkpoint.Checkpointer(self, self.checkpoint_path)
             self._checkpointer.save_full()
 

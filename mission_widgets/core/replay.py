@@ -119,6 +119,8 @@ def _apply_step_event(step: MissionStep, name: str | None, event: Event) -> None
     elif name in ("step_success", "step_done"):
         step.status = StepStatus.DONE
         step.progress = 1.0
+        if event.get("resolved_by") == "decision":  # a person skipped it
+            step.skipped = True
         if event.get("result") is not None:
             step.result = event["result"]
         step.finished_at = event.get("timestamp")

@@ -77,11 +77,12 @@ class LargeValue:
 
     def reference(self, base_dir: str | None) -> dict[str, Any]:
         """The JSON that stands for this value in a file saved in ``base_dir`` (None: by its
-        absolute path)."""
+        absolute path). ``path`` is where it was written, for readers that do not know
+        ``base_dir`` (a kernel mirroring the mission from the store's final state)."""
+        where = os.path.abspath(self.path)
         return {
-            "$large": os.path.abspath(self.path)
-            if base_dir is None
-            else os.path.relpath(self.path, base_dir),
+            "$large": where if base_dir is None else os.path.relpath(self.path, base_dir),
+            "path": where,
             "bytes": self.nbytes,
             "summary": self.summary,
         }
@@ -108,5 +109,10 @@ def from_reference(data: Any, base_dir: str | None) -> Any:
     if not isinstance(path, str) or ".." in path.split(os.sep):
         raise CheckpointError(f"invalid large value reference {data!r}")
     if not os.path.isabs(path):
-        path = os.path.join(base_dir or ".", path)
+        if base_dir is None and isinstance(data.get("path"), str):
+            path = data["path"]  # where the writer put it (the folder may have moved since)
+        else:
+            path = os.path.join(base_dir or ".", path)
+    if not os.path.dirname(path).endswith(".large"):  # only files this module wrote
+        raise CheckpointError(f"invalid large value reference {data!r}")
     return LargeValue(path, int(data.get("bytes", 0)), str(data.get("summary", "")))

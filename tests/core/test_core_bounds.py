@@ -350,3 +350,20 @@ def test_live_summary_is_kept_without_walking_the_steps():
     mission.run()
     assert summaries[-1] == 5 and summaries == sorted(summaries)
     assert mission.live_summary()["progress"] == 1.0
+
+
+def test_a_mirror_without_the_folder_finds_a_large_result_from_the_final_state(tmp_path):
+    """The runtime's final state (to_dict without executors) references the file; a kernel
+    mirror that applies it reads the value only when asked."""
+    mission = Mission(
+        "g",
+        steps=[MissionStep("big", "big", executor=lambda t, s, c: "y" * (LARGE_VALUE_BYTES + 1))],
+    )
+    mission.checkpoint_path = str(tmp_path / "checkpoints" / "c.json")
+    mission.run()
+    final = json.loads(json.dumps(mission.to_dict(include_executors=False)))
+    assert len(json.dumps(final)) < 100_000
+    mirror = Mission("g", mission_id=mission.id)
+    mirror.load_state(final, final=True)
+    assert isinstance(mirror.steps[0].stored_result(), checkpoint.LargeValue)
+    assert mirror.steps[0].result == "y" * (LARGE_VALUE_BYTES + 1)
