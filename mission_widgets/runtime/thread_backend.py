@@ -86,7 +86,8 @@ class ThreadBackend(Backend):
         try:
             mission.run()
         except BaseException as exc:
-            # thread has nobody to pass them to; the mission ends with what they are.
+            # SystemExit, KeyboardInterrupt too: a thread has nobody to pass them to; the
+            # mission ends with what they are.
             error = describe_error(exc)
         try:
             # Also after a clean run: a sink that failed on mission_done (a result that
@@ -132,7 +133,8 @@ class ThreadBackend(Backend):
                 return  # its thread has already ended
             raise CannotStopHere(self._not_here(row))
         run.mission.request_cancel()
-        run.thread.join(grace)
+        if run.thread.ident is not None:  # not between launch()'s bookkeeping and its start
+            run.thread.join(grace)
 
     def exit_reason(self, row: Row) -> str:
         if _run_of(row["id"]) is not None or self._in_this_process(row):
