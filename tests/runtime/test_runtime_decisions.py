@@ -91,9 +91,7 @@ def test_abort_fails_the_mission(orchestrators):
     assert "escalation_abort" in [e["event"] for e in mission.audit_log]
 
 
-def test_explain_asks_the_model_and_the_retry_gets_the_analysis(
-    orchestrators, store_dir, tmp_path
-):
+def test_explain_asks_the_model_and_the_retry_gets_the_analysis(orchestrators, store_dir, tmp_path):
     orch = orchestrators(2)
     shown = tmp_path / "context.txt"
     mission = asking(FailOnceThenShowContext(shown), model=EchoModel())
