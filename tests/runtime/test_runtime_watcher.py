@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import CancelledError
+from pathlib import Path
 
 import pytest
 from support.executors import EchoModel, Fail, Gated, ReadMemory, Remember, Sleeper, echo
@@ -207,11 +208,9 @@ class FailTwice:
         self.counter = str(counter)
 
     def __call__(self, task, session, context):
-        import os
-
-        tries = int(open(self.counter).read()) if os.path.exists(self.counter) else 0
-        with open(self.counter, "w") as handle:
-            handle.write(str(tries + 1))
+        counter = Path(self.counter)
+        tries = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(tries + 1))
         if tries < 2:
             raise RuntimeError(f"attempt {tries + 1} fails")
         return "third time lucky"
