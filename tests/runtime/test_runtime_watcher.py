@@ -211,6 +211,7 @@ class FailTwice:
         counter = Path(self.counter)
         tries = int(counter.read_text()) if counter.exists() else 0
         counter.write_text(str(tries + 1))
+        time.sleep(0.2)  # long enough for the samples to see each attempt
         if tries < 2:
             raise RuntimeError(f"attempt {tries + 1} fails")
         return "third time lucky"
@@ -230,12 +231,13 @@ def test_progress_never_goes_backwards_in_mirrors_or_status(orchestrators, tmp_p
     )
     seen: list[tuple[float, float]] = []
 
-    def sample(change):
+    def sample() -> bool:
         row = orch.status().set_index("id").loc[retried.id]
         seen.append((retried.progress, float(row["progress"])))
+        return retried.is_finished and retried not in orch.running
 
-    orch.subscribe(sample)
-    orch.run_async(retried).wait(30)
+    orch.run_async(retried)
+    wait_for(sample, 30, "the retried mission to end", interval=0.01)
     assert retried.status == "succeeded" and len(seen) >= 2
     mirror, table = zip(*seen, strict=True)
     assert list(mirror) == sorted(mirror) and list(table) == sorted(table)
