@@ -166,6 +166,9 @@ class MissionControl:
                 done = self.store.finish_if_unfinished(
                     mission_id, MissionStatus.CANCELLED, "cancelled by user"
                 )
+                ended = self.store.row(mission_id)
+                if done is None and ended is not None and ended["status"] == "cancelled":
+                    done = "stopped"  # its own last event said so (a Dask worker's does)
             finally:
                 self._cancelling.discard(mission_id)
         elif not queued:
