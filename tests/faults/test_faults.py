@@ -184,11 +184,6 @@ def test_kill_9_of_a_worker_inside_a_store_write(orchestrators, store_dir, marks
     record_fault("kill -9 of a worker inside a store write", ids, tally(store_dir, ids))
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an attaching orchestrator records a worker's end from its log "
-    "(runtime.worker.read_end_from_log) instead of 'worker gone'",
-    strict=False,
-)
 def test_a_store_that_turns_read_only_under_running_workers(
     orchestrators, store_dir, marks, monkeypatch
 ):
