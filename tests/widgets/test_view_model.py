@@ -64,6 +64,11 @@ def test_a_failed_row_keeps_its_progress_and_shows_its_first_error_line():
     assert view.progress == 0.4
     assert view.bar_style == "danger"
     assert view.error_line == "ValueError: bad input"
+    at_step = pg.mission_view(
+        row("failed", error="aborted at step 'fetch': TimeoutError: too slow", finished_at=NOW),
+        NOW,
+    )
+    assert at_step.error_line == "TimeoutError: too slow (aborted at step 'fetch')"
     assert view.finished
 
 
