@@ -281,6 +281,7 @@ class MissionStore(StoreRequestsAndHistory):
                 " claimed_by=NULL, claimed_at=NULL",
                 (mission_id, _row_goal(goal), status, backend, owner, time.time(), n_steps, model),
             )
+            conn.execute("DELETE FROM mission_states WHERE id=?", (mission_id,))
 
     @guarded
     def set_process(self, mission_id: str, pid: int, pid_started: float | None) -> None:
@@ -366,7 +367,11 @@ class MissionStore(StoreRequestsAndHistory):
             sets["finished_at"] = ts
             sets["error"] = event.get("error_message")
         if state_json is not None:
-            sets["state_json"] = state_json
+            # Kept beside the row, not in it: status() scans narrow rows.
+            conn.execute(
+                "INSERT OR REPLACE INTO mission_states (id, state_json) VALUES (?, ?)",
+                (mission_id, state_json),
+            )
         increments = ""
         args: list[Any] = []
         for field in ("prompt_tokens", "completion_tokens"):
@@ -526,13 +531,14 @@ class MissionStore(StoreRequestsAndHistory):
         """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order.
         ``finished`` selects finished or unfinished rows (an index finds the unfinished ones)."""
         where = {
-            None: "",
-            True: " WHERE finished_at IS NOT NULL",
-            False: " WHERE finished_at IS NULL",
+            None: " ORDER BY rowid",
+            True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
+            # "+rowid": sort the few unfinished rows found by their partial index, rather
+            # than scan the whole table in rowid order.
+            False: " WHERE finished_at IS NULL ORDER BY +rowid",
         }
         cur = self._connect().execute(
             f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
-            " ORDER BY rowid"
         )
         return ["rowid", *STATUS_COLUMNS], cur.fetchall()
 
@@ -551,7 +557,12 @@ class MissionStore(StoreRequestsAndHistory):
     def final_state(self, mission_id: str) -> dict[str, Any] | None:
         row = (
             self._connect()
-            .execute("SELECT state_json FROM missions WHERE id=?", (mission_id,))
+            .execute(
+                # missions.state_json: stores written before mission_states (and repairs)
+                "SELECT COALESCE(m.state_json, s.state_json) FROM missions AS m"
+                " LEFT JOIN mission_states AS s ON s.id = m.id WHERE m.id=?",
+                (mission_id,),
+            )
             .fetchone()
         )
         if row is None or row[0] is None:

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_mission ON events (mission_id, seq);
+CREATE TABLE IF NOT EXISTS mission_states (id TEXT PRIMARY KEY, state_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     mission_id TEXT NOT NULL,
@@ -85,6 +86,7 @@ SCHEMA_OBJECTS = frozenset(
         "events",
         "requests",
         "store_meta",
+        "mission_states",
         "events_by_mission",
         "requests_by_mission",
         "missions_unfinished",

@@ -122,6 +122,7 @@ class StoreRequestsAndHistory:
             for table, column in (
                 ("events", "mission_id"),
                 ("requests", "mission_id"),
+                ("mission_states", "id"),
                 ("missions", "id"),
             ):
                 conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)

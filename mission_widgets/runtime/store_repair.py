@@ -31,6 +31,28 @@ from .store_location import (
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
+class StoreReport(dict[str, Any]):
+    """What check_store/repair_store found: a dict (for code), ``.ok`` and a readable str()."""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.get("ok", not self.get("problems")))
+
+    def __str__(self) -> str:
+        lines = [f"mission store {self['path']}: {'ok' if self.ok else 'NEEDS ATTENTION'}"]
+        for key, value in self.items():
+            if key in ("path", "ok"):
+                continue
+            if isinstance(value, list):
+                lines.append(f"  {key.replace('_', ' ')}: {len(value)}")
+                lines += [f"    {item}" for item in value[:20]]
+                if len(value) > 20:
+                    lines.append(f"    ... and {len(value) - 20} more")
+            else:
+                lines.append(f"  {key.replace('_', ' ')}: {value}")
+        return "\n".join(lines)
+
+
 def _mission_id_of(kind: str, name: str) -> str | None:
     """The mission a file of ``SUBDIRS[kind]`` belongs to (checkpoint side files included)."""
     suffix = SUFFIXES[kind]
@@ -82,7 +104,7 @@ def _database_state(db: str) -> tuple[str, set[str]]:
     return ("ok" if result == ["ok"] else "; ".join(result[:5])), ids
 
 
-def check_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+def check_store(path: str | os.PathLike[str]) -> StoreReport:
     """Report on the store at ``path``; changes nothing. ``ok`` is True when the database is
     intact and every file belongs to a row."""
     root, _ = resolve_root(path)
@@ -101,17 +123,17 @@ def check_store(path: str | os.PathLike[str]) -> dict[str, Any]:
         if mission_id not in ids
         for path in kinds.values()
     )
-    return {
-        "path": root,
-        "ok": integrity == "ok" and not orphans and not problems,
-        "integrity": integrity,
-        "orphan_files": orphans,
-        "rows_without_files": sorted(mid for mid in ids if mid not in files),
-        "problems": problems,
-    }
+    return StoreReport(
+        path=root,
+        ok=integrity == "ok" and not orphans and not problems,
+        integrity=integrity,
+        orphan_files=orphans,
+        rows_without_files=sorted(mid for mid in ids if mid not in files),
+        problems=problems,
+    )
 
 
-def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+def repair_store(path: str | os.PathLike[str]) -> StoreReport:
     """Repair the store at ``path``: a damaged database is moved aside (``store.sqlite.
     damaged-<time>``), and rows (with events where possible) are rebuilt from the files."""
     root, _ = resolve_root(path)
@@ -164,14 +186,15 @@ def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise StoreError(f"repair of mission store {db} failed: {exc}") from None
     finally:
         conn.close()
-    return {
-        "path": root,
-        "integrity_before": integrity,
-        "moved_aside": moved,
-        "rows_rebuilt": rebuilt,
-        "events_rebuilt": n_events,
-        "problems": problems,
-    }
+    return StoreReport(
+        path=root,
+        ok=not problems,
+        integrity_before=integrity,
+        moved_aside=moved,
+        rows_rebuilt=rebuilt,
+        events_rebuilt=n_events,
+        problems=problems,
+    )
 
 
 def _rebuild(mission_id: str, kinds: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -33,7 +33,7 @@ class MissionRow(TypedDict):
     model: str | None
     prompt_tokens: int
     completion_tokens: int
-    state_json: str | None
+    state_json: str | None  # only in stores written before mission_states: use final_state()
     claimed_by: str | None
     claimed_at: float | None
 

@@ -6,10 +6,11 @@ from its own thread, checkpoints after every step, and stops overrunning step at
 SIGALRM. stdout/stderr go to the mission's log file (set up by the parent). Imports no
 pandas, ipywidgets or IPython: its start-up is the floor of every mission's latency.
 
-``python -m mission_widgets.worker --stream FD PAYLOAD_FILE [HEARTBEAT_SECS]`` is the same
-worker for a parent that has no store on this disk (the Dask backend's task): each event
-record and heartbeat goes to file descriptor FD as one JSON line instead, and the worker
-exits as soon as that pipe breaks (its parent is gone). It never imports dask.
+Every mission it starts ends in the store exactly once with its real cause; when the store
+cannot take the end (full, read-only) the worker retries, then writes the end to its log as
+one line (``[mission_widgets] END {json}``, read back by :func:`read_end_from_log`) and exits
+with :data:`END_IN_LOG_EXIT_CODE`. ``run_payload``, ``event_record`` and ``Heartbeat`` are
+shared with the Dask backend's mission process (runtime/dask_child.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from collections.abc import Callable
 from ..core.errors import describe_error
 from ..core.mission import Mission
 from ..core.models import register_provider
+from ..core.status import MissionStatus
 from ..core.timeouts import enable_signal_timeouts
+from .decisions import StoreDecisionSource
 from .payload import read_payload
 from .store import MissionStore
 
@@ -59,7 +62,7 @@ def final_state(mission: Mission) -> dict[str, Any]:
 def event_record(mission: Mission, event: dict[str, Any]) -> dict[str, Any]:
     """What a sink reports for one event: the event, the summary row, the final state at the end.
 
-    Every sink (store, stream to a Dask task, Dask topic) sends exactly this, so a mission
+    Every sink (store, pipe to a Dask task, Dask topic) sends exactly this, so a mission
     reads the same in the store whichever backend ran it.
     """
     final = final_state(mission) if event["event"] == "mission_done" else None
@@ -81,13 +84,14 @@ class StoreSink:
 def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[str, Any] | None:
     """Give the mission's row its end if no event gave it one; return the event written.
 
-    ``error`` is what stopped the run (None when ``mission.run()`` returned): a mission that
-    finished keeps its own status and error, whatever kept its final event out of the store.
+    ``error`` is what stopped the run (None when ``mission.run()`` returned). A mission that
+    finished keeps its own status and error, whatever kept its final event out of the store
+    or was raised after it (a log or checkpoint that a full disk refused).
     """
-    if error is None and mission.is_finished:
+    if mission.is_finished:  # what went wrong after its end does not change it
         status, error = str(mission.status), mission.error
     else:
-        status = "failed"
+        status = MissionStatus.FAILED.value
         error = error or f"mission {mission.id} stopped in status {mission.status!s}"
     counts = {k: v for k, v in mission_summary(mission).items() if k != "status"}
     return store.finish_if_unfinished(mission.id, status, error, **counts)
@@ -96,8 +100,8 @@ def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[st
 class Heartbeat:
     """A daemon thread that stamps ``last_heartbeat`` every ``interval`` seconds.
 
-    ``beat`` replaces the stamp (``store`` and ``mission_id`` may then be None): the stream
-    worker and the Dask backend beat into a pipe or a Dask topic instead of the store.
+    ``beat`` replaces the stamp (``store`` and ``mission_id`` may then be None): Dask's
+    mission process and task beat into a pipe or a Dask topic instead of the store.
     """
 
     def __init__(
@@ -178,12 +182,13 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         heartbeat.stop()
         problem = describe_error(exc)
         say(problem)
-        failure: dict[str, Any] = {"status": "failed", "error": problem}
+        failure: dict[str, Any] = {"status": MissionStatus.FAILED.value, "error": problem}
         stored = _ensure_end(
             store, mission_id, failure, lambda: store.finish_if_unfinished(mission_id, **failure)
         )
         return 2 if stored else END_IN_LOG_EXIT_CODE
     mission: Mission = payload["mission"]
+    mission.decision_source = StoreDecisionSource(store, mission)
     try:
         error = run_payload(
             payload,
@@ -191,17 +196,18 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
             checkpoint_path=store.path_of("checkpoint", mission_id),
         )
     except BaseException as exc:
-        # mission ends with what they are, not as a worker that died without a word.
+        # SystemExit, KeyboardInterrupt too: the mission ends with what they are, not as a
+        # worker that died without a word.
         error = describe_error(exc)
     finally:
         heartbeat.stop()
     if error is not None:
         say(f"mission {mission_id} failed: {error}")
-    finished = error is None and mission.is_finished
+    finished = mission.is_finished
     end: dict[str, Any] = {
         **mission_summary(mission),
-        "status": str(mission.status) if finished else "failed",
-        "error": mission.error if error is None else error,
+        "status": str(mission.status) if finished else MissionStatus.FAILED.value,
+        "error": mission.error if finished else error,
     }
     if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error)):
         return END_IN_LOG_EXIT_CODE
@@ -259,79 +265,22 @@ def read_end_from_log(store: MissionStore, mission_id: str) -> dict[str, Any] | 
     return None
 
 
-class LineWriter:
-    """Writes JSON records, one a line, to a pipe; exits the process once the pipe breaks.
-
-    A broken pipe means the parent (the Dask task) is gone: nobody would see the mission's
-    events any more, so the mission must not go on running unseen.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._out = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
-        self._lock = threading.Lock()
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=repr) + "\n"
-        with self._lock:
-            try:
-                self._out.write(line)
-                self._out.flush()
-            except (OSError, ValueError):
-                os._exit(3)
-
-
-def run_stream(fd: int, payload_file: str, heartbeat_secs: float) -> int:
-    """The ``--stream`` worker: event records and heartbeats as JSON lines to ``fd``."""
-    write = LineWriter(fd)
-    heartbeat = Heartbeat(
-        None, None, heartbeat_secs, beat=lambda: write({"kind": "heartbeat"})
-    ).start()
-    try:
-        payload = read_payload(payload_file)
-    except Exception as exc:
-        say(describe_error(exc))
-        return 2
-    mission: Mission = payload["mission"]
-
-    def sink(event: dict[str, Any]) -> None:
-        write({"kind": "event", **event_record(mission, event)})
-
-    try:
-        error = run_payload(payload, sink)
-    finally:
-        heartbeat.stop()
-    if error is not None:
-        say(f"mission {mission.id} failed: {error}")
-        return 1
-    return 0
-
-
-USAGE = (
-    "usage: python -m mission_widgets.worker STORE_DIR MISSION_ID [HEARTBEAT_SECS]\n"
-    "       python -m mission_widgets.worker --stream FD PAYLOAD_FILE [HEARTBEAT_SECS]"
-)
+USAGE = "usage: python -m mission_widgets.worker STORE_DIR MISSION_ID [HEARTBEAT_SECS]"
 
 
 def main(argv: list[str] | None = None) -> None:
     # argv is written by the runtime, not typed by people: no argparse (it costs start-up).
     args = sys.argv[1:] if argv is None else argv
-    stream = bool(args) and args[0] == "--stream"
-    if stream:
-        args = args[1:]
     if len(args) not in (2, 3):
         print(USAGE, file=sys.stderr)
         raise SystemExit(2)
     heartbeat_secs = float(args[2]) if len(args) == 3 else 2.0
-    label = os.path.splitext(os.path.basename(args[1]))[0] if stream else args[1]
     print(
-        f"[mission_widgets] worker pid {os.getpid()} running {label} "
+        f"[mission_widgets] worker pid {os.getpid()} running {args[1]} "
         f"at {time.strftime('%Y-%m-%d %H:%M:%S')}",
         flush=True,
     )
-    if stream:
-        code = run_stream(int(args[0]), args[1], heartbeat_secs)
-    else:
-        code = run_worker(args[0], args[1], heartbeat_secs)
+    code = run_worker(args[0], args[1], heartbeat_secs)
     for stream_out in (sys.stdout, sys.stderr):
         try:
             stream_out.flush()

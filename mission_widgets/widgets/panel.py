@@ -12,7 +12,6 @@ in the panel and the button comes back enabled.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import threading
@@ -27,10 +26,10 @@ import ipywidgets as W
 from ..core.errors import describe_error
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.progress import (
+    FINISHED_STATUSES,
     SEVERITY,
     MissionView,
     OverallView,
-    format_counts,
     format_overall,
     mission_view,
     overall_view,
@@ -44,12 +43,16 @@ from .static import decision_html, details_html, snapshot_html, summary_html
 MIN_REFRESH_INTERVAL = 0.25
 #: Row orders the panel offers: (label, key).
 SORT_ORDERS = (("newest first", "newest"), ("oldest first", "oldest"), ("worst first", "status"))
-#: A saved notebook's snapshot is rewritten at most this often while missions run (seconds).
-SNAPSHOT_EVERY_SECS = 1.0
 
 
-class _Refresher:
-    """The single refresh thread of one orchestrator, shared by its open panels."""
+class _StallClock:
+    """What keeps one orchestrator's open panels current, shared by them.
+
+    The panels redraw when the orchestrator reports a change (``orch.subscribe``, from its
+    watcher thread). A silent worker changes nothing, though, so while missions are in
+    flight a thread of this clock calls ``reconcile()`` every ``reconcile_every_secs`` with
+    the panels' stall thresholds; it stops when nothing runs or no panel refreshes.
+    """
 
     _by_orchestrator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
@@ -60,20 +63,19 @@ class _Refresher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._last_reconcile = 0.0
-        # Held while polling and while a panel cancels: a poll in the middle of a cancel saw
-        # the stopped worker as "exited unexpectedly" and failed the mission.
-        self.polling = threading.RLock()
-        orchestrator.add_listener(self.on_change)
+        # Held while reconciling and while a panel cancels: a poll in the middle of a cancel
+        # saw the stopped worker as "exited unexpectedly" and failed the mission.
+        self.busy = threading.RLock()
+        orchestrator.subscribe(self.on_change)
 
     @classmethod
-    def of(cls, orchestrator: Any) -> _Refresher:
+    def of(cls, orchestrator: Any) -> _StallClock:
         with cls._registry_lock:
-            refresher = cls._by_orchestrator.get(orchestrator)
-            if refresher is None:
-                refresher = cls(orchestrator)
-                cls._by_orchestrator[orchestrator] = refresher
-            return refresher
+            clock = cls._by_orchestrator.get(orchestrator)
+            if clock is None:
+                clock = cls(orchestrator)
+                cls._by_orchestrator[orchestrator] = clock
+            return clock
 
     @property
     def running(self) -> bool:
@@ -83,63 +85,52 @@ class _Refresher:
     def _active_panels(self) -> list[MissionPanel]:
         return [p for p in list(self.panels) if not p.closed and p.auto_refresh]
 
-    def on_change(self) -> None:
-        """Missions were queued or started: show them now (with or without auto-refresh)."""
+    def on_change(self, *change: Any) -> None:
+        """The orchestrator changed (from its watcher thread, or on a submit): redraw."""
         for panel in list(self.panels):
             if not panel.closed:
-                panel.redraw()
+                try:
+                    panel.redraw()
+                except Exception as exc:  # a redraw must never break the watcher
+                    panel.show_error(f"redraw failed: {describe_error(exc)}")
         self.wake()
 
     def wake(self) -> None:
-        """Start the loop if it is not running, else make it refresh now."""
+        """Start the clock if it is not running, else make it look again now (a panel
+        closed, missions started)."""
         with self._lock:
-            if not self._active_panels():
-                return
             if self.running:
                 self._wake.set()
                 return
+            if not self._active_panels():
+                return
             self._thread = threading.Thread(
-                target=self._loop, name="mission-panel-refresh", daemon=True
+                target=self._loop, name="mission-panel-stall-clock", daemon=True
             )
             self._thread.start()
-
-    def _busy(self) -> bool:
-        return self.orchestrator.active
 
     def _loop(self) -> None:
         while True:
             panels = self._active_panels()
-            if not panels:
-                break
-            self.tick(panels)
-            interval = max(MIN_REFRESH_INTERVAL, min(p.refresh_interval for p in panels))
             with self._lock:
-                if not self._busy() and not self._wake.is_set():
+                if not panels or not self.orchestrator.active:
                     self._thread = None
                     return
-            self._wake.wait(interval)
-            self._wake.clear()
-        with self._lock:
-            self._thread = None
+            every = max(MIN_REFRESH_INTERVAL, min(p.reconcile_every_secs for p in panels))
+            if self._wake.wait(every):
+                self._wake.clear()
+                continue
+            self.tick(panels)
 
     def tick(self, panels: list[MissionPanel]) -> None:
-        """One refresh: poll, maybe reconcile, redraw."""
-        with self.polling:
-            self._poll(panels)
-        for panel in panels:
-            panel.redraw()
-
-    def _poll(self, panels: list[MissionPanel]) -> None:
+        """Flag stalled missions with the panels' thresholds (the orchestrator's watcher
+        then reports the change, which redraws)."""
         try:
-            self.orchestrator.poll_async()
-            now = time.monotonic()
-            reconcile_every = min(p.reconcile_every_secs for p in panels)
-            if now - self._last_reconcile >= reconcile_every:
-                self._last_reconcile = now
+            with self.busy:
                 panels[0].reconcile()
-        except Exception as exc:  # a store hiccup must not kill the loop
+        except Exception as exc:  # a store hiccup must not stop the clock
             for panel in panels:
-                panel.show_error(f"refresh failed: {describe_error(exc)}")
+                panel.show_error(f"stall check failed: {describe_error(exc)}")
 
 
 def guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -170,6 +161,12 @@ class MissionPanel(W.VBox):
     ``page_size`` rows per page (widgets exist only for them), newest first by default
     (``sort="oldest"`` / ``"status"``); the panel follows missions that are submitted or
     start onto the visible page, and keeps its place when the user pages.
+
+    The panel redraws when the orchestrator reports a change. ``no_progress_secs``,
+    ``heartbeat_timeout_secs`` and ``stall_threshold_secs`` are the stall thresholds it
+    reconciles with every ``reconcile_every_secs`` while missions run (``auto_refresh=False``:
+    only on Poll); ``refresh_interval`` is how often the static snapshot a saved notebook
+    keeps is rewritten while missions run; ``log_lines`` the log tail in the details.
     """
 
     def __init__(
@@ -217,7 +214,6 @@ class MissionPanel(W.VBox):
         self._display_id: str | None = None
         self._snapshot_sent = ("", 0.0)
         self._post_run_cell: Callable[..., None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
         self.snapshot_class = f"mission-widgets-static-{uuid.uuid4().hex[:12]}"
 
         self.overall_bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=fixed("220px"))
@@ -323,28 +319,9 @@ class MissionPanel(W.VBox):
         self._update_submit_state()
         self.redraw()
         self.auto_refresh = auto_refresh
-        self._refresher: _Refresher | None = None
-        self._listen()
-
-    # -- listening --------------------------------------------------------------------------
-
-    def _listen(self) -> None:
-        subscribe = getattr(self.orchestrator, "subscribe", None)
-        if subscribe is not None:
-            self._unsubscribe = subscribe(self._orchestrator_changed)
-            return
-        # Until the orchestrator has a watcher of its own: the panel's refresh thread.
-        self._refresher = _Refresher.of(self.orchestrator)
+        self._refresher = _StallClock.of(orchestrator)
         self._refresher.panels.add(self)
         self._refresher.wake()
-
-    def _orchestrator_changed(self, *args: Any) -> None:
-        """Called from the orchestrator's watcher thread after a refresh that changed
-        something."""
-        try:
-            self.redraw()
-        except Exception as exc:  # a redraw must never break the watcher
-            self.show_error(f"redraw failed: {describe_error(exc)}")
 
     # -- what is on the page ------------------------------------------------------------------
 
@@ -401,7 +378,8 @@ class MissionPanel(W.VBox):
     def _overall(self, counts: dict[str, int]) -> OverallView:
         """The overall view; the rate counts from when the panel first saw work."""
         now = time.time()
-        view = overall_view(counts, now, self._since)
+        in_flight = sum(1 for m in self.orchestrator.running if m.status in FINISHED_STATUSES)
+        view = overall_view(counts, now, self._since, in_flight)
         if view.ended == view.total:
             self._since = None
         elif self._since is None:
@@ -551,8 +529,7 @@ class MissionPanel(W.VBox):
 
     @guarded
     def _cancel(self, button: W.Button | None, mission_id: str) -> None:
-        polling = self._refresher.polling if self._refresher else contextlib.nullcontext()
-        with polling:
+        with self._refresher.busy:
             cancelled = self.orchestrator.cancel(mission_id)
         if cancelled:
             self.show_info(f"cancelled {mission_id}")
@@ -600,8 +577,7 @@ class MissionPanel(W.VBox):
         self.following = False
 
     def _wake(self) -> None:
-        if self._refresher is not None:
-            self._refresher.wake()
+        self._refresher.wake()
 
     # -- saved notebooks ------------------------------------------------------------------------
 
@@ -627,14 +603,14 @@ class MissionPanel(W.VBox):
         force: bool = False,
     ) -> None:
         """Rewrite the displayed snapshot (through its display id), at most every
-        :data:`SNAPSHOT_EVERY_SECS` while missions run, at once when they have all ended."""
+        ``refresh_interval`` seconds while missions run, at once when they have all ended."""
         if self._display_id is None:
             return
         text = self._snapshot(views, counts, overall)
         sent, at = self._snapshot_sent
         now = time.monotonic()
         settled = overall.ended == overall.total
-        if text == sent or not (force or settled or now - at >= SNAPSHOT_EVERY_SECS):
+        if text == sent or not (force or settled or now - at >= self.refresh_interval):
             return
         from IPython.display import update_display
 
@@ -653,9 +629,8 @@ class MissionPanel(W.VBox):
 
     def _text_summary(self) -> str:
         """What a viewer with neither widgets nor HTML shows (the widget's repr is a
-        screenful of traits)."""
-        counts = self.orchestrator.counts()
-        return f"MissionPanel: {format_overall(self._overall(counts))} ({format_counts(counts)})"
+        screenful of traits). No figures: this output is never updated, the snapshot is."""
+        return f"MissionPanel of the missions in {self.orchestrator.store.root}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
@@ -687,10 +662,8 @@ class MissionPanel(W.VBox):
 
     @property
     def refreshing(self) -> bool:
-        """Whether the panel is listening to its orchestrator."""
-        if self._unsubscribe is not None:
-            return True
-        return self._refresher is not None and self._refresher.running
+        """Whether the panel's stall clock is running (while missions are in flight)."""
+        return self._refresher.running
 
     def close(self) -> None:
         """Stop listening and close every widget of the panel."""
@@ -698,12 +671,10 @@ class MissionPanel(W.VBox):
             super().close()
             return
         self.closed = True
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if self._refresher is not None:
-            self._refresher.panels.discard(self)
-            self._refresher.wake()
+        refresher = self.__dict__.get("_refresher")
+        if refresher is not None:
+            refresher.panels.discard(self)
+            refresher.wake()
         if self._post_run_cell is not None:
             from IPython import get_ipython
 

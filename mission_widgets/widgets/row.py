@@ -64,7 +64,7 @@ def status_html(status: str) -> str:
 def note_html(view: MissionView) -> str:
     """What the row says inline: the stall badge, the waiting step, the error's first line."""
     parts = []
-    if view.stall_badge:
+    if view.stall_badge and not view.waiting_on:  # waiting for a person is said below
         parts.append(
             '<span class="mission-widgets-stall" style="background:{c};color:white;'
             'padding:0 6px;border-radius:8px">{g} stalled: {t}</span>'.format(
@@ -99,7 +99,7 @@ class MissionRow(W.VBox):
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=fixed("150px"))
         self.steps = W.Label(layout=fixed("64px"))
         self.times = W.Label(layout=fixed("118px"))
-        self.note = W.HTML(layout=W.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
+        self.note = W.HTML(layout=W.Layout(flex="1.5 1 0", min_width="0", overflow="hidden"))
         self.cancel_button = W.Button(
             description="Cancel", tooltip="Stop this mission", layout=fixed("76px")
         )

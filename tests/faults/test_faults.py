@@ -77,6 +77,29 @@ def test_kill_9_of_a_kernel_with_running_and_queued_missions(
     )
 
 
+def test_kill_9_of_a_kernel_running_missions_on_threads(orchestrators, store_dir, marks, kernels):
+    kernel, ids = start_kernel(TESTS_DIR, store_dir, marks, n=3, max_concurrent=2, backend="thread")
+    kernels.append(kernel)
+    started_pids(marks, 2)
+    kernel.kill()  # its threads die with it; its queue is left behind
+    kernel.wait(10)
+    touch(marks / "gate")
+    orch = orchestrators(max_concurrent=2, backend="thread")
+    orch.start_queued()
+    all_ended(orch, store_dir, ids)
+    rows = MissionStore(store_dir).rows_by_id(ids)
+    ran_in_kernel = [i for i in ids if rows[i]["pid"] == kernel.pid]
+    assert len(ran_in_kernel) == 2
+    for mission_id in ran_in_kernel:
+        assert rows[mission_id]["status"] == "failed"
+        assert f"the kernel (pid {kernel.pid})" in rows[mission_id]["error"]
+    (queued,) = set(ids) - set(ran_in_kernel)
+    assert rows[queued]["status"] == "succeeded", rows[queued]["error"]
+    record_fault(
+        "kill -9 of a kernel running 2 missions on threads (1 queued)", ids, tally(store_dir, ids)
+    )
+
+
 def test_kill_9_of_workers(orchestrators, store_dir, marks):
     orch = orchestrators(max_concurrent=3)
     missions = [gated(marks, i) for i in range(3)]
@@ -141,11 +164,26 @@ def test_sigstop_inside_a_store_write(orchestrators, store_dir, marks):
     )
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an attaching orchestrator records a worker's end from its log "
-    "(runtime.worker.read_end_from_log) instead of 'worker gone'",
-    strict=False,
-)
+def test_kill_9_of_a_worker_inside_a_store_write(orchestrators, store_dir, marks):
+    orch = orchestrators(max_concurrent=2)
+    bulky = one_step("writes a lot", BulkyChatter(marks / "gate"))
+    calm = gated(marks, 0)
+    orch.run_async(bulky)
+    orch.run_async(calm)
+    started_pids(marks, 1)
+    wait_for(lambda: MissionStore(store_dir).row(bulky.id)["pid"], 30, "bulky worker pid")
+    worker = psutil.Process(MissionStore(store_dir).row(bulky.id)["pid"])
+    stop_inside_write(worker, store_dir / "store.sqlite")
+    worker.kill()  # dies holding the write lock, its transaction half done
+    touch(marks / "gate")
+    ids = [bulky.id, calm.id]
+    all_ended(orch, store_dir, ids)
+    rows = MissionStore(store_dir).rows_by_id(ids)
+    assert rows[bulky.id]["status"] == "failed" and "signal 9" in rows[bulky.id]["error"]
+    assert rows[calm.id]["status"] == "succeeded"
+    record_fault("kill -9 of a worker inside a store write", ids, tally(store_dir, ids))
+
+
 def test_a_store_that_turns_read_only_under_running_workers(
     orchestrators, store_dir, marks, monkeypatch
 ):
@@ -248,11 +286,6 @@ orch.run_all()
 """
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an orchestrator starts a queued row only after store.claim / "
-    "store.adopt (today two attaching orchestrators both run it)",
-    strict=False,
-)
 def test_racing_orchestrators_adopt_a_dead_kernel_s_queue_once(
     orchestrators, store_dir, marks, kernels
 ):

@@ -64,14 +64,15 @@ def test_a_damaged_database_beside_mission_files_is_reported_and_left_alone(ran_
     assert _snapshot(root) == before  # nothing overwritten, nothing created
 
     report = check_store(root)
-    assert not report["ok"] and len(report["orphan_files"]) >= 3 * 3
+    assert not report.ok and len(report["orphan_files"]) >= 3 * 3
+    assert "NEEDS ATTENTION" in str(report) and "orphan files: " in str(report)
     repaired = repair_store(root)
     assert sorted(repaired["rows_rebuilt"]) == ids and repaired["problems"] == []
     if damage == "garbage":  # moved aside, never deleted
         aside = repaired["moved_aside"][0]
         assert aside.startswith(f"{db}.damaged-")
         assert Path(aside).read_bytes()[:9] == b"\x00garbage,"
-    assert check_store(root)["ok"]
+    assert check_store(root).ok and str(check_store(root)).endswith("problems: 0")
     orch = MissionOrchestrator(store=root)
     try:
         status = orch.status().set_index("id")
@@ -174,6 +175,7 @@ def test_a_full_disk_is_a_store_error_and_loses_what_was_stored(small_disk):
             store.register(f"m{i}", "x" * 20_000, backend="subprocess", owner=None)
             written.append(f"m{i}")
     message = str(caught.value)
-    assert "disk is full" in message and str(small_disk / "s" / "store.sqlite") in message
+    assert "register() failed, the disk is full" in message
+    assert str(small_disk / "s" / "store.sqlite") in message
     assert written and [r["id"] for r in store.rows(("id",))] == written
     store.close()

@@ -86,11 +86,31 @@ class FlakyOnce:
         return f"ok after {self.calls} attempts"
 
 
+class Analyst:
+    """A model (``prompt -> text``) that explains any failure the same way."""
+
+    answer = "root cause: the column is named 'Price'"
+
+    def __call__(self, prompt: str) -> str:
+        return self.answer
+
+
 async def async_upper(task: str, session: Any, context: str | None) -> str:
     """An ``async def`` executor: awaits, reports which thread ran its event loop."""
     await asyncio.sleep(0.05)
     loop = asyncio.get_running_loop()
     return f"{task.upper()} on {type(loop).__name__}"
+
+
+class AsyncPlanner:
+    """A model whose ``generate`` is a coroutine: plans every goal into two steps."""
+
+    async def generate(self, prompt: str) -> str:
+        await asyncio.sleep(0.01)
+        return (
+            '[{"id": "s1", "description": "first", "can_parallel": false, "depends_on": []},'
+            ' {"id": "s2", "description": "second", "can_parallel": false, "depends_on": ["s1"]}]'
+        )
 
 
 class HeavyModules:

@@ -13,6 +13,15 @@ def one_step(goal: str, executor, description: str = "the step") -> Mission:
     return Mission(goal, steps=[MissionStep("only", description, executor=executor)])
 
 
+def fails_at_once(goal: str, step_id: str, description: str, then: str) -> Mission:
+    """A mission whose one step raises at once; ``then`` is its ``on_max_retries``."""
+    return Mission(
+        goal,
+        steps=[MissionStep(step_id, description, executor=boom, max_retries=0)],
+        stall_policy={"on_max_retries": then},
+    )
+
+
 def row_of(panel: MissionPanel, mission_id: str):
     for row in panel.rows:
         if row.mission_id == mission_id and row.layout.display != "none":
@@ -168,11 +177,7 @@ def test_details_show_steps_last_error_and_log_tail(orchestrators, panels):
     orch = orchestrators()
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
-    mission = Mission(
-        "explodes",
-        steps=[MissionStep("kaboom", "blow up", executor=boom, max_retries=0)],
-        stall_policy={"on_max_retries": "abort"},
-    )
+    mission = fails_at_once("explodes", "kaboom", "blow up", then="abort")
     orch.run_async(mission)
     settle(panel, lambda: mission.status == "failed", "the mission to fail")
     row = row_of(panel, mission.id)
@@ -336,3 +341,84 @@ def test_bad_panel_options_are_refused(orchestrators):
         MissionPanel(orch, page_size=0)
     with pytest.raises(ValueError, match="refresh_interval"):
         MissionPanel(orch, refresh_interval=0.01)
+
+
+def wait_for_the_question(panel: MissionPanel, mission: Mission) -> None:
+    """Wait until the mission's row asks for a decision (skip while the worker side cannot
+    take decisions yet: ORCH/RUNTIME wire ``decision_source`` into the subprocess worker)."""
+
+    def asking() -> bool:
+        row = row_of(panel, mission.id)
+        return row.decision_box is not None and row.decision_box.layout.display == ""
+
+    def unanswerable() -> bool:  # it ended instead of waiting: nobody could answer it
+        return mission.finished_at is not None
+
+    settle(panel, lambda: asking() or unanswerable(), "the row to ask for a decision")
+    if not asking():
+        pytest.skip("the subprocess worker cannot take decisions yet (no decision_source)")
+
+
+def test_a_mission_waiting_for_a_person_asks_in_its_row_and_the_buttons_answer(
+    orchestrators, panels
+):
+    orch = orchestrators(model="demo")
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    mission = Mission(
+        "asks a person",
+        steps=[
+            MissionStep("shaky", "call the shaky tool", executor=boom, max_retries=0),
+            MissionStep("after", "runs after", executor=quick, depends_on=["shaky"]),
+        ],
+        stall_policy={"on_max_retries": "ask"},
+    )
+    orch.run_async(mission)
+    wait_for_the_question(panel, mission)
+    row = row_of(panel, mission.id)
+    assert "waiting for you" in row.note.value and "shaky" in row.note.value
+    assert "mission-widgets-stall" not in row.note.value  # said once, as the question
+    assert panel.overall.value.startswith("0/1 ended")  # waiting is not over
+    assert "Step shaky" in row.decision.value
+    assert "call the shaky tool" in row.decision.value
+    assert "boom in call the shaky tool" in row.decision.value  # its last errors
+    assert row.cancel_button.layout.visibility == "visible"
+    row.explain_button.click()
+    assert "mission-widgets-explanation" in row.explanation.value
+    assert not row.explain_button.disabled
+    row.decision_buttons["skip"].click()
+    assert "skip: sent to" in panel.message.value
+    settle(panel, lambda: mission.status == "succeeded", "the skipped mission to go on")
+    assert row.decision_box.layout.display == "none"
+    assert "waiting for you" not in row.note.value
+
+
+def test_abort_from_the_row_fails_the_waiting_mission(orchestrators, panels):
+    orch = orchestrators(model="demo")
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    mission = fails_at_once("asks then aborts", "shaky", "call the shaky tool", then="ask")
+    orch.run_async(mission)
+    wait_for_the_question(panel, mission)
+    row = row_of(panel, mission.id)
+    row.decision_buttons["abort"].click()
+    settle(panel, lambda: mission.status == "failed", "the aborted mission to fail")
+    assert row.bar.bar_style == "danger"
+    assert row.decision_box.layout.display == "none"
+
+
+def test_clear_finished_forgets_ended_missions_and_keeps_the_others(
+    orchestrators, panels, tmp_path
+):
+    orch = orchestrators()
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    done = orch.run_async(one_step("ends quickly", quick))
+    waiting = orch.run_async(one_step("still waiting", wait_for_file, f"wait {tmp_path / 'x'}"))
+    settle(panel, lambda: done.mission.status == "succeeded", "the quick mission to end")
+    panel.clear_button.click()
+    assert "cleared 1 finished" in panel.message.value
+    shown = [r.mission_id for r in panel.rows_box.children]
+    assert shown == [waiting.mission_id]
+    assert panel.overall.value.startswith("0/1 ended")
+    orch.cancel(waiting.mission_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mission_widgets.core import progress as pg
+from mission_widgets.core.mission import MISSION_STATUSES
 
 NOW = 1_000_000.0
 
@@ -24,6 +25,8 @@ def test_overall_is_ended_over_total_in_the_style_of_the_worst_state():
     assert pg.overall_view({"running": 1, "succeeded": 3}, NOW).status == "running"
     assert pg.overall_view({"succeeded": 3}, NOW).style.bar_style == "success"
     assert pg.overall_view({"stalled": 1, "cancelled": 2}, NOW).status == "stalled"
+    # Flagged stalled or waiting for a person: counted as stalled, not as ended.
+    assert pg.overall_view({"stalled": 2, "succeeded": 1}, NOW, in_flight=1).ended == 2
     empty = pg.overall_view({}, NOW)
     assert (empty.total, empty.fraction, empty.status) == (0, 0.0, None)
 
@@ -48,15 +51,7 @@ def test_one_palette_tells_failed_cancelled_and_stalled_apart_by_colour_and_symb
     assert len({style.glyph for style in bad}) == 3
     assert len({style.mark for style in bad}) == 3
     assert len({style.ansi for style in bad}) == 3
-    assert set(pg.STATUS_STYLES) == {
-        "pending",
-        "planning",
-        "running",
-        "succeeded",
-        "failed",
-        "stalled",
-        "cancelled",
-    }
+    assert set(pg.STATUS_STYLES) == set(MISSION_STATUSES)  # every status has its style
     assert pg.ansi("x", "failed") == "\x1b[31mx\x1b[0m"
     assert pg.ansi("  ", "failed") == "  "
 
@@ -69,6 +64,11 @@ def test_a_failed_row_keeps_its_progress_and_shows_its_first_error_line():
     assert view.progress == 0.4
     assert view.bar_style == "danger"
     assert view.error_line == "ValueError: bad input"
+    at_step = pg.mission_view(
+        row("failed", error="aborted at step 'fetch': TimeoutError: too slow", finished_at=NOW),
+        NOW,
+    )
+    assert at_step.error_line == "TimeoutError: too slow (aborted at step 'fetch')"
     assert view.finished
 
 
