@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .cancellation import is_queued
 from .core.errors import MissionError, describe_error
 from .core.events import make_event
 from .core.mission import MISSION_STATUSES, Mission
@@ -89,12 +90,16 @@ class StoreMirror:
         finished ones by id and status only (built on first read: see finished.py)."""
         self._cursor = self.store.max_seq()
         unfinished = []
-        for row in self.store.rows(columns=("id", "status", "finished_at")):
+        # One sorted scan of the few columns that decide; full rows only for what is adopted.
+        columns = ("id", "status", "finished_at", "started_at", "pid", "owner")
+        for row in self.store.rows(columns=columns):
             self._order[row["id"]] = None  # submission order, for every mission
-            if row["finished_at"] is None:
+            if row["finished_at"] is not None:
+                self.completed.add_unloaded(row["id"], row["status"])
+            elif not (is_queued(row) and self._owner_alive(row["owner"])):
                 unfinished.append(row["id"])
             else:
-                self.completed.add_unloaded(row["id"], row["status"])
+                del self._order[row["id"]]  # another live orchestrator's queue is not ours
         for row in self.store.rows_by_id(unfinished).values():
             try:
                 self._adopt_row(row)
@@ -105,7 +110,7 @@ class StoreMirror:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-        for mission_id in unfinished:  # another live orchestrator's queue is not ours
+        for mission_id in unfinished:  # adopted by another orchestrator meanwhile
             if mission_id not in self._missions and not self.completed.has(mission_id):
                 self._order.pop(mission_id, None)
 
@@ -129,7 +134,7 @@ class StoreMirror:
         status = row["status"]
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
-        if status == "pending" and row["started_at"] is None and row["pid"] is None:
+        if is_queued(row):
             if self._owner_alive(row["owner"]):
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
