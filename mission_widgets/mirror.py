@@ -68,6 +68,7 @@ class StoreMirror:
         self._since_poll = PollResult()
         #: every mission id this orchestrator knows, in submission order.
         self._order: dict[str, None] = {}
+        self._owners_seen: dict[str, tuple[float, bool]] = {}
         self.completed = FinishedMirrors(self._load_finished)
         #: missions whose cancel is stopping their worker: its death is the cancel, not a crash.
         self._cancelling: set[str] = set()
@@ -108,6 +109,15 @@ class StoreMirror:
             if mission_id not in self._missions and not self.completed.has(mission_id):
                 self._order.pop(mission_id, None)
 
+    def _owner_alive(self, owner: str | None) -> bool:
+        """owner_alive, remembered for a second (attaching to 10,000 queued missions of
+        one live kernel asks about the same owner 10,000 times)."""
+        now = time.monotonic()
+        known = self._owners_seen.get(owner or "")
+        if known is None or now - known[0] > 1.0:
+            known = self._owners_seen[owner or ""] = (now, owner_alive(owner))
+        return known[1]
+
     def _know(self, mission: Mission) -> None:
         self._missions[mission.id] = mission
         self._order.setdefault(mission.id, None)
@@ -120,7 +130,7 @@ class StoreMirror:
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
         if status == "pending" and row["started_at"] is None and row["pid"] is None:
-            if owner_alive(row["owner"]):
+            if self._owner_alive(row["owner"]):
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
                 return  # another orchestrator adopted this dead owner's mission first

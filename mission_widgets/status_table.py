@@ -28,6 +28,7 @@ class StatusTable:
     def __init__(self, store: MissionStore) -> None:
         self.store = store
         self._cache: tuple[tuple[Any, ...], pd.DataFrame] | None = None
+        self._live_cache: tuple[tuple[Any, ...], pd.DataFrame] | None = None
         self._lock = threading.Lock()  # guards the cache only, never held across store reads
 
     def frame(self, waiting_on: dict[str, str] | None = None) -> pd.DataFrame:
@@ -42,7 +43,7 @@ class StatusTable:
             cached = (signature, _records_frame(self.store.status_records(finished=True)))
             with self._lock:
                 self._cache = cached
-        live = _records_frame(self.store.status_records(finished=False))
+        live = self._live_frame()
         if live.empty:
             frame = cached[1]
         elif cached[1].empty:
@@ -58,6 +59,48 @@ class StatusTable:
             else None
         )
         return frame
+
+    def _live_frame(self) -> pd.DataFrame:
+        """The unfinished rows, cached while none of them changes (10,000 queued missions
+        are read again only when one moves)."""
+        signature = tuple(
+            self.store.rows(columns=_LIVE_SIGNATURE, where="WHERE finished_at IS NULL")[0].values()
+        )
+        with self._lock:
+            cached = self._live_cache
+        if cached is None or cached[0] != signature:
+            cached = (signature, _records_frame(self.store.status_records(finished=False)))
+            with self._lock:
+                self._live_cache = cached
+        frame = cached[1].copy()
+        if not frame.empty:
+            _elapsed(frame)
+        return frame
+
+
+#: Changes whenever an unfinished row changes (any event stamps last_activity; starts, pids,
+#: heartbeats, statuses and stall flags are summed in): the cache key of the unfinished part.
+_LIVE_SIGNATURE = (
+    "COUNT(*) AS n",
+    "TOTAL(rowid) AS r",
+    "TOTAL(COALESCE(last_activity, 0) + COALESCE(last_heartbeat, 0)) AS t",
+    "TOTAL(COALESCE(started_at, 0) + COALESCE(pid, 0) + progress + n_done + n_failed) AS s",
+    "TOTAL(CASE status WHEN 'pending' THEN 1 WHEN 'planning' THEN 10 WHEN 'running' THEN 100"
+    " WHEN 'stalled' THEN 1000 ELSE 10000 END) AS k",
+    "TOTAL(LENGTH(COALESCE(stall_reason, '')) + LENGTH(COALESCE(error, ''))) AS e",
+)
+
+
+def _elapsed(frame: pd.DataFrame) -> None:
+    """elapsed_s: to now for unfinished rows (so it is recomputed on every call)."""
+    import numpy as np
+
+    started = frame["started_at"].to_numpy(dtype="datetime64[ns]")
+    finished = frame["finished_at"].to_numpy(dtype="datetime64[ns]")
+    now = np.datetime64(int(time.time() * 1e9), "ns")
+    frame["elapsed_s"] = (np.where(np.isnat(finished), now, finished) - started) / np.timedelta64(
+        1, "s"
+    )
 
 
 def _records_frame(records: tuple[list[str], list[tuple[Any, ...]]]) -> pd.DataFrame:

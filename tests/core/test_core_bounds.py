@@ -367,3 +367,34 @@ def test_a_mirror_without_the_folder_finds_a_large_result_from_the_final_state(t
     mirror.load_state(final, final=True)
     assert isinstance(mirror.steps[0].stored_result(), checkpoint.LargeValue)
     assert mirror.steps[0].result == "y" * (LARGE_VALUE_BYTES + 1)
+
+
+def test_a_full_disk_under_the_journal_never_fails_the_mission(tmp_path, monkeypatch):
+    """Writes and the final close of the journal fail as on a full disk: warnings only."""
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            self.handle.close()
+            raise OSError(28, "No space left on device")
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        handle = real_fdopen(fd, mode, *args, **kwargs)
+        return FullDisk(handle) if mode == "a" else handle
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    mission = Mission("g", steps=chain(3))
+    mission.checkpoint_path = str(tmp_path / "c.json")
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        mission.run()
+    assert mission.status == "succeeded"
+    assert [e["event"] for e in mission.audit_log].count("mission_done") == 1
