@@ -398,3 +398,34 @@ def test_a_full_disk_under_the_journal_never_fails_the_mission(tmp_path, monkeyp
         mission.run()
     assert mission.status == "succeeded"
     assert [e["event"] for e in mission.audit_log].count("mission_done") == 1
+
+
+def test_a_cancelled_mission_keeps_the_progress_it_reached():
+    from mission_widgets import report_progress
+    from mission_widgets.core import apply_event
+
+    reached = threading.Event()
+    mission: Mission
+
+    def long_step(task, session, context):
+        report_progress(0.6)
+        reached.set()
+        mission._cancel.wait(10)  # until cancelled
+        raise RuntimeError("stopped")
+
+    mission = Mission("g", steps=chain(1) + [MissionStep("long", "long", executor=long_step)])
+    values = []
+    mission.add_event_sink(lambda e: values.append(mission.progress))
+    thread = threading.Thread(target=mission.run)
+    thread.start()
+    assert reached.wait(10)
+    before = mission.progress
+    mission.request_cancel()
+    thread.join(10)
+    assert mission.status == "cancelled"
+    assert mission.progress == before == pytest.approx(0.8)
+    assert values == sorted(values)
+    mirror = Mission("g")
+    for event in mission.audit_log:
+        apply_event(mirror, event)
+    assert mirror.progress == pytest.approx(0.8)
