@@ -23,12 +23,13 @@ _TIME_COLUMNS = ("submitted_at", "started_at", "finished_at", "last_heartbeat", 
 
 
 class StatusTable:
-    """Builds the ``status()`` frame of one store, caching its finished part."""
+    """Builds the ``status()`` frame of one store, caching its finished and unfinished
+    parts, each read again only when its signature in the store changes."""
 
     def __init__(self, store: MissionStore) -> None:
         self.store = store
-        self._cache: tuple[tuple[Any, ...], pd.DataFrame] | None = None
-        self._live_cache: tuple[tuple[Any, ...], pd.DataFrame] | None = None
+        #: finished? -> (signature, frame of those rows)
+        self._parts: dict[bool, tuple[tuple[Any, ...], pd.DataFrame]] = {}
         self._lock = threading.Lock()  # guards the cache only, never held across store reads
 
     def frame(self, waiting_on: dict[str, str] | None = None) -> pd.DataFrame:
@@ -36,20 +37,14 @@ class StatusTable:
         they wait on (the column is None for the others)."""
         import pandas as pd
 
-        signature = self.store.finished_signature()
-        with self._lock:
-            cached = self._cache
-        if cached is None or cached[0] != signature:
-            cached = (signature, _records_frame(self.store.status_records(finished=True)))
-            with self._lock:
-                self._cache = cached
-        live = self._live_frame()
+        done = self._part(True, tuple(self.store.finished_signature()))
+        live_signature = self.store.rows(columns=_LIVE_SIGNATURE, where="WHERE finished_at IS NULL")
+        live = self._part(False, tuple(live_signature[0].values())).copy()
         if live.empty:
-            frame = cached[1]
-        elif cached[1].empty:
-            frame = live
+            frame = done
         else:
-            frame = pd.concat([cached[1], live], ignore_index=True)
+            _elapsed(live)  # unfinished rows: elapsed until now
+            frame = live if done.empty else pd.concat([done, live], ignore_index=True)
             frame = frame.iloc[frame["rowid"].to_numpy().argsort(kind="stable")]
         order = [*STATUS_COLUMNS[:10], "elapsed_s", *STATUS_COLUMNS[10:]]
         frame = frame[order].reset_index(drop=True)
@@ -60,22 +55,15 @@ class StatusTable:
         )
         return frame
 
-    def _live_frame(self) -> pd.DataFrame:
-        """The unfinished rows, cached while none of them changes (10,000 queued missions
-        are read again only when one moves)."""
-        signature = tuple(
-            self.store.rows(columns=_LIVE_SIGNATURE, where="WHERE finished_at IS NULL")[0].values()
-        )
+    def _part(self, finished: bool, signature: tuple[Any, ...]) -> pd.DataFrame:
+        """The frame of the finished (or unfinished) rows, cached under ``signature``."""
         with self._lock:
-            cached = self._live_cache
+            cached = self._parts.get(finished)
         if cached is None or cached[0] != signature:
-            cached = (signature, _records_frame(self.store.status_records(finished=False)))
+            cached = (signature, _records_frame(self.store.status_records(finished=finished)))
             with self._lock:
-                self._live_cache = cached
-        frame = cached[1].copy()
-        if not frame.empty:
-            _elapsed(frame)
-        return frame
+                self._parts[finished] = cached
+        return cached[1]
 
 
 #: Changes whenever an unfinished row changes (any event stamps last_activity; starts, pids,
