@@ -137,8 +137,10 @@ def decode_model(value: Any, source: str) -> Any:
 
 
 def large_dir(path: str) -> str:
-    """Where the large values of the checkpoint or save file ``path`` live."""
-    return path + ".large"
+    """Where the large values of the checkpoint or save file ``path`` live: beside it, named
+    after its stem (``checkpoints/<id>.json`` -> ``checkpoints/<id>.large/``, which the
+    store's prune removes with the mission)."""
+    return os.path.splitext(path)[0] + ".large"
 
 
 def journal_path(path: str) -> str:

@@ -241,7 +241,7 @@ def test_a_large_result_is_stored_once_beside_the_checkpoint_and_read_when_asked
     assert path.stat().st_size < 100_000  # the checkpoint holds a reference, not the value
     entry = json.loads(path.read_text())["steps"][0]["result"]
     assert entry["bytes"] > LARGE_VALUE_BYTES and entry["summary"].startswith("xxx")
-    files = list((tmp_path / "c.json.large").iterdir())
+    files = list((tmp_path / "c.large").iterdir())
     assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600
     assert mission.steps[1].result < 10_000  # the next step was told a summary
     loaded = Mission.load(path)
