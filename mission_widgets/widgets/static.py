@@ -139,7 +139,7 @@ def error_history_html(steps: Iterable[Any], limit: int = 3) -> str:
     for step in steps:
         history = list(getattr(step, "error_history", None) or [])[-limit:]
         recovered = step.status == "done"
-        colour = "#757575" if recovered else status_style("failed").colour
+        colour = status_style("pending" if recovered else "failed").colour
         for entry in history:
             label = "recovered" if recovered else "error"
             items.append(
