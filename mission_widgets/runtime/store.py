@@ -131,6 +131,7 @@ class MissionStore(StoreRequestsAndHistory):
         self._root, self.reason = resolve_root(path)
         self._db = os.path.join(self._root, DB_NAME)
         self._local = threading.local()
+        self._root_path: Path | None = None
         prepare_root(self._root, create=create)
         self._ensure_schema()
 
@@ -228,9 +229,11 @@ class MissionStore(StoreRequestsAndHistory):
 
     @property
     def root(self) -> Path:
-        import pathlib
+        if self._root_path is None:  # built on first use: workers never import pathlib
+            import pathlib
 
-        return pathlib.Path(self._root)
+            self._root_path = pathlib.Path(self._root)
+        return self._root_path
 
     @property
     def db_path(self) -> Path:
