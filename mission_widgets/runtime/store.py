@@ -536,9 +536,9 @@ class MissionStore(StoreRequestsAndHistory):
         where = {
             None: " ORDER BY rowid",
             True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
-            # "+rowid": sort the few unfinished rows found by their partial index, rather
-            # than scan the whole table in rowid order.
-            False: " WHERE finished_at IS NULL ORDER BY +rowid",
+            # Found by a partial index whose keys are all NULL: its entries are in rowid
+            # order, so a store of finished missions costs nothing here and no sort is made.
+            False: " WHERE finished_at IS NULL ORDER BY rowid",
         }
         cur = self._connect().execute(
             f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
