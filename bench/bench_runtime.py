@@ -54,7 +54,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 # Workers must import the executors by reference: bench/ on sys.path is handed to them
-# through PYTHONPATH by the subprocess backend (runtime.backends.worker_environment).
+# through PYTHONPATH by the subprocess backend (runtime.subprocess_backend.worker_environment).
 sys.path.insert(0, str(BENCH_DIR))
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(1, str(REPO_DIR))
@@ -62,13 +62,13 @@ if str(REPO_DIR) not in sys.path:
 import bench_tasks  # noqa: E402
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep  # noqa: E402
-from mission_widgets.runtime.backends import worker_environment  # noqa: E402
 from mission_widgets.runtime.payload import (  # noqa: E402
     build_payload,
     dumps_payload,
     write_payload,
 )
 from mission_widgets.runtime.store import STATUS_COLUMNS, MissionStore  # noqa: E402
+from mission_widgets.runtime.subprocess_backend import worker_environment  # noqa: E402
 
 CLOUDPICKLE_CMD = [sys.executable, "-c", "import cloudpickle"]
 

@@ -294,15 +294,21 @@ class OverallView(NamedTuple):
 
 
 def overall_view(
-    counts: Mapping[str, int], now: float, since: tuple[float, int] | None = None
+    counts: Mapping[str, int],
+    now: float,
+    since: tuple[float, int] | None = None,
+    in_flight: int = 0,
 ) -> OverallView:
     """The :class:`OverallView` of missions counted by status, at time ``now``.
 
     ``since`` is ``(time, ended count)`` when the watcher began to track (the panel keeps
-    it); the rate is what ended since then over the time since then.
+    it); the rate is what ended since then over the time since then. ``in_flight`` counts
+    missions whose status is a final one but which have not ended (flagged stalled while
+    their worker runs, or waiting for a person).
     """
     total = sum(int(n) for n in counts.values())
-    ended = sum(int(n) for status, n in counts.items() if status in FINISHED_STATUSES)
+    finished = sum(int(n) for status, n in counts.items() if status in FINISHED_STATUSES)
+    ended = max(finished - int(in_flight), 0)
     rate = None
     if since is not None:
         spent = float(now) - float(since[0])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import describe_error
 from .backend import Backend, CannotStopHere, Row
 from .decisions import StoreDecisionSource
+from .payload import MissionNotPicklableError, build_payload, dumps_payload, write_payload
 from .processes import find_process, process_start_time
 from .worker import StoreSink, end_row
 
@@ -50,6 +51,16 @@ class ThreadBackend(Backend):
     name = "thread"
     runs_in_kernel = True
 
+    def check(self, mission: Mission) -> None:
+        # Saved when it can be, so a queue left by a kernel that exits can be adopted by the
+        # next one; a mission that cannot be pickled still runs here (that is what threads
+        # are for), and is ended with that reason if its kernel exits before it starts.
+        try:
+            data = dumps_payload(build_payload(mission))
+        except MissionNotPicklableError:
+            return
+        write_payload(self.store.mission_file(mission.id), data)
+
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
         sink = StoreSink(self.store, mission)
         mission.decision_source = StoreDecisionSource(self.store, mission)
@@ -75,7 +86,8 @@ class ThreadBackend(Backend):
         try:
             mission.run()
         except BaseException as exc:
-            # thread has nobody to pass them to; the mission ends with what they are.
+            # SystemExit, KeyboardInterrupt too: a thread has nobody to pass them to; the
+            # mission ends with what they are.
             error = describe_error(exc)
         try:
             # Also after a clean run: a sink that failed on mission_done (a result that
@@ -121,7 +133,8 @@ class ThreadBackend(Backend):
                 return  # its thread has already ended
             raise CannotStopHere(self._not_here(row))
         run.mission.request_cancel()
-        run.thread.join(grace)
+        if run.thread.ident is not None:  # not between launch()'s bookkeeping and its start
+            run.thread.join(grace)
 
     def exit_reason(self, row: Row) -> str:
         if _run_of(row["id"]) is not None or self._in_this_process(row):

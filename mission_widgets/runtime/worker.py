@@ -196,7 +196,8 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
             checkpoint_path=store.path_of("checkpoint", mission_id),
         )
     except BaseException as exc:
-        # mission ends with what they are, not as a worker that died without a word.
+        # SystemExit, KeyboardInterrupt too: the mission ends with what they are, not as a
+        # worker that died without a word.
         error = describe_error(exc)
     finally:
         heartbeat.stop()

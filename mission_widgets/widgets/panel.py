@@ -26,10 +26,10 @@ import ipywidgets as W
 from ..core.errors import describe_error
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.progress import (
+    FINISHED_STATUSES,
     SEVERITY,
     MissionView,
     OverallView,
-    format_counts,
     format_overall,
     mission_view,
     overall_view,
@@ -43,16 +43,16 @@ from .static import decision_html, details_html, snapshot_html, summary_html
 MIN_REFRESH_INTERVAL = 0.25
 #: Row orders the panel offers: (label, key).
 SORT_ORDERS = (("newest first", "newest"), ("oldest first", "oldest"), ("worst first", "status"))
-#: A saved notebook's snapshot is rewritten at most this often while missions run (seconds).
-SNAPSHOT_EVERY_SECS = 1.0
 
 
-class _Refresher:
-    """What keeps one orchestrator's open panels current: it redraws them when the
-    orchestrator reports a change (``orch.subscribe``), and while missions are in flight a
-    thread calls ``reconcile()`` every ``reconcile_every_secs`` with the panels' stall
-    thresholds (a silent worker changes nothing, so no change would ever report it). An
-    orchestrator without a watcher of its own is also polled by that thread."""
+class _StallClock:
+    """What keeps one orchestrator's open panels current, shared by them.
+
+    The panels redraw when the orchestrator reports a change (``orch.subscribe``, from its
+    watcher thread). A silent worker changes nothing, though, so while missions are in
+    flight a thread of this clock calls ``reconcile()`` every ``reconcile_every_secs`` with
+    the panels' stall thresholds; it stops when nothing runs or no panel refreshes.
+    """
 
     _by_orchestrator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
@@ -63,22 +63,19 @@ class _Refresher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._last_reconcile = 0.0
-        # Held while polling and while a panel cancels: a poll in the middle of a cancel saw
-        # the stopped worker as "exited unexpectedly" and failed the mission.
-        self.polling = threading.RLock()
-        subscribe = getattr(orchestrator, "subscribe", None)
-        self.watched = subscribe is not None  # the orchestrator refreshes its mirrors itself
-        (subscribe or orchestrator.add_listener)(self.on_change)
+        # Held while reconciling and while a panel cancels: a poll in the middle of a cancel
+        # saw the stopped worker as "exited unexpectedly" and failed the mission.
+        self.busy = threading.RLock()
+        orchestrator.subscribe(self.on_change)
 
     @classmethod
-    def of(cls, orchestrator: Any) -> _Refresher:
+    def of(cls, orchestrator: Any) -> _StallClock:
         with cls._registry_lock:
-            refresher = cls._by_orchestrator.get(orchestrator)
-            if refresher is None:
-                refresher = cls(orchestrator)
-                cls._by_orchestrator[orchestrator] = refresher
-            return refresher
+            clock = cls._by_orchestrator.get(orchestrator)
+            if clock is None:
+                clock = cls(orchestrator)
+                cls._by_orchestrator[orchestrator] = clock
+            return clock
 
     @property
     def running(self) -> bool:
@@ -99,56 +96,41 @@ class _Refresher:
         self.wake()
 
     def wake(self) -> None:
-        """Start the loop if it is not running, else make it refresh now."""
+        """Start the clock if it is not running, else make it look again now (a panel
+        closed, missions started)."""
         with self._lock:
-            if not self._active_panels():
-                return
             if self.running:
                 self._wake.set()
                 return
+            if not self._active_panels():
+                return
             self._thread = threading.Thread(
-                target=self._loop, name="mission-panel-refresh", daemon=True
+                target=self._loop, name="mission-panel-stall-clock", daemon=True
             )
             self._thread.start()
-
-    def _busy(self) -> bool:
-        return self.orchestrator.active
 
     def _loop(self) -> None:
         while True:
             panels = self._active_panels()
-            if not panels:
-                break
-            self.tick(panels)
-            interval = max(MIN_REFRESH_INTERVAL, min(p.refresh_interval for p in panels))
             with self._lock:
-                if not self._busy() and not self._wake.is_set():
+                if not panels or not self.orchestrator.active:
                     self._thread = None
                     return
-            self._wake.wait(interval)
-            self._wake.clear()
-        with self._lock:
-            self._thread = None
+            every = max(MIN_REFRESH_INTERVAL, min(p.reconcile_every_secs for p in panels))
+            if self._wake.wait(every):
+                self._wake.clear()
+                continue
+            self.tick(panels)
 
     def tick(self, panels: list[MissionPanel]) -> None:
-        """One refresh: poll, maybe reconcile, redraw."""
-        with self.polling:
-            self._poll(panels)
-        for panel in panels:
-            panel.redraw()
-
-    def _poll(self, panels: list[MissionPanel]) -> None:
+        """Flag stalled missions with the panels' thresholds (the orchestrator's watcher
+        then reports the change, which redraws)."""
         try:
-            if not self.watched:
-                self.orchestrator.poll_async()
-            now = time.monotonic()
-            reconcile_every = min(p.reconcile_every_secs for p in panels)
-            if now - self._last_reconcile >= reconcile_every:
-                self._last_reconcile = now
+            with self.busy:
                 panels[0].reconcile()
-        except Exception as exc:  # a store hiccup must not kill the loop
+        except Exception as exc:  # a store hiccup must not stop the clock
             for panel in panels:
-                panel.show_error(f"refresh failed: {describe_error(exc)}")
+                panel.show_error(f"stall check failed: {describe_error(exc)}")
 
 
 def guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -179,6 +161,12 @@ class MissionPanel(W.VBox):
     ``page_size`` rows per page (widgets exist only for them), newest first by default
     (``sort="oldest"`` / ``"status"``); the panel follows missions that are submitted or
     start onto the visible page, and keeps its place when the user pages.
+
+    The panel redraws when the orchestrator reports a change. ``no_progress_secs``,
+    ``heartbeat_timeout_secs`` and ``stall_threshold_secs`` are the stall thresholds it
+    reconciles with every ``reconcile_every_secs`` while missions run (``auto_refresh=False``:
+    only on Poll); ``refresh_interval`` is how often the static snapshot a saved notebook
+    keeps is rewritten while missions run; ``log_lines`` the log tail in the details.
     """
 
     def __init__(
@@ -331,7 +319,7 @@ class MissionPanel(W.VBox):
         self._update_submit_state()
         self.redraw()
         self.auto_refresh = auto_refresh
-        self._refresher = _Refresher.of(orchestrator)
+        self._refresher = _StallClock.of(orchestrator)
         self._refresher.panels.add(self)
         self._refresher.wake()
 
@@ -381,22 +369,17 @@ class MissionPanel(W.VBox):
         self._place(ids)
         start = self.page * self.page_size
         now = time.time()
-        views = [self._view(i, now) for i in ids[start : start + self.page_size]]
+        views = [
+            mission_view(self.orchestrator.get(i), now) for i in ids[start : start + self.page_size]
+        ]
         self._views = {view.mission_id: view for view in views}
         return views, page_count(len(ids), self.page_size)
-
-    def _view(self, mission_id: str, now: float) -> MissionView:
-        view = mission_view(self.orchestrator.get(mission_id), now)
-        # The orchestrator knows which step waits for a person (its mirror of the events).
-        waiting_on = getattr(self.orchestrator, "waiting_on", None)
-        if callable(waiting_on):
-            view = view._replace(waiting_on=waiting_on(mission_id))
-        return view
 
     def _overall(self, counts: dict[str, int]) -> OverallView:
         """The overall view; the rate counts from when the panel first saw work."""
         now = time.time()
-        view = overall_view(counts, now, self._since)
+        in_flight = sum(1 for m in self.orchestrator.running if m.status in FINISHED_STATUSES)
+        view = overall_view(counts, now, self._since, in_flight)
         if view.ended == view.total:
             self._since = None
         elif self._since is None:
@@ -546,7 +529,7 @@ class MissionPanel(W.VBox):
 
     @guarded
     def _cancel(self, button: W.Button | None, mission_id: str) -> None:
-        with self._refresher.polling:
+        with self._refresher.busy:
             cancelled = self.orchestrator.cancel(mission_id)
         if cancelled:
             self.show_info(f"cancelled {mission_id}")
@@ -620,14 +603,14 @@ class MissionPanel(W.VBox):
         force: bool = False,
     ) -> None:
         """Rewrite the displayed snapshot (through its display id), at most every
-        :data:`SNAPSHOT_EVERY_SECS` while missions run, at once when they have all ended."""
+        ``refresh_interval`` seconds while missions run, at once when they have all ended."""
         if self._display_id is None:
             return
         text = self._snapshot(views, counts, overall)
         sent, at = self._snapshot_sent
         now = time.monotonic()
         settled = overall.ended == overall.total
-        if text == sent or not (force or settled or now - at >= SNAPSHOT_EVERY_SECS):
+        if text == sent or not (force or settled or now - at >= self.refresh_interval):
             return
         from IPython.display import update_display
 
@@ -646,9 +629,8 @@ class MissionPanel(W.VBox):
 
     def _text_summary(self) -> str:
         """What a viewer with neither widgets nor HTML shows (the widget's repr is a
-        screenful of traits)."""
-        counts = self.orchestrator.counts()
-        return f"MissionPanel: {format_overall(self._overall(counts))} ({format_counts(counts)})"
+        screenful of traits). No figures: this output is never updated, the snapshot is."""
+        return f"MissionPanel of the missions in {self.orchestrator.store.root}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
@@ -680,8 +662,7 @@ class MissionPanel(W.VBox):
 
     @property
     def refreshing(self) -> bool:
-        """Whether the panel's thread (reconcile, and polling where the orchestrator has no
-        watcher) is running."""
+        """Whether the panel's stall clock is running (while missions are in flight)."""
         return self._refresher.running
 
     def close(self) -> None:

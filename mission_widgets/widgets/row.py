@@ -64,7 +64,7 @@ def status_html(status: str) -> str:
 def note_html(view: MissionView) -> str:
     """What the row says inline: the stall badge, the waiting step, the error's first line."""
     parts = []
-    if view.stall_badge:
+    if view.stall_badge and not view.waiting_on:  # waiting for a person is said below
         parts.append(
             '<span class="mission-widgets-stall" style="background:{c};color:white;'
             'padding:0 6px;border-radius:8px">{g} stalled: {t}</span>'.format(

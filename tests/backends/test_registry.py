@@ -23,7 +23,6 @@ RUNTIME_MODULES = [
     "mission_widgets.runtime.registry",
     "mission_widgets.runtime.thread_backend",
     "mission_widgets.runtime.subprocess_backend",
-    "mission_widgets.runtime.backends",
     "mission_widgets.runtime.worker",
 ]
 
@@ -89,3 +88,13 @@ def test_making_local_backends_loads_no_dask(tmp_path):
         "print(any(m.startswith(('distributed', 'dask')) for m in sys.modules))"
     )
     assert out.strip() == "False"
+
+
+def test_the_dask_backend_imports_first_and_is_found_by_name():
+    """No cycle: the Dask kernel side imports alone, and the registry hands out its class."""
+    out = run_python(
+        "import mission_widgets.runtime.dask_kernel as kernel\n"
+        "from mission_widgets.runtime.registry import backend_class\n"
+        "print(backend_class('dask') is kernel.DaskBackend)"
+    )
+    assert out.strip() == "True"

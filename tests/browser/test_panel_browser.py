@@ -78,6 +78,18 @@ def stuck_quietly(task, session, context):
 def crashes(task, session, context):
     raise RuntimeError("the tool crashed")
 
+def shaky(task, session, context):
+    raise RuntimeError("the shaky tool broke")
+
+def finish(task, session, context):
+    return "finished"
+
+ASKS = Mission("Ask a person", steps=[MissionStep("shaky", "call the shaky tool", executor=shaky,
+                                                  max_retries=0),
+                                      MissionStep("after", "wrap up", executor=finish,
+                                                  depends_on=["shaky"])],
+               stall_policy={{"on_max_retries": "ask"}})
+
 def one_step(goal, executor):
     return Mission(goal, steps=[MissionStep("work", goal, executor=executor, max_retries=0)],
                    stall_policy={{"on_max_retries": "abort"}})
@@ -94,6 +106,7 @@ START = """\
 for goal, executor in [("Grow step by step", grows), ("Keep going until cancelled", keeps_going),
                        ("Get stuck quietly", stuck_quietly), ("Crash the tool", crashes)]:
     orch.run_async(one_step(goal, executor))
+orch.run_async(ASKS)
 """
 
 
@@ -154,7 +167,7 @@ def page(lab, browser, markers, ui):
         open_notebook(page, lab, name, ui=ui)
         run_all_cells(page)
         expect(page.locator(PANEL)).to_be_visible()
-        expect(page.locator(f"{ROW}:visible")).to_have_count(4)
+        expect(page.locator(f"{ROW}:visible")).to_have_count(5)
         save_artifact(page, f"{ui}-started.png")
         # The notebook's kernel is this venv's interpreter (the kernelspec in JUPYTER_PATH).
         commands = [cmd[:3] for cmd in lab.kernel_commands()]
@@ -270,6 +283,23 @@ def test_a_failed_mission_is_danger_with_its_error_in_the_details(page, screensh
     expect(mission).to_contain_text("Log (tail)")
 
 
+def test_a_person_answers_a_waiting_mission_from_its_row(page, ui, screenshot):
+    from playwright.sync_api import expect
+
+    screenshot(page)
+    mission = row(page, "Ask a person")
+    expect(mission).to_contain_text("waiting for you")
+    decision = mission.locator(".mission-widgets-decision")
+    expect(decision).to_contain_text("call the shaky tool")
+    expect(decision).to_contain_text("the shaky tool broke")
+    decision.locator("button.jupyter-button", has_text="Explain").click()
+    expect(mission.locator(".mission-widgets-explanation")).to_be_visible()
+    save_artifact(page, f"{ui}-decision.png")
+    decision.locator("button.jupyter-button", has_text="Skip").click()
+    expect(mission).to_contain_text("\u2714 succeeded")
+    expect(decision).to_be_hidden()
+
+
 def test_enter_submits_and_the_newest_mission_is_on_top(page, ui, screenshot):
     from playwright.sync_api import expect
 
@@ -280,7 +310,7 @@ def test_enter_submits_and_the_newest_mission_is_on_top(page, ui, screenshot):
     expect(page.locator(ROW).first).to_contain_text("Typed then Enter")
     expect(row(page, "Typed then Enter")).to_contain_text("\u2714 succeeded")
     expect(goal).to_have_value("")
-    expect(page.locator(PANEL)).to_contain_text(re.compile(r"\d+/5 ended"))
+    expect(page.locator(PANEL)).to_contain_text(re.compile(r"\d+/6 ended"))
     save_artifact(page, f"{ui}-after-enter.png")
 
 

@@ -77,6 +77,29 @@ def test_kill_9_of_a_kernel_with_running_and_queued_missions(
     )
 
 
+def test_kill_9_of_a_kernel_running_missions_on_threads(orchestrators, store_dir, marks, kernels):
+    kernel, ids = start_kernel(TESTS_DIR, store_dir, marks, n=3, max_concurrent=2, backend="thread")
+    kernels.append(kernel)
+    started_pids(marks, 2)
+    kernel.kill()  # its threads die with it; its queue is left behind
+    kernel.wait(10)
+    touch(marks / "gate")
+    orch = orchestrators(max_concurrent=2, backend="thread")
+    orch.start_queued()
+    all_ended(orch, store_dir, ids)
+    rows = MissionStore(store_dir).rows_by_id(ids)
+    ran_in_kernel = [i for i in ids if rows[i]["pid"] == kernel.pid]
+    assert len(ran_in_kernel) == 2
+    for mission_id in ran_in_kernel:
+        assert rows[mission_id]["status"] == "failed"
+        assert f"the kernel (pid {kernel.pid})" in rows[mission_id]["error"]
+    (queued,) = set(ids) - set(ran_in_kernel)
+    assert rows[queued]["status"] == "succeeded", rows[queued]["error"]
+    record_fault(
+        "kill -9 of a kernel running 2 missions on threads (1 queued)", ids, tally(store_dir, ids)
+    )
+
+
 def test_kill_9_of_workers(orchestrators, store_dir, marks):
     orch = orchestrators(max_concurrent=3)
     missions = [gated(marks, i) for i in range(3)]

@@ -24,7 +24,7 @@ from support.runtime import (
     wait_for,
 )
 
-from mission_widgets.runtime.backends import worker_environment
+from mission_widgets.runtime.subprocess_backend import worker_environment
 
 
 def start_gated(orch, tmp_path, names, gate):

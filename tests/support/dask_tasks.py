@@ -102,6 +102,17 @@ async def async_upper(task: str, session: Any, context: str | None) -> str:
     return f"{task.upper()} on {type(loop).__name__}"
 
 
+class AsyncPlanner:
+    """A model whose ``generate`` is a coroutine: plans every goal into two steps."""
+
+    async def generate(self, prompt: str) -> str:
+        await asyncio.sleep(0.01)
+        return (
+            '[{"id": "s1", "description": "first", "can_parallel": false, "depends_on": []},'
+            ' {"id": "s2", "description": "second", "can_parallel": false, "depends_on": ["s1"]}]'
+        )
+
+
 class HeavyModules:
     """Returns the heavy modules loaded in the process running the step (should be none)."""
 

@@ -372,6 +372,8 @@ def test_a_mission_waiting_for_a_person_asks_in_its_row_and_the_buttons_answer(
     wait_for_the_question(panel, mission)
     row = row_of(panel, mission.id)
     assert "waiting for you" in row.note.value and "shaky" in row.note.value
+    assert "mission-widgets-stall" not in row.note.value  # said once, as the question
+    assert panel.overall.value.startswith("0/1 ended")  # waiting is not over
     assert "Step shaky" in row.decision.value
     assert "call the shaky tool" in row.decision.value
     assert "boom in call the shaky tool" in row.decision.value  # its last errors
@@ -402,3 +404,20 @@ def test_abort_from_the_row_fails_the_waiting_mission(orchestrators, panels):
     settle(panel, lambda: mission.status == "failed", "the aborted mission to fail")
     assert row.bar.bar_style == "danger"
     assert row.decision_box.layout.display == "none"
+
+
+def test_clear_finished_forgets_ended_missions_and_keeps_the_others(
+    orchestrators, panels, tmp_path
+):
+    orch = orchestrators()
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    done = orch.run_async(one_step("ends quickly", quick))
+    waiting = orch.run_async(one_step("still waiting", wait_for_file, f"wait {tmp_path / 'x'}"))
+    settle(panel, lambda: done.mission.status == "succeeded", "the quick mission to end")
+    panel.clear_button.click()
+    assert "cleared 1 finished" in panel.message.value
+    shown = [r.mission_id for r in panel.rows_box.children]
+    assert shown == [waiting.mission_id]
+    assert panel.overall.value.startswith("0/1 ended")
+    orch.cancel(waiting.mission_id)

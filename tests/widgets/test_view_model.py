@@ -24,6 +24,8 @@ def test_overall_is_ended_over_total_in_the_style_of_the_worst_state():
     assert pg.overall_view({"running": 1, "succeeded": 3}, NOW).status == "running"
     assert pg.overall_view({"succeeded": 3}, NOW).style.bar_style == "success"
     assert pg.overall_view({"stalled": 1, "cancelled": 2}, NOW).status == "stalled"
+    # Flagged stalled or waiting for a person: counted as stalled, not as ended.
+    assert pg.overall_view({"stalled": 2, "succeeded": 1}, NOW, in_flight=1).ended == 2
     empty = pg.overall_view({}, NOW)
     assert (empty.total, empty.fraction, empty.status) == (0, 0.0, None)
 
