@@ -26,6 +26,7 @@ from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
 
 if TYPE_CHECKING:
+    from .finished import FinishedMirrors
     from .handles import AsyncHandle
     from .runtime.backend import Backend, Row
 
@@ -42,7 +43,8 @@ class MissionControl:
     cancel_grace_secs: float
     pending_queue: list[Mission]
     running: list[Mission]
-    completed: list[Mission]
+    completed: FinishedMirrors
+    _order: dict[str, None]
     async_handles: dict[str, AsyncHandle]
     _lock: threading.RLock
     _missions: dict[str, Mission]
@@ -166,6 +168,9 @@ class MissionControl:
                 done = self.store.finish_if_unfinished(
                     mission_id, MissionStatus.CANCELLED, "cancelled by user"
                 )
+                ended = self.store.row(mission_id)
+                if done is None and ended is not None and ended["status"] == "cancelled":
+                    done = "stopped"  # its own last event said so (a Dask worker's does)
             finally:
                 self._cancelling.discard(mission_id)
         elif not queued:
@@ -308,9 +313,9 @@ class MissionControl:
                 ids=None if ids is None else list(ids),
             )
             for mission_id in removed:
-                mission = self._missions.pop(mission_id, None)
-                if mission in self.completed:
-                    self.completed.remove(mission)
+                self._missions.pop(mission_id, None)
+                self._order.pop(mission_id, None)
+                self.completed.discard(mission_id)
                 self.async_handles.pop(mission_id, None)
                 self._replayed.pop(mission_id, None)
                 self._backend_of.pop(mission_id, None)

@@ -173,3 +173,28 @@ def test_model_precedence_and_a_missing_model_refused_at_start(orchestrators, st
     assert bare.run_all(model=EchoModel()) == [later]
     assert later.status == "succeeded" and later.steps[0].result == "model answer"
     assert time.monotonic() - began < 30
+
+
+def test_attaching_builds_finished_mirrors_only_when_read(orchestrators, store_dir):
+    """15.4/15.5: a new orchestrator knows finished missions by id and status; their events
+    and final state are read when a mission is first asked for."""
+    first = orchestrators(2)
+    missions = [one_step(f"done {i}", echo) for i in range(3)]
+    for mission in missions:
+        first.submit(mission)
+    first.run_all()
+    first.close()
+
+    fresh = orchestrators(2)
+
+    assert len(fresh.completed) == 3
+    assert all(fresh.completed.loaded(m.id) is None for m in missions)  # nothing built yet
+    assert fresh.counts()["succeeded"] == 3
+    assert list(fresh.missions) == [m.id for m in missions]  # submission order
+    assert all(fresh.completed.loaded(m.id) is None for m in missions)
+    mirror = fresh.get(missions[1].id)  # built now, from the store
+    assert fresh.completed.loaded(missions[1].id) is mirror
+    assert mirror.status == "succeeded" and mirror.steps[0].result == "did: work of done 1"
+    assert fresh.completed.loaded(missions[0].id) is None
+    assert [m.id for m in fresh.completed] == [m.id for m in missions]
+    assert mirror in fresh.completed and fresh.counts()["succeeded"] == 3
