@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .cancellation import is_queued
 from .core.errors import MissionError, describe_error
 from .core.events import make_event
 from .core.mission import MISSION_STATUSES, Mission
@@ -68,6 +69,7 @@ class StoreMirror:
         self._since_poll = PollResult()
         #: every mission id this orchestrator knows, in submission order.
         self._order: dict[str, None] = {}
+        self._owners_seen: dict[str, tuple[float, bool]] = {}
         self.completed = FinishedMirrors(self._load_finished)
         #: missions whose cancel is stopping their worker: its death is the cancel, not a crash.
         self._cancelling: set[str] = set()
@@ -88,12 +90,16 @@ class StoreMirror:
         finished ones by id and status only (built on first read: see finished.py)."""
         self._cursor = self.store.max_seq()
         unfinished = []
-        for row in self.store.rows(columns=("id", "status", "finished_at")):
+        # One sorted scan of the few columns that decide; full rows only for what is adopted.
+        columns = ("id", "status", "finished_at", "started_at", "pid", "owner")
+        for row in self.store.rows(columns=columns):
             self._order[row["id"]] = None  # submission order, for every mission
-            if row["finished_at"] is None:
+            if row["finished_at"] is not None:
+                self.completed.add_unloaded(row["id"], row["status"])
+            elif not (is_queued(row) and self._owner_alive(row["owner"])):
                 unfinished.append(row["id"])
             else:
-                self.completed.add_unloaded(row["id"], row["status"])
+                del self._order[row["id"]]  # another live orchestrator's queue is not ours
         for row in self.store.rows_by_id(unfinished).values():
             try:
                 self._adopt_row(row)
@@ -104,9 +110,18 @@ class StoreMirror:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-        for mission_id in unfinished:  # another live orchestrator's queue is not ours
+        for mission_id in unfinished:  # adopted by another orchestrator meanwhile
             if mission_id not in self._missions and not self.completed.has(mission_id):
                 self._order.pop(mission_id, None)
+
+    def _owner_alive(self, owner: str | None) -> bool:
+        """owner_alive, remembered for a second (attaching to 10,000 queued missions of
+        one live kernel asks about the same owner 10,000 times)."""
+        now = time.monotonic()
+        known = self._owners_seen.get(owner or "")
+        if known is None or now - known[0] > 1.0:
+            known = self._owners_seen[owner or ""] = (now, owner_alive(owner))
+        return known[1]
 
     def _know(self, mission: Mission) -> None:
         self._missions[mission.id] = mission
@@ -119,8 +134,8 @@ class StoreMirror:
         status = row["status"]
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
-        if status == "pending" and row["started_at"] is None and row["pid"] is None:
-            if owner_alive(row["owner"]):
+        if is_queued(row):
+            if self._owner_alive(row["owner"]):
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
                 return  # another orchestrator adopted this dead owner's mission first

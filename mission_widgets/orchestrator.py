@@ -288,10 +288,6 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         returns the function that unsubscribes it."""
         return self._subscribers.subscribe(callback)
 
-    def add_listener(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """``subscribe`` for a callback that takes no argument (the panel's, until it moves)."""
-        return self.subscribe(lambda change: callback())
-
     def _changed(self, change: PollResult | None = None) -> None:
         self._subscribers.notify(change if change is not None else PollResult())
 

@@ -137,8 +137,10 @@ def decode_model(value: Any, source: str) -> Any:
 
 
 def large_dir(path: str) -> str:
-    """Where the large values of the checkpoint or save file ``path`` live."""
-    return path + ".large"
+    """Where the large values of the checkpoint or save file ``path`` live: beside it, named
+    after its stem (``checkpoints/<id>.json`` -> ``checkpoints/<id>.large/``, which the
+    store's prune removes with the mission)."""
+    return os.path.splitext(path)[0] + ".large"
 
 
 def journal_path(path: str) -> str:
@@ -436,10 +438,16 @@ class Checkpointer:
             self._failed(exc)
             return
         self.lines_since_full = 0
-        if self._handle is not None:  # its lines are in the full write now
-            self._handle.close()
-            self._handle = None
+        self._close_journal()  # its lines are in the full write now
         _remove(self.journal)
+
+    def _close_journal(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as exc:  # a full disk refuses the buffered rest of a line
+                self._failed(exc)
 
     def step_finished(self, step: MissionStep) -> None:
         """Record one step's state: a journal line, or now and then a full write."""
@@ -464,6 +472,4 @@ class Checkpointer:
     def close(self) -> None:
         """The run ended: a last full write (which drops the journal)."""
         self.save_full()
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self._close_journal()

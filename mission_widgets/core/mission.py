@@ -186,7 +186,7 @@ class Mission:
         self.created_at = time.time()
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        #: When set, the mission saves itself there after every finished step.
+        #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
         #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
         self.stall_reason: str | None = None

@@ -99,7 +99,7 @@ class MissionRow(W.VBox):
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=fixed("150px"))
         self.steps = W.Label(layout=fixed("64px"))
         self.times = W.Label(layout=fixed("118px"))
-        self.note = W.HTML(layout=W.Layout(flex="1.5 1 0", min_width="0", overflow="hidden"))
+        self.note = W.HTML(layout=W.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
         self.cancel_button = W.Button(
             description="Cancel", tooltip="Stop this mission", layout=fixed("76px")
         )

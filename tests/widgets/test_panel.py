@@ -422,3 +422,20 @@ def test_clear_finished_forgets_ended_missions_and_keeps_the_others(
     assert shown == [waiting.mission_id]
     assert panel.overall.value.startswith("0/1 ended")
     orch.cancel(waiting.mission_id)
+
+
+def test_worst_first_sort_and_the_goal_tooltip(orchestrators, panels):
+    orch = orchestrators(backend="thread", model="demo:fast")
+    long_goal = ("A goal long enough to be cut on one line " * 5).strip()
+    first, second, third = (Mission(goal) for goal in ("first", long_goal, "third"))
+    for mission in (first, second, third):
+        orch.submit(mission)
+    orch.cancel(first.id)  # cancelled before it started
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    assert [r.mission_id for r in panel.rows] == [third.id, second.id, first.id]
+    panel.sort.value = "status"
+    assert [r.mission_id for r in panel.rows] == [first.id, third.id, second.id]
+    goal_cell = row_of(panel, second.id).goal.value
+    assert f'title="{long_goal}"' in goal_cell  # the full goal as a tooltip
+    assert "white-space:nowrap" in goal_cell and "text-overflow:ellipsis" in goal_cell
