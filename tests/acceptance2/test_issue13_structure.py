@@ -346,3 +346,22 @@ def test_mypy_is_clean():
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_backends_sit_behind_a_base_and_a_registry_and_dask_is_split_by_side():
+    found = modules()
+    graph = import_graph()
+    assert (
+        "mission_widgets.runtime.backend" in found and "mission_widgets.runtime.registry" in found
+    )
+    assert "mission_widgets.runtime.dask_backend" not in found  # the 1,213-line module is gone
+    # The worker side never needs the kernel side (it runs on Dask workers, far from the store).
+    worker_side = graph["mission_widgets.runtime.dask_worker"]
+    assert not worker_side & {
+        "mission_widgets.runtime.dask_kernel",
+        "mission_widgets.runtime.dask_ingest",
+    }
+    # The base knows no concrete backend; the registry finds them (Dask lazily).
+    base = graph["mission_widgets.runtime.backend"]
+    assert not {t for t in base if t.endswith(("_backend", "dask_kernel", "registry"))}
+    assert "mission_widgets.runtime.dask_kernel" not in graph["mission_widgets.runtime.registry"]
