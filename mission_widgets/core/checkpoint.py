@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Mapping
 
-from .errors import CheckpointError, MissionValidationError, describe_error
+from .errors import CheckpointError, CheckpointIdError, MissionValidationError, describe_error
 from .ids import validate_mission_id
 from .jsonio import read_json_file, write_json_atomic
 from .planning import validate_dag
@@ -243,7 +243,7 @@ def _checked_id(value: Any, source: str) -> str:
     try:
         return validate_mission_id(value)
     except MissionValidationError as exc:
-        raise CheckpointError(f'{source}: invalid "id" {value!r}: {exc}') from None
+        raise CheckpointIdError(f'{source}: invalid "id" {value!r}: {exc}') from None
 
 
 def apply_state(

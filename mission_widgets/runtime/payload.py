@@ -11,7 +11,7 @@ import pickle
 
 from ..core.errors import MissionError
 from ..core.mission import Mission
-from ..core.models import _providers, _providers_lock, model_spec, split_spec
+from ..core.models import model_spec, provider_factory, split_spec
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -33,9 +33,9 @@ def build_payload(mission: Mission) -> dict[str, Any]:
     spec = model_spec(mission.model_for_run())
     if spec is not None:
         name, _ = split_spec(spec)
-        with _providers_lock:
-            if name not in BUILTIN_PROVIDERS and name in _providers:
-                providers[name] = _providers[name]
+        factory = provider_factory(name)
+        if name not in BUILTIN_PROVIDERS and factory is not None:
+            providers[name] = factory
     return {"version": PAYLOAD_VERSION, "mission": mission, "providers": providers}
 
 
