@@ -345,7 +345,11 @@ class MissionPanel(W.VBox):
         visible = tuple(self.rows[: len(views)])
         if self.rows_box.children != visible:
             self.rows_box.children = visible
-        return sum(row.bind(view, not view.finished) for row, view in zip(self.rows, views))
+        # Cancel shows only where the backend that runs a mission can still stop it.
+        cancellable = self.orchestrator.cancellable(v.mission_id for v in views if not v.finished)
+        return sum(
+            row.bind(view, view.mission_id in cancellable) for row, view in zip(self.rows, views)
+        )
 
     def show_error(self, text: str) -> None:
         colour = status_style("failed").colour
