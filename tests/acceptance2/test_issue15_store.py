@@ -166,6 +166,31 @@ def test_a_path_as_mission_id_is_refused_everywhere_and_nothing_is_written(
     assert not os.path.exists("/tmp/abs-mission.pkl")
 
 
+def test_a_store_row_with_a_path_as_id_is_refused_on_attach_and_writes_nothing(
+    tmp_path, orchestrators
+):
+    """Ids entering from store rows (a database written by something else) are checked too:
+    the row is named in a warning, no file is made from it, the store stays usable."""
+    import sqlite3
+    import time
+
+    root = tmp_path / "store"
+    orchestrators(1, store=root).close()
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        conn.execute(
+            "INSERT INTO missions (id, goal, status, submitted_at) VALUES (?, 'g', 'pending', ?)",
+            ("../../evil", time.time()),
+        )
+    conn.close()
+    with pytest.warns(RuntimeWarning, match=r"\.\./\.\./evil"):
+        orch = orchestrators(1, store=root, backend="thread")
+    mission = Mission("fine", steps=[MissionStep("s", "s", executor=lambda t, s, c: 1)])
+    assert orch.run_async(mission).wait(timeout=60).status == "succeeded"
+    made = {p for p in every_path(tmp_path) if os.path.isfile(p)}
+    assert made and all(p.startswith(str(root) + os.sep) for p in made)
+    assert not any("evil" in os.path.basename(p) for p in made)
+
+
 @pytest.mark.parametrize("bad", [5, "../../escaped", "/etc/passwd"])
 def test_mission_load_of_a_file_with_a_bad_id_is_a_validation_error_naming_it(tmp_path, bad):
     path = tmp_path / "saved.json"
