@@ -365,3 +365,44 @@ def test_backends_sit_behind_a_base_and_a_registry_and_dask_is_split_by_side():
     base = graph["mission_widgets.runtime.backend"]
     assert not {t for t in base if t.endswith(("_backend", "dask_kernel", "registry"))}
     assert "mission_widgets.runtime.dask_kernel" not in graph["mission_widgets.runtime.registry"]
+
+
+def _warn_loops(tree: ast.AST) -> list[int]:
+    """Lines of ``for f in ...: try: f(...) except ...: warnings.warn(...)`` loops."""
+    lines = []
+    for loop in ast.walk(tree):
+        if not isinstance(loop, ast.For):
+            continue
+        items = {name.id for name in ast.walk(loop.target) if isinstance(name, ast.Name)}
+        for attempt in loop.body:
+            if not isinstance(attempt, ast.Try):
+                continue
+            calls_item = any(
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id in items
+                for stmt in attempt.body
+                for call in ast.walk(stmt)
+            )
+            warns = any(
+                isinstance(call, ast.Call) and ast.unparse(call.func).endswith("warnings.warn")
+                for handler in attempt.handlers
+                for call in ast.walk(handler)
+            )
+            if calls_item and warns:
+                lines.append(loop.lineno)
+    return lines
+
+
+def test_call_each_listener_and_warn_is_written_once():
+    sample = (
+        "for cb in cbs:\n    try:\n        cb(x)\n"
+        "    except Exception:\n        warnings.warn('x')\n"
+    )
+    assert _warn_loops(ast.parse(sample)) == [1]  # the reader finds one
+    found = {
+        str(p.relative_to(REPO)): lines
+        for p in PACKAGE.rglob("*.py")
+        if (lines := _warn_loops(ast.parse(p.read_text())))
+    }
+    assert set(found) == {"mission_widgets/core/listeners.py"}, found
