@@ -252,6 +252,9 @@ def test_a_large_result_is_summarised_in_status_and_the_panel_without_being_load
     orch = orchestrators(1)
     mission = Mission("big", steps=[MissionStep("huge", "make it big", executor=BigResult(BIG))])
     assert orch.run_async(mission).wait(timeout=120).status == "succeeded"
+    # Stored once: one file holds it; the database (rows, events, final states) does not.
+    big_files = [p for p in every_path(orch.store.root) if os.path.getsize(p) >= BIG]
+    assert len(big_files) == 1 and ".large" in big_files[0], big_files
     frame = orch.status().set_index("id")
     summary = frame.loc[mission.id, "result_summary"]
     assert "huge" in summary and f"{BIG + 2:,} bytes" in summary  # JSON quotes: 2 more
