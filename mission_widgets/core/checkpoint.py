@@ -177,6 +177,15 @@ def _encode_big(value: Any, home: str | None, name: str) -> tuple[Any, LargeValu
     return stored.reference(os.path.dirname(os.path.abspath(home))), stored
 
 
+def share_large_goal(mission: Mission, home: str) -> None:
+    """Write a goal over LARGE_VALUE_BYTES beside the checkpoint ``home`` now, so a pickle of
+    ``mission`` (a worker's payload) carries a reference to that one file, not a copy."""
+    goal = mission.stored_goal()
+    if isinstance(goal, str) and len(goal) > LARGE_VALUE_BYTES // 4:
+        _, stored = _encode_big(goal, home, "goal")
+        mission._goal_ref = stored
+
+
 def step_state(
     step: MissionStep, *, include_executor: bool = True, home: str | None = None
 ) -> dict[str, Any]:
@@ -214,7 +223,7 @@ def mission_state(
     """
     home = home or mission.checkpoint_path
     steps = mission.steps
-    goal, _ = _encode_big(mission.goal, home, "goal")
+    goal, _ = _encode_big(mission.stored_goal(), home, "goal")
     data: dict[str, Any] = {
         "format": MISSION_FORMAT,
         "version": 1,

@@ -114,6 +114,9 @@ class Mission:
     ``mission_done`` event's ``error_type`` naming the exception class.
     """
 
+    _goal: str | LargeValue
+    _goal_ref: LargeValue | None
+
     backoff_factor: float = 1.0
 
     def __init__(
@@ -543,6 +546,24 @@ class Mission:
         if writer is not None:
             writer.close()
 
+    # -- the goal: a large one may be held as a reference to its file (see share_large_goal) ----
+
+    @property
+    def goal(self) -> str:
+        value = self._goal
+        if isinstance(value, LargeValue):
+            value = self._goal = value.load()
+        return value
+
+    @goal.setter
+    def goal(self, value: str) -> None:
+        self._goal = value
+        self._goal_ref = None  # set by checkpoint.share_large_goal
+
+    def stored_goal(self) -> Any:
+        """The goal as held: a :class:`LargeValue` reference is not loaded."""
+        return self._goal
+
     # -- the id: a plain name wherever it is set (it becomes file names in a store) -----------
 
     @property
@@ -567,11 +588,16 @@ class Mission:
         ):
             state.pop(key, None)
         state["decision_source"] = None  # set by the runtime where the mission runs
+        ref = state.pop("_goal_ref", None)
+        if ref is not None:  # the large goal travels as a reference to its one file
+            state["_goal"] = ref
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # "id": pickled before it became a checked property; a pickle names files too
         state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
+        if "goal" in state:
+            state["_goal"] = state.pop("goal")
         self.__dict__.update(state)
         self._init_runtime_state()
 

@@ -594,14 +594,14 @@ class MissionStore(StoreRequestsAndHistory):
 
 
 def _row_goal(goal: str) -> str:
-    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the mission
-    file keeps the whole goal)."""
+    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the whole goal
+    is kept once, in a file beside the checkpoint)."""
     if len(goal) * 4 <= LARGE_VALUE_BYTES:  # the common case, without encoding the goal
         return goal
     size = len(goal.encode("utf-8", "replace"))
     if size <= LARGE_VALUE_BYTES:
         return goal
-    return f"{goal[:200]}... [goal of {size:,} bytes, kept in the mission file only]"
+    return f"{goal[:200]}... [goal of {size:,} bytes, kept in a file beside the checkpoint]"
 
 
 def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:

@@ -273,6 +273,22 @@ def test_a_large_result_is_summarised_in_status_and_the_panel_without_being_load
     assert step.result == "z" * BIG  # read when asked for
 
 
+def test_a_large_goal_is_stored_once_and_summarised_in_status(orchestrators):
+    from support.executors import noop
+
+    orch = orchestrators(1)
+    goal = "plan " + "g" * BIG
+    mission = Mission(goal, steps=[MissionStep("s", "s", executor=noop)])
+    done = orch.run_async(mission).wait(timeout=120)
+    assert done.status == "succeeded" and mission.goal == goal
+    big_files = [p for p in every_path(orch.store.root) if os.path.getsize(p) >= BIG]
+    assert len(big_files) == 1 and ".large" in big_files[0], big_files  # not in the payload too
+    shown = orch.status().set_index("id").loc[mission.id, "goal"]
+    assert shown.startswith("plan ggg") and f"{len(goal):,} bytes" in shown and len(shown) < 1000
+    resumed = Mission.load(orch.store.checkpoint_file(mission.id))
+    assert resumed.goal == goal  # read from its file when asked for
+
+
 ATTACH = """
 import os, sys
 opened = []
