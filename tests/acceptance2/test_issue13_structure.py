@@ -406,3 +406,19 @@ def test_call_each_listener_and_warn_is_written_once():
         if (lines := _warn_loops(ast.parse(p.read_text())))
     }
     assert set(found) == {"mission_widgets/core/listeners.py"}, found
+
+
+def test_statuses_are_str_enums_and_store_rows_are_typed_records():
+    import enum
+    import typing
+
+    from mission_widgets import MissionStatus, StepStatus
+    from mission_widgets.runtime.store import MissionStore
+    from mission_widgets.runtime.store_row import MissionRow
+
+    for kind in (MissionStatus, StepStatus):
+        assert issubclass(kind, str) and issubclass(kind, enum.Enum)
+        assert all(member == member.value and str(member) == member.value for member in kind)
+    assert typing.is_typeddict(MissionRow)
+    for method in (MissionStore.row, MissionStore.rows, MissionStore.rows_by_id):
+        assert "MissionRow" in str(method.__annotations__["return"]), method
