@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 
 import pytest
 from support.executors import BigResult
-from support.stores import child_env
+from support.stores import child_env, run_python
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep, MissionValidationError
 from mission_widgets.runtime.store import StoreError
@@ -79,6 +81,52 @@ def test_a_world_writable_store_whose_state_holds_a_pickle_is_refused_before_loa
     again = orchestrators(1, store=store_dir, backend="thread")
     again.get(mission.id).steps[0].result  # noqa: B018 - reading it unpickles it
     assert os.path.exists(marker)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
+)
+def test_another_user_opening_my_readable_store_is_refused_before_any_pickle_is_loaded(
+    orchestrators,
+):
+    """The second user of the issue, for real (setpriv): root's store, made readable to all
+    (0755 / 0644) with a queued mission whose payload runs code when unpickled, opened by
+    user nobody: StoreError naming the owner, and the payload never ran."""
+    top = tempfile.mkdtemp(prefix="mw-accept2-")
+    try:
+        os.chmod(top, 0o777)
+        root = os.path.join(top, "store")
+        marker = os.path.join(top, "pickle-ran")
+        orch = orchestrators(1, store=root)
+        orch.store.register("planted", "innocent", backend="subprocess", owner=None)
+        with open(orch.store.mission_file("planted"), "wb") as handle:
+            pickle.dump(RunsCode(marker), handle)
+        orch.close()
+        for path in every_path(root):
+            os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
+        done = run_python(
+            """
+            import sys
+            from mission_widgets import MissionOrchestrator
+            from mission_widgets.runtime.store import StoreError
+            try:
+                MissionOrchestrator(store=sys.argv[1], max_concurrent=1)
+            except StoreError as exc:
+                print("refused:", exc)
+            """,
+            root,
+            as_nobody=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("refused:") and "owned by" in done.stdout, done.stdout
+        assert not os.path.exists(marker)
+        # Control: the same code as root (the owner; files made private again) loads it.
+        for path in every_path(root):
+            os.chmod(path, 0o700 if os.path.isdir(path) else 0o600)
+        orchestrators(1, store=root).close()
+        assert os.path.exists(marker)
+    finally:
+        shutil.rmtree(top)
 
 
 def test_a_store_made_under_umask_0_by_real_workers_is_0700_with_every_file_0600(
