@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .cancellation import cancel_in_store
+from .cancellation import can_cancel, cancel_in_store
 from .core.errors import MissionError, describe_error
 from .core.events import make_event
 from .core.mission import MISSION_STATUSES, Mission
@@ -26,6 +26,7 @@ from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
 
 if TYPE_CHECKING:
+    from .finished import FinishedMirrors
     from .handles import AsyncHandle
     from .runtime.backend import Backend, Row
 
@@ -42,7 +43,8 @@ class MissionControl:
     cancel_grace_secs: float
     pending_queue: list[Mission]
     running: list[Mission]
-    completed: list[Mission]
+    completed: FinishedMirrors
+    _order: dict[str, None]
     async_handles: dict[str, AsyncHandle]
     _lock: threading.RLock
     _missions: dict[str, Mission]
@@ -166,6 +168,9 @@ class MissionControl:
                 done = self.store.finish_if_unfinished(
                     mission_id, MissionStatus.CANCELLED, "cancelled by user"
                 )
+                ended = self.store.row(mission_id)
+                if done is None and ended is not None and ended["status"] == "cancelled":
+                    done = "stopped"  # its own last event said so (a Dask worker's does)
             finally:
                 self._cancelling.discard(mission_id)
         elif not queued:
@@ -181,6 +186,22 @@ class MissionControl:
         if handle is not None:
             handle.settle()
         return queued or done is not None
+
+    def can_cancel(self, mission_id: str) -> bool:
+        """Whether :meth:`cancel` can still stop ``mission_id`` (asked of the backend that runs
+        it, found from its row): False once it has ended or when nothing here can reach it."""
+        return mission_id in self.cancellable([mission_id])
+
+    def cancellable(self, mission_ids: Iterable[str]) -> set[str]:
+        """The ids among ``mission_ids`` that :meth:`cancel` can still stop (one store read)."""
+        ids = list(mission_ids)
+        queued = {m.id for m in self.pending_queue}
+        rows = self.store.rows_by_id(i for i in ids if i not in queued)
+        return {
+            i
+            for i in ids
+            if i in queued or (i in rows and can_cancel(rows[i], self.store, self.backend))
+        }
 
     def _terminate(self, mission_id: str, row: Row) -> None:
         """Stop what executes a mission, by the backend that runs it (its store row says)."""
@@ -308,9 +329,9 @@ class MissionControl:
                 ids=None if ids is None else list(ids),
             )
             for mission_id in removed:
-                mission = self._missions.pop(mission_id, None)
-                if mission in self.completed:
-                    self.completed.remove(mission)
+                self._missions.pop(mission_id, None)
+                self._order.pop(mission_id, None)
+                self.completed.discard(mission_id)
                 self.async_handles.pop(mission_id, None)
                 self._replayed.pop(mission_id, None)
                 self._backend_of.pop(mission_id, None)

@@ -16,16 +16,19 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .cancellation import is_queued
 from .core.errors import MissionError, describe_error
 from .core.events import make_event
-from .core.mission import Mission
+from .core.mission import MISSION_STATUSES, Mission
 from .core.replay import apply_event
 from .core.status import MissionStatus
+from .finished import FinishedMirrors
 from .handles import AsyncHandle, PollResult
 from .runtime.payload import read_payload
 from .runtime.processes import owner_alive
 from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
+from .runtime.worker import read_end_from_log
 
 if TYPE_CHECKING:
     from .runtime.backend import Backend, Row
@@ -46,7 +49,7 @@ class StoreMirror:
     heartbeat_secs: float
     pending_queue: list[Mission]
     running: list[Mission]
-    completed: list[Mission]
+    completed: FinishedMirrors
     async_handles: dict[str, AsyncHandle]
     _lock: threading.RLock
     _owner: str
@@ -64,6 +67,10 @@ class StoreMirror:
         #: mission id -> the step it waits on for a person's decision.
         self._waiting_on: dict[str, str] = {}
         self._since_poll = PollResult()
+        #: every mission id this orchestrator knows, in submission order.
+        self._order: dict[str, None] = {}
+        self._owners_seen: dict[str, tuple[float, bool]] = {}
+        self.completed = FinishedMirrors(self._load_finished)
         #: missions whose cancel is stopping their worker: its death is the cancel, not a crash.
         self._cancelling: set[str] = set()
         #: mission id -> when its executor was first seen gone (see GONE_GRACE_SECS).
@@ -79,9 +86,21 @@ class StoreMirror:
     # -- attach -------------------------------------------------------------------------------
 
     def _attach(self) -> None:
-        """Load every mission of the store: finished ones, running ones, orphaned queues."""
+        """Know every mission of the store: running ones and orphaned queues as mirrors,
+        finished ones by id and status only (built on first read: see finished.py)."""
         self._cursor = self.store.max_seq()
-        for row in self.store.rows():
+        unfinished = []
+        # One sorted scan of the few columns that decide; full rows only for what is adopted.
+        columns = ("id", "status", "finished_at", "started_at", "pid", "owner")
+        for row in self.store.rows(columns=columns):
+            self._order[row["id"]] = None  # submission order, for every mission
+            if row["finished_at"] is not None:
+                self.completed.add_unloaded(row["id"], row["status"])
+            elif not (is_queued(row) and self._owner_alive(row["owner"])):
+                unfinished.append(row["id"])
+            else:
+                del self._order[row["id"]]  # another live orchestrator's queue is not ours
+        for row in self.store.rows_by_id(unfinished).values():
             try:
                 self._adopt_row(row)
             except Exception as exc:  # one broken mission must not hide the others
@@ -91,46 +110,78 @@ class StoreMirror:
                     RuntimeWarning,
                     stacklevel=3,
                 )
+        for mission_id in unfinished:  # adopted by another orchestrator meanwhile
+            if mission_id not in self._missions and not self.completed.has(mission_id):
+                self._order.pop(mission_id, None)
+
+    def _owner_alive(self, owner: str | None) -> bool:
+        """owner_alive, remembered for a second (attaching to 10,000 queued missions of
+        one live kernel asks about the same owner 10,000 times)."""
+        now = time.monotonic()
+        known = self._owners_seen.get(owner or "")
+        if known is None or now - known[0] > 1.0:
+            known = self._owners_seen[owner or ""] = (now, owner_alive(owner))
+        return known[1]
+
+    def _know(self, mission: Mission) -> None:
+        self._missions[mission.id] = mission
+        self._order.setdefault(mission.id, None)
 
     def _adopt_row(self, row: Row) -> None:
         mission_id = row["id"]
-        if mission_id in self._missions:
+        if mission_id in self._missions or self.completed.has(mission_id):
             return
         status = row["status"]
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
-        if status == "pending" and row.get("started_at") is None and row.get("pid") is None:
-            if owner_alive(row["owner"]):
+        if is_queued(row):
+            if self._owner_alive(row["owner"]):
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
                 return  # another orchestrator adopted this dead owner's mission first
             mission = self._load_pending(row)
             if mission is not None:
-                self._missions[mission_id] = mission
+                self._know(mission)
                 self.pending_queue.append(mission)
-                self._backend_of[mission_id] = row.get("backend") or self.backend.name
+                self._backend_of[mission_id] = row["backend"] or self.backend.name
             elif (failed := self.store.row(mission_id)) and failed["status"] != "pending":
                 self._adopt_row(failed)  # its file was unreadable: show it failed now
             return
-        mission = Mission(row["goal"], mission_id=mission_id, auto_plan=False)
-        events = self.store.events_for(mission_id)
-        for event in events:
-            self._track(mission, event)
-            apply_event(mission, event)
-        self._replayed[mission_id] = max((e.get("seq") or 0 for e in events), default=0)
-        _note_store_errors(mission)
-        # The row may predate the last events read (a worker that just finished).
-        finished = row.get("finished_at") is not None or mission.finished_at is not None
-        if finished:
+        if row["finished_at"] is not None:
+            self._order.setdefault(mission_id, None)
+            self.completed.add_unloaded(mission_id, status)
+            return
+        mission = self._mirror_from_store(row)
+        self._backend_of[mission_id] = row["backend"] or "?"
+        if mission.finished_at is not None:  # the row predates its last events
             self._apply_final_state(mission)
-        self._missions[mission_id] = mission
-        self._backend_of[mission_id] = row.get("backend") or "?"
-        if finished:
             self.completed.append(mission)
         else:
             self.running.append(mission)
             # Found running on attach: if its executor is gone, it has been for a while.
             self._gone_since[mission_id] = float("-inf")
+
+    def _mirror_from_store(self, row: Row) -> Mission:
+        """A Mission mirror of a started mission, replayed from its events."""
+        mission = Mission(row["goal"], mission_id=row["id"], auto_plan=False)
+        events = self.store.events_for(mission.id)
+        for event in events:
+            self._track(mission, event)
+            apply_event(mission, event)
+        self._replayed[mission.id] = max((e.get("seq") or 0 for e in events), default=0)
+        _note_store_errors(mission)
+        self._know(mission)
+        return mission
+
+    def _load_finished(self, mission_id: str) -> Mission:
+        """Build the mirror of a finished mission known by id only (first read of it)."""
+        row = self.store.row(mission_id)
+        if row is None:
+            raise KeyError(f"no mission {mission_id!r} in store {self.store.root}")
+        with self._lock:
+            mission = self._mirror_from_store(row)
+            self._apply_final_state(mission)
+        return mission
 
     def _load_pending(self, row: Row) -> Mission | None:
         path = self.store.mission_file(row["id"])
@@ -175,12 +226,7 @@ class StoreMirror:
                 if now - self._gone_since.setdefault(mission.id, now) < GONE_GRACE_SECS:
                     continue  # its end may still be on its way (a cancel from elsewhere)
                 self._gone_since.pop(mission.id, None)
-                row = rows.get(mission.id) or {"id": mission.id}
-                reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
-                tail = self._log_tail(mission.id)
-                if tail:
-                    reason += f"; last log line: {tail}"
-                if self.store.finish_if_unfinished(mission.id, "failed", reason) is None:
+                if self.store.finish_if_unfinished(*self._end_of_gone(mission, rows)) is None:
                     self._settle_from_row(mission)  # its final event was unreadable
             if gone:
                 result.n_events += self._read_events()
@@ -201,6 +247,22 @@ class StoreMirror:
             result.still_running = len(self.running)
             self._since_poll.merge(result)
             return result
+
+    def _end_of_gone(
+        self, mission: Mission, rows: Mapping[str, Row]
+    ) -> tuple[str, MissionStatus, str | None]:
+        """How a mission whose executor is gone without a final event in the store ended:
+        as its worker's log says when the store could not take the end (full or read-only),
+        else failed with the backend's reason and the log's last line."""
+        logged = read_end_from_log(self.store, mission.id)
+        if logged is not None and logged.get("status") in MISSION_STATUSES:
+            return mission.id, MissionStatus(logged["status"]), logged.get("error")
+        row = rows.get(mission.id) or {"id": mission.id}
+        reason = backend_for_row(row, self.store, self.backend).exit_reason(row)
+        tail = self._log_tail(mission.id)
+        if tail:
+            reason += f"; last log line: {tail}"
+        return mission.id, MissionStatus.FAILED, reason
 
     def _read_events(self) -> int:
         count = 0
@@ -307,7 +369,9 @@ class StoreMirror:
         mission_id = event.get("mission_id")
         mission = self._missions.get(mission_id) if isinstance(mission_id, str) else None
         if mission is None:
-            row = self.store.row(mission_id) if isinstance(mission_id, str) else None
+            if not isinstance(mission_id, str) or self.completed.has(mission_id):
+                return  # its mirror is built from all its events when first read
+            row = self.store.row(mission_id)
             if row is not None:
                 self._adopt_row(row)  # submitted by another orchestrator on this store
             return
@@ -320,7 +384,8 @@ class StoreMirror:
             mission.audit_log.append(event)
             _note_store_errors(mission)
             return
-        live = self.backend.runs_in_kernel and self._backend_of.get(mission.id) == "thread"
+        # Run by this orchestrator's own in-kernel backend: the object itself is running here.
+        live = self.backend.runs_in_kernel and self._backend_of.get(mission.id) == self.backend.name
         if live and mission in self.running and name not in ("mission_stall", "mission_recovered"):
             if name == "mission_done" and not mission.is_finished:
                 apply_event(mission, event, record=False)  # ended by the kernel (cancel)

@@ -22,9 +22,10 @@ from .cancellation import is_queued
 from .control import MissionControl
 from .core.errors import ModelResolutionError, describe_error
 from .core.mission import MISSION_STATUSES, Mission, new_mission_id
-from .core.models import model_label, resolve_model
+from .core.models import model_label
 from .core.session import SharedSession
 from .core.status import MissionStatus
+from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .mirror import StoreMirror
 from .runtime.backend import Backend
@@ -95,7 +96,6 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._backend_options = backend_options
         self.pending_queue: list[Mission] = []
         self.running: list[Mission] = []
-        self.completed: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
         self._draining = False
         #: Who owns and claims this orchestrator's queue: its process plus an instance
@@ -123,9 +123,10 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._wake()
 
     @property
-    def missions(self) -> dict[str, Mission]:
-        """Every mission this orchestrator knows, by id (from this kernel and the store)."""
-        return dict(self._missions)
+    def missions(self) -> MissionsView:
+        """Every mission this orchestrator knows, by id, in submission order (from this
+        kernel and the store); a finished mission's mirror is built when first read."""
+        return MissionsView(self._order, self.get)
 
     @property
     def active(self) -> bool:
@@ -138,10 +139,12 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return self._watcher is not None and self._watcher.running
 
     def get(self, mission_id: str) -> Mission:
-        try:
-            return self._missions[mission_id]
-        except KeyError:
-            raise KeyError(f"no mission {mission_id!r} in store {self.store.root}") from None
+        mission = self._missions.get(mission_id)
+        if mission is not None:
+            return mission
+        if self.completed.has(mission_id):
+            return self.completed.mission(mission_id)
+        raise KeyError(f"no mission {mission_id!r} in store {self.store.root}")
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -155,9 +158,9 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         if not isinstance(mission, Mission):
             raise TypeError(f"submit() takes a Mission, got {type(mission).__name__}: {mission!r}")
         if model is not None:
-            mission.model = resolve_model(model)
+            mission.model = model
         elif mission.model is None and self.global_model is not None:
-            mission.model = resolve_model(self.global_model)
+            mission.model = self.global_model
         if self.global_session is not None and not mission.session_given:
             mission.session = self.global_session
             mission.session_given = True
@@ -189,10 +192,9 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             n_steps=len(mission.steps or []),
             model=model_label(mission.model),
         )
-        self._missions[mission.id] = mission
+        self._know(mission)
         self._backend_of[mission.id] = backend
-        if mission in self.completed:
-            self.completed.remove(mission)
+        self.completed.discard(mission.id)
 
     def _start(self, mission: Mission) -> AsyncHandle:
         """Launch ``mission`` (the caller holds the lock). A mission that still has no model
@@ -264,11 +266,6 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             self._draining = False
         return started
 
-    def _could_not_start(self, mission: Mission, exc: Exception) -> None:
-        self._end_unstarted(
-            mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
-        )
-
     def _claimed_elsewhere(self, mission: Mission) -> None:
         """Another orchestrator claimed (or cancelled) this queued mission first: mirror it
         from the store like any mission of another process."""
@@ -285,10 +282,6 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         submit or cancel (from the watcher thread, never holding the orchestrator's lock);
         returns the function that unsubscribes it."""
         return self._subscribers.subscribe(callback)
-
-    def add_listener(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """``subscribe`` for a callback that takes no argument (the panel's, until it moves)."""
-        return self.subscribe(lambda change: callback())
 
     def _changed(self, change: PollResult | None = None) -> None:
         self._subscribers.notify(change if change is not None else PollResult())
@@ -327,8 +320,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self.store.finish_if_unfinished(mission.id, status, error)
         mission.status, mission.error = status, error
         mission.finished_at = time.time()
-        if mission not in self.completed:
-            self.completed.append(mission)
+        self.completed.append(mission)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -391,7 +383,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             batch = list(self.pending_queue)
             if model is not None:
                 for mission in batch:
-                    mission.model = resolve_model(model)
+                    mission.model = model
         self.start_queued()
         return batch
 
@@ -434,10 +426,12 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return "\n".join(data.splitlines()[-lines:])
 
     def counts(self) -> dict[str, int]:
-        """Missions by status (everything this orchestrator knows)."""
+        """Missions by status (everything this orchestrator knows; finished missions not
+        read yet count by the status the store has for them)."""
         counts = dict.fromkeys(MISSION_STATUSES, 0)
-        for mission in list(self._missions.values()):
-            counts[mission.status] = counts.get(mission.status, 0) + 1
+        statuses = [m.status for m in list(self._missions.values())]
+        for status in [*statuses, *self.completed.unloaded_statuses()]:
+            counts[status] = counts.get(status, 0) + 1
         return counts
 
     def clone(self, deep: bool = False) -> MissionOrchestrator:

@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Mapping
 
-from .errors import CheckpointError, MissionValidationError, describe_error
+from .errors import CheckpointError, CheckpointIdError, MissionValidationError, describe_error
 from .ids import validate_mission_id
 from .jsonio import read_json_file, write_json_atomic
 from .planning import validate_dag
@@ -137,8 +137,10 @@ def decode_model(value: Any, source: str) -> Any:
 
 
 def large_dir(path: str) -> str:
-    """Where the large values of the checkpoint or save file ``path`` live."""
-    return path + ".large"
+    """Where the large values of the checkpoint or save file ``path`` live: beside it, named
+    after its stem (``checkpoints/<id>.json`` -> ``checkpoints/<id>.large/``, which the
+    store's prune removes with the mission)."""
+    return os.path.splitext(path)[0] + ".large"
 
 
 def journal_path(path: str) -> str:
@@ -173,6 +175,15 @@ def _encode_big(value: Any, home: str | None, name: str) -> tuple[Any, LargeValu
         return encoded, None
     stored = store_large(text, large_dir(home), _file_name(name), summarize(value))
     return stored.reference(os.path.dirname(os.path.abspath(home))), stored
+
+
+def share_large_goal(mission: Mission, home: str) -> None:
+    """Write a goal over LARGE_VALUE_BYTES beside the checkpoint ``home`` now, so a pickle of
+    ``mission`` (a worker's payload) carries a reference to that one file, not a copy."""
+    goal = mission.stored_goal()
+    if isinstance(goal, str) and len(goal) > LARGE_VALUE_BYTES // 4:
+        _, stored = _encode_big(goal, home, "goal")
+        mission._goal_ref = stored
 
 
 def step_state(
@@ -212,7 +223,7 @@ def mission_state(
     """
     home = home or mission.checkpoint_path
     steps = mission.steps
-    goal, _ = _encode_big(mission.goal, home, "goal")
+    goal, _ = _encode_big(mission.stored_goal(), home, "goal")
     data: dict[str, Any] = {
         "format": MISSION_FORMAT,
         "version": 1,
@@ -241,7 +252,7 @@ def _checked_id(value: Any, source: str) -> str:
     try:
         return validate_mission_id(value)
     except MissionValidationError as exc:
-        raise CheckpointError(f'{source}: invalid "id" {value!r}: {exc}') from None
+        raise CheckpointIdError(f'{source}: invalid "id" {value!r}: {exc}') from None
 
 
 def apply_state(
@@ -436,10 +447,16 @@ class Checkpointer:
             self._failed(exc)
             return
         self.lines_since_full = 0
-        if self._handle is not None:  # its lines are in the full write now
-            self._handle.close()
-            self._handle = None
+        self._close_journal()  # its lines are in the full write now
         _remove(self.journal)
+
+    def _close_journal(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as exc:  # a full disk refuses the buffered rest of a line
+                self._failed(exc)
 
     def step_finished(self, step: MissionStep) -> None:
         """Record one step's state: a journal line, or now and then a full write."""
@@ -464,6 +481,4 @@ class Checkpointer:
     def close(self) -> None:
         """The run ended: a last full write (which drops the journal)."""
         self.save_full()
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self._close_journal()

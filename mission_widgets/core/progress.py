@@ -13,6 +13,7 @@ into a :class:`MissionView`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -74,6 +75,9 @@ def ansi(text: str, status: str) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if code and text.strip() else text
 
 
+#: How core.mission words the end of a mission at a step: "aborted at step 'x': cause".
+_AT_STEP = re.compile(r"^(?P<where>\w+ at step '[^']*'): (?P<cause>.+)$")
+
 _PARTIAL_BLOCKS = " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"  # 0/8 .. 7/8 of a cell
 _FULL_BLOCK = "\u2588"
 
@@ -117,10 +121,14 @@ class MissionView(NamedTuple):
 
     @property
     def error_line(self) -> str | None:
-        """The first line of the error of a failed, stalled or cancelled mission."""
+        """The first line of the error of a failed, stalled or cancelled mission, its cause
+        first: ``"aborted at step 'fetch': TimeoutError: ..."`` reads
+        ``"TimeoutError: ... (aborted at step 'fetch')"``, so a cut line keeps the cause."""
         if self.status not in ("failed", "stalled", "cancelled"):
             return None
-        return first_line(self.last_error)
+        line = first_line(self.last_error)
+        where = _AT_STEP.match(line or "")
+        return f"{where['cause']} ({where['where']})" if where else line
 
 
 # -- small formatters -------------------------------------------------------------------------

@@ -19,12 +19,11 @@ import os
 import queue
 import sys
 import threading
-import time
 
 from ..core.errors import describe_error
 from .decisions import DecisionSource
 from .payload import read_payload
-from .worker import Heartbeat, event_record, mission_summary, run_payload
+from .worker import Heartbeat, event_record, mission_summary, run_main, run_payload
 
 # typing costs start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -138,23 +137,7 @@ USAGE = "usage: python -m mission_widgets.runtime.dask_child FD PAYLOAD_FILE [HE
 
 
 def main(argv: list[str] | None = None) -> None:
-    # argv is written by the Dask task, not typed by people: no argparse (start-up cost).
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (2, 3):
-        print(USAGE, file=sys.stderr)
-        raise SystemExit(2)
-    heartbeat_secs = float(args[2]) if len(args) == 3 else 2.0
-    label = os.path.splitext(os.path.basename(args[1]))[0]
-    print(
-        f"[mission_widgets] mission process {os.getpid()} running {label} "
-        f"at {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        flush=True,
-    )
-    code = run_child(int(args[0]), args[1], heartbeat_secs)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # A timed-out attempt may still sit in a C call on a helper thread: do not wait for it.
-    os._exit(code)
+    run_main(argv, USAGE, lambda fd, payload_file, secs: run_child(int(fd), payload_file, secs))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ VIEW_TTL = 1.0
 QUEUED_STATES = frozenset({"released", "waiting", "queued", "no-worker", "processing"})
 #: Store requests forwarded to the worker that runs a waiting mission.
 FORWARDED_REQUESTS = ("decision", "explanation")
+#: Shortest interval between two looks at the store's requests (a waiting mission asks its
+#: decision source every 0.2 s; the ingest thread wakes on every message).
+FORWARD_SECS = 0.2
 
 
 class _View:
@@ -159,6 +162,7 @@ class DaskBackend(Backend):
         self._reasons: dict[str, str] = {}
         self._beats: dict[str, float] = {}
         self._view_cache: _View | None = None
+        self._forwarded_at = 0.0
         self._closed = False
         self.ingest = TopicIngest(
             store,
@@ -249,6 +253,10 @@ class DaskBackend(Backend):
         the worker that runs each (any process may have written them: ``orch.decide``, the
         CLI, another kernel); returns how many were delivered. One that cannot be delivered
         now goes back to the store for a later round."""
+        now = time.monotonic()
+        if now - self._forwarded_at < FORWARD_SECS:
+            return 0
+        self._forwarded_at = now
         with self._lock:
             where = {mission_id: worker for mission_id, (worker, _) in self._started.items()}
         if not where:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from ..core.events import make_event
+from ..core.ids import validate_mission_id
 from .store_base import ADDED_COLUMNS, QUEUED, SCHEMA, SCHEMA_OBJECTS, STATUS_COLUMNS, guarded
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
@@ -34,6 +35,7 @@ from .store_location import (
     SUBDIRS,
     SUFFIXES,
     StoreError,
+    StorePathError,
     describe_store_path,
     open_private,
     prepare_root,
@@ -55,6 +57,7 @@ __all__ = [
     "STATUS_COLUMNS",
     "MissionStore",
     "StoreError",
+    "StorePathError",
     "check_store",
     "connect_sqlite",
     "describe_store_path",
@@ -131,6 +134,7 @@ class MissionStore(StoreRequestsAndHistory):
         self._root, self.reason = resolve_root(path)
         self._db = os.path.join(self._root, DB_NAME)
         self._local = threading.local()
+        self._root_path: Path | None = None
         prepare_root(self._root, create=create)
         self._ensure_schema()
 
@@ -223,14 +227,18 @@ class MissionStore(StoreRequestsAndHistory):
     # -- paths --------------------------------------------------------------------------------
 
     def path_of(self, kind: str, mission_id: str) -> str:
-        """The file of a mission as a string: kind is mission, log or checkpoint."""
+        """The file of a mission as a string: kind is mission, log or checkpoint. The id must
+        be a plain name (MissionValidationError): no file is ever made outside the store."""
+        validate_mission_id(mission_id)
         return os.path.join(self._root, SUBDIRS[kind], f"{mission_id}{SUFFIXES[kind]}")
 
     @property
     def root(self) -> Path:
-        import pathlib
+        if self._root_path is None:  # built on first use: workers never import pathlib
+            import pathlib
 
-        return pathlib.Path(self._root)
+            self._root_path = pathlib.Path(self._root)
+        return self._root_path
 
     @property
     def db_path(self) -> Path:
@@ -268,7 +276,9 @@ class MissionStore(StoreRequestsAndHistory):
         model: str | None = None,
         status: str = "pending",
     ) -> None:
-        """Add a mission row (or reset a known mission that is submitted again)."""
+        """Add a mission row (or reset a known mission that is submitted again); the id must be
+        a plain name (MissionValidationError naming it)."""
+        validate_mission_id(mission_id)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO missions"
@@ -366,6 +376,7 @@ class MissionStore(StoreRequestsAndHistory):
             sets["status"] = event.get("status") or sets.get("status")
             sets["finished_at"] = ts
             sets["error"] = event.get("error_message")
+            sets["result_summary"] = event.get("result_summary")
         if state_json is not None:
             # Kept beside the row, not in it: status() scans narrow rows.
             conn.execute(
@@ -533,9 +544,9 @@ class MissionStore(StoreRequestsAndHistory):
         where = {
             None: " ORDER BY rowid",
             True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
-            # "+rowid": sort the few unfinished rows found by their partial index, rather
-            # than scan the whole table in rowid order.
-            False: " WHERE finished_at IS NULL ORDER BY +rowid",
+            # Found by a partial index whose keys are all NULL: its entries are in rowid
+            # order, so a store of finished missions costs nothing here and no sort is made.
+            False: " WHERE finished_at IS NULL ORDER BY rowid",
         }
         cur = self._connect().execute(
             f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
@@ -583,14 +594,14 @@ class MissionStore(StoreRequestsAndHistory):
 
 
 def _row_goal(goal: str) -> str:
-    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the mission
-    file keeps the whole goal)."""
+    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the whole goal
+    is kept once, in a file beside the checkpoint)."""
     if len(goal) * 4 <= LARGE_VALUE_BYTES:  # the common case, without encoding the goal
         return goal
     size = len(goal.encode("utf-8", "replace"))
     if size <= LARGE_VALUE_BYTES:
         return goal
-    return f"{goal[:200]}... [goal of {size:,} bytes, kept in the mission file only]"
+    return f"{goal[:200]}... [goal of {size:,} bytes, kept in a file beside the checkpoint]"
 
 
 def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:

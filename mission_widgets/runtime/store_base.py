@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS missions (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     state_json TEXT,
     claimed_by TEXT,
-    claimed_at REAL
+    claimed_at REAL,
+    result_summary TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,7 +63,8 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_mission ON requests (mission_id);
-CREATE INDEX IF NOT EXISTS missions_unfinished ON missions (submitted_at)
+DROP INDEX IF EXISTS missions_unfinished;
+CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at)
     WHERE finished_at IS NULL;
 CREATE INDEX IF NOT EXISTS missions_finished ON missions (finished_at)
     WHERE finished_at IS NOT NULL;
@@ -79,7 +81,7 @@ CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
-ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL"}
+ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL", "result_summary": "TEXT"}
 SCHEMA_OBJECTS = frozenset(
     {
         "missions",
@@ -89,7 +91,7 @@ SCHEMA_OBJECTS = frozenset(
         "mission_states",
         "events_by_mission",
         "requests_by_mission",
-        "missions_unfinished",
+        "missions_unfinished_by_rowid",
         "missions_finished",
         "finished_changed_on_update",
         "finished_changed_on_insert",
@@ -118,6 +120,7 @@ STATUS_COLUMNS = (
     "model",
     "prompt_tokens",
     "completion_tokens",
+    "result_summary",
 )
 # A queued row: handed to no backend yet.
 QUEUED = "status = 'pending' AND started_at IS NULL AND pid IS NULL AND finished_at IS NULL"

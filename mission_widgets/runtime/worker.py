@@ -268,11 +268,13 @@ def read_end_from_log(store: MissionStore, mission_id: str) -> dict[str, Any] | 
 USAGE = "usage: python -m mission_widgets.worker STORE_DIR MISSION_ID [HEARTBEAT_SECS]"
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_main(argv: list[str] | None, usage: str, run: Callable[[str, str, float], int]) -> None:
+    """Entry point shared by this worker and the Dask mission process (runtime/dask_child.py):
+    ``A B [HEARTBEAT_SECS]`` -> ``run(A, B, heartbeat_secs)``, then exit with its code."""
     # argv is written by the runtime, not typed by people: no argparse (it costs start-up).
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (2, 3):
-        print(USAGE, file=sys.stderr)
+        print(usage, file=sys.stderr)
         raise SystemExit(2)
     heartbeat_secs = float(args[2]) if len(args) == 3 else 2.0
     print(
@@ -280,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         f"at {time.strftime('%Y-%m-%d %H:%M:%S')}",
         flush=True,
     )
-    code = run_worker(args[0], args[1], heartbeat_secs)
+    code = run(args[0], args[1], heartbeat_secs)
     for stream_out in (sys.stdout, sys.stderr):
         try:
             stream_out.flush()
@@ -288,3 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             pass
     # A timed-out attempt may still sit in a C call on a helper thread: do not wait for it.
     os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(argv, USAGE, run_worker)

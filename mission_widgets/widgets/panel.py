@@ -37,118 +37,11 @@ from ..core.progress import (
     status_style,
 )
 from .row import MissionRow, fixed, update
+from .stall_clock import MIN_REFRESH_INTERVAL, StallClock
 from .static import decision_html, details_html, snapshot_html, summary_html
 
-#: Fastest auto-refresh allowed (seconds): a few redraws a second at most.
-MIN_REFRESH_INTERVAL = 0.25
 #: Row orders the panel offers: (label, key).
 SORT_ORDERS = (("newest first", "newest"), ("oldest first", "oldest"), ("worst first", "status"))
-#: A saved notebook's snapshot is rewritten at most this often while missions run (seconds).
-SNAPSHOT_EVERY_SECS = 1.0
-
-
-class _Refresher:
-    """What keeps one orchestrator's open panels current: it redraws them when the
-    orchestrator reports a change (``orch.subscribe``), and while missions are in flight a
-    thread calls ``reconcile()`` every ``reconcile_every_secs`` with the panels' stall
-    thresholds (a silent worker changes nothing, so no change would ever report it). An
-    orchestrator without a watcher of its own is also polled by that thread."""
-
-    _by_orchestrator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-    _registry_lock = threading.Lock()
-
-    def __init__(self, orchestrator: Any) -> None:
-        self.orchestrator = orchestrator
-        self.panels: weakref.WeakSet[MissionPanel] = weakref.WeakSet()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._last_reconcile = 0.0
-        # Held while polling and while a panel cancels: a poll in the middle of a cancel saw
-        # the stopped worker as "exited unexpectedly" and failed the mission.
-        self.polling = threading.RLock()
-        subscribe = getattr(orchestrator, "subscribe", None)
-        self.watched = subscribe is not None  # the orchestrator refreshes its mirrors itself
-        (subscribe or orchestrator.add_listener)(self.on_change)
-
-    @classmethod
-    def of(cls, orchestrator: Any) -> _Refresher:
-        with cls._registry_lock:
-            refresher = cls._by_orchestrator.get(orchestrator)
-            if refresher is None:
-                refresher = cls(orchestrator)
-                cls._by_orchestrator[orchestrator] = refresher
-            return refresher
-
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _active_panels(self) -> list[MissionPanel]:
-        return [p for p in list(self.panels) if not p.closed and p.auto_refresh]
-
-    def on_change(self, *change: Any) -> None:
-        """The orchestrator changed (from its watcher thread, or on a submit): redraw."""
-        for panel in list(self.panels):
-            if not panel.closed:
-                try:
-                    panel.redraw()
-                except Exception as exc:  # a redraw must never break the watcher
-                    panel.show_error(f"redraw failed: {describe_error(exc)}")
-        self.wake()
-
-    def wake(self) -> None:
-        """Start the loop if it is not running, else make it refresh now."""
-        with self._lock:
-            if not self._active_panels():
-                return
-            if self.running:
-                self._wake.set()
-                return
-            self._thread = threading.Thread(
-                target=self._loop, name="mission-panel-refresh", daemon=True
-            )
-            self._thread.start()
-
-    def _busy(self) -> bool:
-        return self.orchestrator.active
-
-    def _loop(self) -> None:
-        while True:
-            panels = self._active_panels()
-            if not panels:
-                break
-            self.tick(panels)
-            interval = max(MIN_REFRESH_INTERVAL, min(p.refresh_interval for p in panels))
-            with self._lock:
-                if not self._busy() and not self._wake.is_set():
-                    self._thread = None
-                    return
-            self._wake.wait(interval)
-            self._wake.clear()
-        with self._lock:
-            self._thread = None
-
-    def tick(self, panels: list[MissionPanel]) -> None:
-        """One refresh: poll, maybe reconcile, redraw."""
-        with self.polling:
-            self._poll(panels)
-        for panel in panels:
-            panel.redraw()
-
-    def _poll(self, panels: list[MissionPanel]) -> None:
-        try:
-            if not self.watched:
-                self.orchestrator.poll_async()
-            now = time.monotonic()
-            reconcile_every = min(p.reconcile_every_secs for p in panels)
-            if now - self._last_reconcile >= reconcile_every:
-                self._last_reconcile = now
-                panels[0].reconcile()
-        except Exception as exc:  # a store hiccup must not kill the loop
-            for panel in panels:
-                panel.show_error(f"refresh failed: {describe_error(exc)}")
 
 
 def guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -179,6 +72,12 @@ class MissionPanel(W.VBox):
     ``page_size`` rows per page (widgets exist only for them), newest first by default
     (``sort="oldest"`` / ``"status"``); the panel follows missions that are submitted or
     start onto the visible page, and keeps its place when the user pages.
+
+    The panel redraws when the orchestrator reports a change. ``no_progress_secs``,
+    ``heartbeat_timeout_secs`` and ``stall_threshold_secs`` are the stall thresholds it
+    reconciles with every ``reconcile_every_secs`` while missions run (``auto_refresh=False``:
+    only on Poll); ``refresh_interval`` is how often the static snapshot a saved notebook
+    keeps is rewritten while missions run; ``log_lines`` the log tail in the details.
     """
 
     def __init__(
@@ -331,7 +230,7 @@ class MissionPanel(W.VBox):
         self._update_submit_state()
         self.redraw()
         self.auto_refresh = auto_refresh
-        self._refresher = _Refresher.of(orchestrator)
+        self._refresher = StallClock.of(orchestrator)
         self._refresher.panels.add(self)
         self._refresher.wake()
 
@@ -446,13 +345,19 @@ class MissionPanel(W.VBox):
         visible = tuple(self.rows[: len(views)])
         if self.rows_box.children != visible:
             self.rows_box.children = visible
-        return sum(row.bind(view, not view.finished) for row, view in zip(self.rows, views))
+        # Cancel shows only where the backend that runs a mission can still stop it.
+        cancellable = self.orchestrator.cancellable(v.mission_id for v in views if not v.finished)
+        return sum(
+            row.bind(view, view.mission_id in cancellable) for row, view in zip(self.rows, views)
+        )
 
     def show_error(self, text: str) -> None:
-        self.message.value = f'<span style="color:#c62828">&#10060; {html.escape(text)}</span>'
+        colour = status_style("failed").colour
+        self.message.value = f'<span style="color:{colour}">&#10060; {html.escape(text)}</span>'
 
     def show_info(self, text: str) -> None:
-        self.message.value = f'<span style="color:#2e7d32">{html.escape(text)}</span>'
+        colour = status_style("succeeded").colour
+        self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
 
     def _update_submit_state(self) -> None:
         if self.orchestrator.global_model is None:
@@ -541,7 +446,7 @@ class MissionPanel(W.VBox):
 
     @guarded
     def _cancel(self, button: W.Button | None, mission_id: str) -> None:
-        with self._refresher.polling:
+        with self._refresher.busy:
             cancelled = self.orchestrator.cancel(mission_id)
         if cancelled:
             self.show_info(f"cancelled {mission_id}")
@@ -615,14 +520,14 @@ class MissionPanel(W.VBox):
         force: bool = False,
     ) -> None:
         """Rewrite the displayed snapshot (through its display id), at most every
-        :data:`SNAPSHOT_EVERY_SECS` while missions run, at once when they have all ended."""
+        ``refresh_interval`` seconds while missions run, at once when they have all ended."""
         if self._display_id is None:
             return
         text = self._snapshot(views, counts, overall)
         sent, at = self._snapshot_sent
         now = time.monotonic()
         settled = overall.ended == overall.total
-        if text == sent or not (force or settled or now - at >= SNAPSHOT_EVERY_SECS):
+        if text == sent or not (force or settled or now - at >= self.refresh_interval):
             return
         from IPython.display import update_display
 
@@ -674,8 +579,7 @@ class MissionPanel(W.VBox):
 
     @property
     def refreshing(self) -> bool:
-        """Whether the panel's thread (reconcile, and polling where the orchestrator has no
-        watcher) is running."""
+        """Whether the panel's stall clock is running (while missions are in flight)."""
         return self._refresher.running
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ wait for marker files that the test creates. The tests read what a user sees in 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -382,3 +383,41 @@ def test_a_reopened_saved_notebook_shows_the_final_state(
             assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), button.inner_text()
     finally:
         context.close()
+
+
+def test_reopened_without_a_kernel_with_widget_state_saved_shows_the_final_state(
+    lab, browser, saved_notebook
+):
+    """JupyterLab with "save widget state" on, the notebook reopened with no kernel at all:
+    the cell shows the missions as they ended, no widget error, and no button cut short."""
+    from playwright.sync_api import expect
+
+    settings = (
+        lab.base
+        / "config/lab/user-settings/@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings"
+    )
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"saveState": True}))
+    saved = json.loads(saved_notebook.read_text())
+    saved["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "gone"}
+    stateful = lab.root / "saved-no-kernel.ipynb"
+    stateful.write_text(json.dumps(saved))
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT)
+    try:
+        page.goto(lab.notebook_url(stateful.name))
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text("Select Kernel")
+        page.keyboard.press("Escape")  # dismissed: the notebook stays without a kernel
+        expect(dialog).to_have_count(0)
+        cell = page.locator(".jp-Cell").filter(has_text=SAVED_SHOW.splitlines()[0])
+        expect(cell).to_contain_text("3/3 ended")
+        save_artifact(page, "lab-no-kernel-saved-state.png")
+        expect(cell).not_to_contain_text("Error displaying widget")
+        # Where the widgets do render from the saved state, no button is cut short.
+        for button in cell.locator("button.jupyter-button:visible").all():
+            assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), button.inner_text()
+    finally:
+        context.close()
+        settings.unlink()

@@ -330,9 +330,9 @@ def test_status_notes_a_worker_that_is_gone(run_cli, tmp_path):
 
 
 @pytest.fixture
-def hanging(tmp_path):
+def hanging(orchestrators, tmp_path):
     """An orchestrator (this process) with a ``[hang]`` mission running in a worker."""
-    orch = MissionOrchestrator(store=tmp_path / "api-store", model="demo:fast")
+    orch = orchestrators(store=tmp_path / "api-store", model="demo:fast")
     mission = Mission("Wait for an answer that never comes [hang]")
     orch.run_async(mission)
 

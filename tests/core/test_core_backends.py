@@ -89,3 +89,21 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_large_result_in_a_worker_is_stored_once_and_pruned_with_the_mission(orchestrators):
+    def big(task, session, context):
+        return "z" * (2 * 1024 * 1024)
+
+    orch = orchestrators(1)
+    mission = Mission("g", steps=[MissionStep("big", "big", executor=big)])
+    done = orch.run_async(mission).wait(timeout=60)
+    assert done.status == "succeeded"
+    checkpoint = orch.store.checkpoint_file(mission.id)
+    large = checkpoint.with_name(f"{mission.id}.large")
+    assert [p.stat().st_size > 2 * 1024 * 1024 for p in large.iterdir()] == [True]
+    assert checkpoint.stat().st_size < 100_000
+    assert len(orch.store.row(mission.id)["state_json"] or "") < 100_000
+    assert done.steps[0].result == "z" * (2 * 1024 * 1024)  # the mirror reads it when asked
+    assert orch.store.prune(ids=[mission.id]) == [mission.id]
+    assert not large.exists() and not checkpoint.exists()

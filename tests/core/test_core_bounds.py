@@ -241,7 +241,7 @@ def test_a_large_result_is_stored_once_beside_the_checkpoint_and_read_when_asked
     assert path.stat().st_size < 100_000  # the checkpoint holds a reference, not the value
     entry = json.loads(path.read_text())["steps"][0]["result"]
     assert entry["bytes"] > LARGE_VALUE_BYTES and entry["summary"].startswith("xxx")
-    files = list((tmp_path / "c.json.large").iterdir())
+    files = list((tmp_path / "c.large").iterdir())
     assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600
     assert mission.steps[1].result < 10_000  # the next step was told a summary
     loaded = Mission.load(path)
@@ -367,3 +367,65 @@ def test_a_mirror_without_the_folder_finds_a_large_result_from_the_final_state(t
     mirror.load_state(final, final=True)
     assert isinstance(mirror.steps[0].stored_result(), checkpoint.LargeValue)
     assert mirror.steps[0].result == "y" * (LARGE_VALUE_BYTES + 1)
+
+
+def test_a_full_disk_under_the_journal_never_fails_the_mission(tmp_path, monkeypatch):
+    """Writes and the final close of the journal fail as on a full disk: warnings only."""
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            self.handle.close()
+            raise OSError(28, "No space left on device")
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        handle = real_fdopen(fd, mode, *args, **kwargs)
+        return FullDisk(handle) if mode == "a" else handle
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    mission = Mission("g", steps=chain(3))
+    mission.checkpoint_path = str(tmp_path / "c.json")
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        mission.run()
+    assert mission.status == "succeeded"
+    assert [e["event"] for e in mission.audit_log].count("mission_done") == 1
+
+
+def test_a_cancelled_mission_keeps_the_progress_it_reached():
+    from mission_widgets import report_progress
+    from mission_widgets.core import apply_event
+
+    reached = threading.Event()
+    mission: Mission
+
+    def long_step(task, session, context):
+        report_progress(0.6)
+        reached.set()
+        mission._cancel.wait(10)  # until cancelled
+        raise RuntimeError("stopped")
+
+    mission = Mission("g", steps=chain(1) + [MissionStep("long", "long", executor=long_step)])
+    values = []
+    mission.add_event_sink(lambda e: values.append(mission.progress))
+    thread = threading.Thread(target=mission.run)
+    thread.start()
+    assert reached.wait(10)
+    before = mission.progress
+    mission.request_cancel()
+    thread.join(10)
+    assert mission.status == "cancelled"
+    assert mission.progress == before == pytest.approx(0.8)
+    assert values == sorted(values)
+    mirror = Mission("g")
+    for event in mission.audit_log:
+        apply_event(mirror, event)
+    assert mirror.progress == pytest.approx(0.8)

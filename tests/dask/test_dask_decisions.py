@@ -6,6 +6,7 @@ store), which the kernel side forwards to the worker; with no answer the fallbac
 from __future__ import annotations
 
 import pytest
+from distributed import Client
 from support.dask_tasks import Analyst, FlakyOnce, Steady, wait_for
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep, StallPolicy
@@ -135,3 +136,25 @@ def test_cancel_stops_a_mission_waiting_on_dask(dask_orchestrators, isolation):
     assert mission.status == "cancelled"
     assert len(events_named(orch, mission.id, "mission_done")) == 1
     assert not events_named(orch, mission.id, "escalation_retry")
+
+
+def test_the_question_survives_a_kernel_restart_on_dask(cluster, tmp_path):
+    store = tmp_path / "store"
+    mission = asking("asks while its kernel restarts")
+    with Client(cluster, set_as_default=False) as first:
+        orch = MissionOrchestrator(backend="dask", client=first, store=store, heartbeat_secs=0.3)
+        orch.run_async(mission)
+        wait_until_waiting(orch, mission)
+        orch.close()  # the kernel goes away; the mission waits on its Dask worker
+    with Client(cluster, set_as_default=False) as second:
+        again = MissionOrchestrator(backend="dask", client=second, store=store)
+        try:
+            assert again.waiting_on(mission.id) == "flaky"
+            again.decide(mission.id, "retry")
+            finished = again.wait(mission.id, timeout=60)
+            assert finished.status == "succeeded", finished.error
+            assert finished.steps[0].result == "ok after 2 attempts"
+            assert len(events_named(again, mission.id, "escalation_retry")) == 1
+        finally:
+            again.cancel_all()
+            again.close()

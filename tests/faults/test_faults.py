@@ -164,11 +164,26 @@ def test_sigstop_inside_a_store_write(orchestrators, store_dir, marks):
     )
 
 
-@pytest.mark.xfail(
-    reason="pending ORCH: an attaching orchestrator records a worker's end from its log "
-    "(runtime.worker.read_end_from_log) instead of 'worker gone'",
-    strict=False,
-)
+def test_kill_9_of_a_worker_inside_a_store_write(orchestrators, store_dir, marks):
+    orch = orchestrators(max_concurrent=2)
+    bulky = one_step("writes a lot", BulkyChatter(marks / "gate"))
+    calm = gated(marks, 0)
+    orch.run_async(bulky)
+    orch.run_async(calm)
+    started_pids(marks, 1)
+    wait_for(lambda: MissionStore(store_dir).row(bulky.id)["pid"], 30, "bulky worker pid")
+    worker = psutil.Process(MissionStore(store_dir).row(bulky.id)["pid"])
+    stop_inside_write(worker, store_dir / "store.sqlite")
+    worker.kill()  # dies holding the write lock, its transaction half done
+    touch(marks / "gate")
+    ids = [bulky.id, calm.id]
+    all_ended(orch, store_dir, ids)
+    rows = MissionStore(store_dir).rows_by_id(ids)
+    assert rows[bulky.id]["status"] == "failed" and "signal 9" in rows[bulky.id]["error"]
+    assert rows[calm.id]["status"] == "succeeded"
+    record_fault("kill -9 of a worker inside a store write", ids, tally(store_dir, ids))
+
+
 def test_a_store_that_turns_read_only_under_running_workers(
     orchestrators, store_dir, marks, monkeypatch
 ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import CancelledError
+from pathlib import Path
 
 import pytest
 from support.executors import EchoModel, Fail, Gated, ReadMemory, Remember, Sleeper, echo
@@ -173,3 +174,88 @@ def test_model_precedence_and_a_missing_model_refused_at_start(orchestrators, st
     assert bare.run_all(model=EchoModel()) == [later]
     assert later.status == "succeeded" and later.steps[0].result == "model answer"
     assert time.monotonic() - began < 30
+
+
+def test_attaching_builds_finished_mirrors_only_when_read(orchestrators, store_dir):
+    """15.4/15.5: a new orchestrator knows finished missions by id and status; their events
+    and final state are read when a mission is first asked for."""
+    first = orchestrators(2)
+    missions = [one_step(f"done {i}", echo) for i in range(3)]
+    for mission in missions:
+        first.submit(mission)
+    first.run_all()
+    first.close()
+
+    fresh = orchestrators(2)
+
+    assert len(fresh.completed) == 3
+    assert all(fresh.completed.loaded(m.id) is None for m in missions)  # nothing built yet
+    assert fresh.counts()["succeeded"] == 3
+    assert list(fresh.missions) == [m.id for m in missions]  # submission order
+    assert all(fresh.completed.loaded(m.id) is None for m in missions)
+    mirror = fresh.get(missions[1].id)  # built now, from the store
+    assert fresh.completed.loaded(missions[1].id) is mirror
+    assert mirror.status == "succeeded" and mirror.steps[0].result == "did: work of done 1"
+    assert fresh.completed.loaded(missions[0].id) is None
+    assert [m.id for m in fresh.completed] == [m.id for m in missions]
+    assert mirror in fresh.completed and fresh.counts()["succeeded"] == 3
+
+
+class FailTwice:
+    """Fails its first two attempts (a file counts them), then succeeds."""
+
+    def __init__(self, counter):
+        self.counter = str(counter)
+
+    def __call__(self, task, session, context):
+        counter = Path(self.counter)
+        tries = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(tries + 1))
+        time.sleep(0.2)  # long enough for the samples to see each attempt
+        if tries < 2:
+            raise RuntimeError(f"attempt {tries + 1} fails")
+        return "third time lucky"
+
+
+def test_progress_never_goes_backwards_in_mirrors_or_status(orchestrators, tmp_path):
+    """12.7: a retried step keeps its share; a cancel keeps the progress reached."""
+    orch = orchestrators(2, cancel_grace_secs=1.0)
+    retried = Mission(
+        "retries",
+        steps=[
+            MissionStep("a", "first", echo),
+            MissionStep("b", "retried", FailTwice(tmp_path / "tries"), depends_on=["a"]),
+            MissionStep("c", "last", echo, depends_on=["b"]),
+        ],
+        backoff_factor=0,
+    )
+    seen: list[tuple[float, float]] = []
+
+    def sample() -> bool:
+        row = orch.status().set_index("id").loc[retried.id]
+        seen.append((retried.progress, float(row["progress"])))
+        return retried.is_finished and retried not in orch.running
+
+    orch.run_async(retried)
+    wait_for(sample, 30, "the retried mission to end", interval=0.01)
+    assert retried.status == "succeeded" and len(seen) >= 2
+    mirror, table = zip(*seen, strict=True)
+    assert list(mirror) == sorted(mirror) and list(table) == sorted(table)
+
+    gate = tmp_path / "gate"
+    half = Mission(
+        "half done",
+        steps=[
+            MissionStep("a", "first", echo),
+            MissionStep("b", "waits", Gated(gate, tmp_path / "b.started"), depends_on=["a"]),
+        ],
+        backoff_factor=0,
+    )
+    orch.run_async(half)
+    wait_for((tmp_path / "b.started").exists, 30, "the second step")
+    wait_for(lambda: half.progress >= 0.5, 5, "the mirror to count the first step")
+    reached = orch.status().set_index("id").loc[half.id, "progress"]
+    assert reached >= 0.5
+    assert orch.cancel(half.id) is True
+    assert half.status == "cancelled" and half.progress >= 0.5
+    assert orch.status().set_index("id").loc[half.id, "progress"] >= reached

@@ -13,6 +13,15 @@ def one_step(goal: str, executor, description: str = "the step") -> Mission:
     return Mission(goal, steps=[MissionStep("only", description, executor=executor)])
 
 
+def fails_at_once(goal: str, step_id: str, description: str, then: str) -> Mission:
+    """A mission whose one step raises at once; ``then`` is its ``on_max_retries``."""
+    return Mission(
+        goal,
+        steps=[MissionStep(step_id, description, executor=boom, max_retries=0)],
+        stall_policy={"on_max_retries": then},
+    )
+
+
 def row_of(panel: MissionPanel, mission_id: str):
     for row in panel.rows:
         if row.mission_id == mission_id and row.layout.display != "none":
@@ -168,11 +177,7 @@ def test_details_show_steps_last_error_and_log_tail(orchestrators, panels):
     orch = orchestrators()
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
-    mission = Mission(
-        "explodes",
-        steps=[MissionStep("kaboom", "blow up", executor=boom, max_retries=0)],
-        stall_policy={"on_max_retries": "abort"},
-    )
+    mission = fails_at_once("explodes", "kaboom", "blow up", then="abort")
     orch.run_async(mission)
     settle(panel, lambda: mission.status == "failed", "the mission to fail")
     row = row_of(panel, mission.id)
@@ -392,11 +397,7 @@ def test_abort_from_the_row_fails_the_waiting_mission(orchestrators, panels):
     orch = orchestrators(model="demo")
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
-    mission = Mission(
-        "asks then aborts",
-        steps=[MissionStep("shaky", "call the shaky tool", executor=boom, max_retries=0)],
-        stall_policy={"on_max_retries": "ask"},
-    )
+    mission = fails_at_once("asks then aborts", "shaky", "call the shaky tool", then="ask")
     orch.run_async(mission)
     wait_for_the_question(panel, mission)
     row = row_of(panel, mission.id)
@@ -421,3 +422,20 @@ def test_clear_finished_forgets_ended_missions_and_keeps_the_others(
     assert shown == [waiting.mission_id]
     assert panel.overall.value.startswith("0/1 ended")
     orch.cancel(waiting.mission_id)
+
+
+def test_worst_first_sort_and_the_goal_tooltip(orchestrators, panels):
+    orch = orchestrators(backend="thread", model="demo:fast")
+    long_goal = ("A goal long enough to be cut on one line " * 5).strip()
+    first, second, third = (Mission(goal) for goal in ("first", long_goal, "third"))
+    for mission in (first, second, third):
+        orch.submit(mission)
+    orch.cancel(first.id)  # cancelled before it started
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    assert [r.mission_id for r in panel.rows] == [third.id, second.id, first.id]
+    panel.sort.value = "status"
+    assert [r.mission_id for r in panel.rows] == [first.id, third.id, second.id]
+    goal_cell = row_of(panel, second.id).goal.value
+    assert f'title="{long_goal}"' in goal_cell  # the full goal as a tooltip
+    assert "white-space:nowrap" in goal_cell and "text-overflow:ellipsis" in goal_cell

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mission_widgets.core import progress as pg
+from mission_widgets.core.mission import MISSION_STATUSES
 
 NOW = 1_000_000.0
 
@@ -50,15 +51,7 @@ def test_one_palette_tells_failed_cancelled_and_stalled_apart_by_colour_and_symb
     assert len({style.glyph for style in bad}) == 3
     assert len({style.mark for style in bad}) == 3
     assert len({style.ansi for style in bad}) == 3
-    assert set(pg.STATUS_STYLES) == {
-        "pending",
-        "planning",
-        "running",
-        "succeeded",
-        "failed",
-        "stalled",
-        "cancelled",
-    }
+    assert set(pg.STATUS_STYLES) == set(MISSION_STATUSES)  # every status has its style
     assert pg.ansi("x", "failed") == "\x1b[31mx\x1b[0m"
     assert pg.ansi("  ", "failed") == "  "
 
@@ -71,6 +64,11 @@ def test_a_failed_row_keeps_its_progress_and_shows_its_first_error_line():
     assert view.progress == 0.4
     assert view.bar_style == "danger"
     assert view.error_line == "ValueError: bad input"
+    at_step = pg.mission_view(
+        row("failed", error="aborted at step 'fetch': TimeoutError: too slow", finished_at=NOW),
+        NOW,
+    )
+    assert at_step.error_line == "TimeoutError: too slow (aborted at step 'fetch')"
     assert view.finished
 
 
