@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .finished import FinishedMirrors
     from .handles import AsyncHandle
     from .runtime.backend import Backend, Row
+    from .runtime.store_row import MissionRow
 
 #: What decide() accepts (aisdk's interactive escalation).
 DECISIONS = ("retry", "skip", "abort")
@@ -244,55 +245,14 @@ class MissionControl:
         the failures and any explanation as context), ``"skip"`` (the step is done with
         "[SKIPPED: user decision]") or ``"abort"`` (the mission fails). Works from any
         process on the store (the answer is a request its worker takes). Returns the step."""
-        if action not in DECISIONS:
-            raise ValueError(f"unknown decision {action!r}; choose one of: {', '.join(DECISIONS)}")
-        step_id = self._require_waiting(mission_id, f"decide {action!r} for")
-        self.store.add_request(mission_id, "decision", {"action": action, "step_id": step_id})
-        return step_id
+        return decide_in_store(self.store, mission_id, action)
 
     def explain(self, mission_id: str) -> str:
         """Ask the mission's model to analyse the failures of the step it waits on (root
         cause, alternatives, whether to go on: aisdk's prompt); record the text as an event,
         hand it to the waiting worker (a following retry gets "[AGENT ANALYSIS] ..." in its
         context) and return it."""
-        step_id = self._require_waiting(mission_id, "explain")
-        mission = self._missions.get(mission_id)
-        row = self.store.row(mission_id)
-        model = mission.model if mission is not None and mission.model is not None else None
-        if model is None and row is not None and row["model"]:
-            model = row["model"]
-        if model is None:
-            raise MissionError(
-                f"mission {mission_id} has no model to explain its failures; decide "
-                "retry, skip or abort without an explanation"
-            )
-        prompt = explanation_prompt(mission, step_id, self.store.events_for(mission_id))
-        resolved = resolve_model(model)
-        assert resolved is not None  # model is not None here
-        try:
-            text = str(resolved.generate(prompt)).strip()
-        except Exception as exc:
-            raise MissionError(
-                f"the model of mission {mission_id} could not explain step {step_id!r}: "
-                f"{describe_error(exc)}"
-            ) from exc
-        self.store.append_event(
-            make_event("mission_explained", mission_id, step_id=step_id, explanation=text)
-        )
-        self.store.add_request(mission_id, "explanation", {"text": text, "step_id": step_id})
-        return text
-
-    def _require_waiting(self, mission_id: str, what: str) -> str:
-        row = self.store.row(mission_id)
-        if row is None:
-            raise KeyError(f"no mission {mission_id!r} in store {self.store.root}")
-        step_id = self.waiting_on(mission_id) if row["finished_at"] is None else None
-        if step_id is None:
-            raise MissionError(
-                f"cannot {what} mission {mission_id}: it is not waiting for a decision "
-                f"(status {row['status']})"
-            )
-        return step_id
+        return explain_in_store(self.store, mission_id, self._missions.get(mission_id))
 
     # -- history ------------------------------------------------------------------------------
 
@@ -342,9 +302,70 @@ class MissionControl:
         return self.forget()
 
 
-def explanation_prompt(mission: Mission | None, step_id: str, events: list[dict[str, Any]]) -> str:
-    """aisdk's question to the model about a step that used its retries."""
-    goal = mission.goal if mission is not None else ""
+def require_waiting(store: MissionStore, mission_id: str, what: str) -> str:
+    """The step mission ``mission_id`` waits on; KeyError for an unknown id, MissionError
+    when it is not waiting for a decision."""
+    row = store.row(mission_id)
+    if row is None:
+        raise KeyError(f"no mission {mission_id!r} in store {store.root}")
+    step_id = waiting_step(store.events_for(mission_id)) if row["finished_at"] is None else None
+    if step_id is None:
+        raise MissionError(
+            f"cannot {what} mission {mission_id}: it is not waiting for a decision "
+            f"(status {row['status']})"
+        )
+    return step_id
+
+
+def decide_in_store(store: MissionStore, mission_id: str, action: str) -> str:
+    """``orch.decide`` for any process on ``store`` (also the CLI's, with no orchestrator):
+    the answer is a request the mission's worker takes. Returns the step it waits on."""
+    if action not in DECISIONS:
+        raise ValueError(f"unknown decision {action!r}; choose one of: {', '.join(DECISIONS)}")
+    step_id = require_waiting(store, mission_id, f"decide {action!r} for")
+    store.add_request(mission_id, "decision", {"action": action, "step_id": step_id})
+    return step_id
+
+
+def explain_in_store(store: MissionStore, mission_id: str, mission: Mission | None = None) -> str:
+    """``orch.explain`` for any process on ``store``: the model is ``mission``'s (the kernel's
+    copy, when there is one), else the one named in the row."""
+    step_id = require_waiting(store, mission_id, "explain")
+    row = store.row(mission_id)
+    model = mission.model if mission is not None and mission.model is not None else None
+    if model is None and row is not None and row["model"]:
+        model = row["model"]
+    if model is None:
+        raise MissionError(
+            f"mission {mission_id} has no model to explain its failures; decide "
+            "retry, skip or abort without an explanation"
+        )
+    prompt = explanation_prompt(mission, step_id, store.events_for(mission_id), row)
+    resolved = resolve_model(model)
+    assert resolved is not None  # model is not None here
+    try:
+        text = str(resolved.generate(prompt)).strip()
+    except Exception as exc:
+        raise MissionError(
+            f"the model of mission {mission_id} could not explain step {step_id!r}: "
+            f"{describe_error(exc)}"
+        ) from exc
+    store.append_event(
+        make_event("mission_explained", mission_id, step_id=step_id, explanation=text)
+    )
+    store.add_request(mission_id, "explanation", {"text": text, "step_id": step_id})
+    return text
+
+
+def explanation_prompt(
+    mission: Mission | None,
+    step_id: str,
+    events: list[dict[str, Any]],
+    row: MissionRow | None = None,
+) -> str:
+    """aisdk's question to the model about a step that used its retries (the goal from the
+    store row when this process has no copy of the mission)."""
+    goal = mission.goal if mission is not None else (row["goal"] if row is not None else "")
     description = ""
     if mission is not None and mission.steps:
         description = next((s.description for s in mission.steps if s.id == step_id), "")

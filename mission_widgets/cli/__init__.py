@@ -18,7 +18,15 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..runtime.store import StoreError
-from .commands import CANCEL_WAIT_SECS, DEFAULT_STATUS_ROWS, cmd_cancel, cmd_lab, cmd_status
+from .commands import (
+    CANCEL_WAIT_SECS,
+    DEFAULT_STATUS_ROWS,
+    cmd_cancel,
+    cmd_decide,
+    cmd_explain,
+    cmd_lab,
+    cmd_status,
+)
 from .common import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_USAGE, PROG, CommandError
 from .demo import add_demo_parser, cmd_demo
 from .history import add_history_parsers, cmd_prune, cmd_store
@@ -112,6 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
         f"another kernel): seconds to wait for it (default: {CANCEL_WAIT_SECS:g})",
     )
 
+    decide = sub.add_parser(
+        "decide",
+        help="answer a mission that waits for a person: retry, skip or abort",
+        description="Answer a mission whose stall policy asks a person "
+        '(StallPolicy(on_max_retries="ask")), from any process on its store: retry (one '
+        "more attempt, with its failures as context), skip (the step is done with "
+        '"[SKIPPED: user decision]") or abort (the mission fails).',
+    )
+    decide.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
+    decide.add_argument("action", choices=("retry", "skip", "abort"), help="the decision")
+    decide.add_argument("--store", metavar="DIR", help=STORE_HELP)
+
+    explain = sub.add_parser(
+        "explain",
+        help="ask a waiting mission's model to analyse its failures",
+        description="Print the mission's model's analysis of the failures of the step it "
+        "waits on (root cause, alternatives, whether to go on); a retry decided afterwards "
+        "gets it as context.",
+    )
+    explain.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
+    explain.add_argument("--store", metavar="DIR", help=STORE_HELP)
+
     lab = sub.add_parser(
         "lab",
         help="open JupyterLab on the quickstart notebook",
@@ -134,6 +164,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "status": cmd_status,
     "cancel": cmd_cancel,
     "lab": cmd_lab,
+    "decide": cmd_decide,
+    "explain": cmd_explain,
     "prune": cmd_prune,
     "store": cmd_store,
 }

@@ -181,6 +181,43 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+# -- decisions by a person -----------------------------------------------------------------
+
+
+def cmd_decide(args: argparse.Namespace, console: Console) -> int:
+    """Answer a mission that waits for a person (``StallPolicy(on_max_retries="ask")``)."""
+    from ..control import decide_in_store
+    from ..core.errors import MissionError
+
+    store = open_store(args.store, "decide")
+    mission_id = resolve_mission_id(store, args.id, "decide")["id"]
+    try:
+        step_id = decide_in_store(store, mission_id, args.action)
+    except MissionError as exc:
+        raise CommandError(f"{PROG} decide: {exc}") from None
+    console.print(
+        f"Told mission {mission_id} to {args.action} step {escape_control(repr(step_id))} "
+        "(its worker takes the answer within a second)."
+    )
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace, console: Console) -> int:
+    """Print the model's analysis of the failures of a waiting mission (and hand it to the
+    mission, so a retry gets it as context)."""
+    from ..control import explain_in_store
+    from ..core.errors import MissionError
+
+    store = open_store(args.store, "explain")
+    mission_id = resolve_mission_id(store, args.id, "explain")["id"]
+    try:
+        text = explain_in_store(store, mission_id)
+    except MissionError as exc:
+        raise CommandError(f"{PROG} explain: {exc}") from None
+    console.print(escape_control(text))
+    return EXIT_OK
+
+
 # -- lab ------------------------------------------------------------------------------------
 
 

@@ -289,7 +289,8 @@ class DemoModel:
             report_progress(tick / self.ticks, f"simulated work {tick}/{self.ticks}")
         if "[fail]" in goal_line:
             raise RuntimeError(f"simulated failure (the goal asks for [fail]) in {step_line}")
-        if self.transient_errors and not retrying and self._digest(prompt) % 5 == 0:
+        is_step = step_line != "a step"  # explanations and other questions never fail
+        if self.transient_errors and is_step and not retrying and self._digest(prompt) % 5 == 0:
             raise ConnectionError("simulated transient error from the offline demo model")
         note = " after a retry" if retrying else ""
         return f"{SIMULATED_LABEL} {step_line.split(':', 1)[-1].strip()} -- done{note}."
