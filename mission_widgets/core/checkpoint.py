@@ -181,9 +181,10 @@ def share_large_goal(mission: Mission, home: str) -> None:
     """Write a goal over LARGE_VALUE_BYTES beside the checkpoint ``home`` now, so a pickle of
     ``mission`` (a worker's payload) carries a reference to that one file, not a copy."""
     goal = mission.stored_goal()
+    stored = None
     if isinstance(goal, str) and len(goal) > LARGE_VALUE_BYTES // 4:
         _, stored = _encode_big(goal, home, "goal")
-        mission._goal_ref = stored
+    mission._goal_ref = stored  # None: the goal travels as it is
 
 
 def step_state(

@@ -43,7 +43,7 @@ from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
 from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
-from .values import LARGE_VALUE_BYTES, LargeValue, summarize
+from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -115,7 +115,8 @@ class Mission:
     """
 
     _goal: str | LargeValue
-    _goal_ref: LargeValue | None
+    #: The goal's one file, once checkpoint.share_large_goal wrote it (pickles refer to it).
+    _goal_ref: LargeValue | None = None
 
     backoff_factor: float = 1.0
 
@@ -548,17 +549,8 @@ class Mission:
 
     # -- the goal: a large one may be held as a reference to its file (see share_large_goal) ----
 
-    @property
-    def goal(self) -> str:
-        value = self._goal
-        if isinstance(value, LargeValue):
-            value = self._goal = value.load()
-        return value
-
-    @goal.setter
-    def goal(self, value: str) -> None:
-        self._goal = value
-        self._goal_ref = None  # set by checkpoint.share_large_goal
+    #: The goal; a large one may be held as a reference to its file, read when asked.
+    goal = LoadedWhenRead("_goal")
 
     def stored_goal(self) -> Any:
         """The goal as held: a :class:`LargeValue` reference is not loaded."""
