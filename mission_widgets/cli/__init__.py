@@ -18,7 +18,14 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..runtime.store import StoreError
-from .commands import DEFAULT_STATUS_ROWS, cmd_cancel, cmd_lab, cmd_status
+from .commands import (
+    DEFAULT_STATUS_ROWS,
+    cmd_cancel,
+    cmd_decide,
+    cmd_explain,
+    cmd_lab,
+    cmd_status,
+)
 from .common import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_USAGE, PROG, CommandError
 from .demo import add_demo_parser, cmd_demo
 from .history import add_history_parsers, cmd_prune, cmd_store
@@ -53,6 +60,9 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
     return value
 
+
+#: The answers ``decide`` takes (the same as ``orch.decide``).
+DECISION_CHOICES = ("retry", "skip", "abort")
 
 STORE_HELP = (
     "mission store: a directory, or a bare name for a named store in the state directory "
@@ -104,6 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
     cancel.add_argument("--store", metavar="DIR", help=STORE_HELP)
 
+    decide = sub.add_parser(
+        "decide",
+        help="answer a mission that waits for a person (retry, skip or abort)",
+        description="Answer a mission whose step used its retries and that waits for a "
+        "person (StallPolicy(on_max_retries='ask')): retry gives the step one more attempt, "
+        "skip marks it done with '[SKIPPED: user decision]', abort fails the mission. Works "
+        "from any process on the store.",
+    )
+    decide.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
+    decide.add_argument(
+        "action", metavar="ACTION", choices=DECISION_CHOICES, help="retry, skip or abort"
+    )
+    decide.add_argument("--store", metavar="DIR", help=STORE_HELP)
+
+    explain = sub.add_parser(
+        "explain",
+        help="ask the model of a waiting mission to analyse its failures",
+        description="Ask the model of a mission that waits for a person to analyse the "
+        "failures of its step (root cause, alternatives, whether to go on); the text is "
+        "printed, recorded as an event and given to a following retry as context.",
+    )
+    explain.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
+    explain.add_argument("--store", metavar="DIR", help=STORE_HELP)
+    explain.add_argument(
+        "--model", metavar="PROVIDER:NAME", help="model to ask (default: the mission's own)"
+    )
+
     lab = sub.add_parser(
         "lab",
         help="open JupyterLab on the quickstart notebook",
@@ -125,6 +162,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "demo": cmd_demo,
     "status": cmd_status,
     "cancel": cmd_cancel,
+    "decide": cmd_decide,
+    "explain": cmd_explain,
     "lab": cmd_lab,
     "prune": cmd_prune,
     "store": cmd_store,

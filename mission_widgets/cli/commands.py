@@ -1,4 +1,5 @@
-"""The commands that look at or act on one store: ``status`` and ``cancel``; and ``lab``.
+"""The commands that look at or act on one store: ``status``, ``cancel``, ``decide`` and
+``explain``; and ``lab``.
 
 ``status`` reads only the columns it shows and, by default, only the most recent rows (with a
 count by status of all of them), so it answers at once on a store of 100,000 missions.
@@ -160,6 +161,40 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
         kill_process_tree(pid, started, CANCEL_GRACE_SECS)
     how = f"worker pid {pid} stopped" if was_alive else f"its worker pid {pid} was already gone"
     console.print(f"Cancelled mission {mission_id} ({how}).")
+    return EXIT_OK
+
+
+# -- decide / explain ------------------------------------------------------------------------
+
+
+def cmd_decide(args: argparse.Namespace, console: Console) -> int:
+    from ..core.errors import MissionError
+    from ..deciding import decide_in_store
+
+    store = open_store(args.store, "decide")
+    mission_id = resolve_mission_id(store, args.id, "decide")["id"]
+    try:
+        step_id = decide_in_store(store, mission_id, args.action)
+    except MissionError as exc:
+        raise CommandError(f"{PROG} decide: {exc}") from None
+    console.print(
+        f"Decided {args.action!r} for step {step_id!r} of mission {mission_id}; its worker "
+        "takes the answer within a second."
+    )
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace, console: Console) -> int:
+    from ..core.errors import MissionError
+    from ..deciding import explain_in_store
+
+    store = open_store(args.store, "explain")
+    mission_id = resolve_mission_id(store, args.id, "explain")["id"]
+    try:
+        text = explain_in_store(store, mission_id, model=args.model)
+    except MissionError as exc:
+        raise CommandError(f"{PROG} explain: {exc}") from None
+    console.print(escape_control(text))
     return EXIT_OK
 
 
