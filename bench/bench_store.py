@@ -4,7 +4,6 @@ Run from the repository root:
 
     .venv/bin/python bench/bench_store.py              # 1k, 10k, 100k (a few minutes)
     .venv/bin/python bench/bench_store.py --sizes 1000 10000 --reps 3
-    .venv/bin/python bench/bench_store.py --save-results-md   # also writes bench/RESULTS-store.md
 
 Each store is built fast by :func:`build_store` (``executemany`` of rows and events, as the
 real writes would leave them: finished missions with a final state and six events each,
@@ -20,6 +19,8 @@ plus queued ones). Measured, with subject and baseline interleaved in the same r
               only, ``finished_signature()`` and ``max_seq()``
 
 and each figure's growth from one size to the next (1.0 per 10x = constant, 10 = linear).
+Results go to ``bench/results/store-latest.{json,md}``; ``bench/RESULTS-store.md`` holds a
+recorded run with what limits the next order of magnitude.
 """
 
 from __future__ import annotations
@@ -264,7 +265,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--save-results-md", action="store_true")
     args = parser.parse_args()
     warm_up()
     results = []
@@ -287,8 +287,6 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     (out / "store-latest.md").write_text(text + "\n")
-    if args.save_results_md:
-        (BENCH_DIR / "RESULTS-store.tables.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

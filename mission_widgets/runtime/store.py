@@ -34,6 +34,7 @@ from .store_location import (
     SUBDIRS,
     SUFFIXES,
     StoreError,
+    StorePathError,
     describe_store_path,
     open_private,
     prepare_root,
@@ -55,6 +56,7 @@ __all__ = [
     "STATUS_COLUMNS",
     "MissionStore",
     "StoreError",
+    "StorePathError",
     "check_store",
     "connect_sqlite",
     "describe_store_path",
@@ -131,6 +133,7 @@ class MissionStore(StoreRequestsAndHistory):
         self._root, self.reason = resolve_root(path)
         self._db = os.path.join(self._root, DB_NAME)
         self._local = threading.local()
+        self._root_path: Path | None = None
         prepare_root(self._root, create=create)
         self._ensure_schema()
 
@@ -228,9 +231,11 @@ class MissionStore(StoreRequestsAndHistory):
 
     @property
     def root(self) -> Path:
-        import pathlib
+        if self._root_path is None:  # built on first use: workers never import pathlib
+            import pathlib
 
-        return pathlib.Path(self._root)
+            self._root_path = pathlib.Path(self._root)
+        return self._root_path
 
     @property
     def db_path(self) -> Path:
@@ -533,9 +538,9 @@ class MissionStore(StoreRequestsAndHistory):
         where = {
             None: " ORDER BY rowid",
             True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
-            # "+rowid": sort the few unfinished rows found by their partial index, rather
-            # than scan the whole table in rowid order.
-            False: " WHERE finished_at IS NULL ORDER BY +rowid",
+            # Found by a partial index whose keys are all NULL: its entries are in rowid
+            # order, so a store of finished missions costs nothing here and no sort is made.
+            False: " WHERE finished_at IS NULL ORDER BY rowid",
         }
         cur = self._connect().execute(
             f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"

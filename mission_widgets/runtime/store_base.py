@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_mission ON requests (mission_id);
-CREATE INDEX IF NOT EXISTS missions_unfinished ON missions (submitted_at)
+DROP INDEX IF EXISTS missions_unfinished;
+CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at)
     WHERE finished_at IS NULL;
 CREATE INDEX IF NOT EXISTS missions_finished ON missions (finished_at)
     WHERE finished_at IS NOT NULL;
@@ -89,7 +90,7 @@ SCHEMA_OBJECTS = frozenset(
         "mission_states",
         "events_by_mission",
         "requests_by_mission",
-        "missions_unfinished",
+        "missions_unfinished_by_rowid",
         "missions_finished",
         "finished_changed_on_update",
         "finished_changed_on_insert",

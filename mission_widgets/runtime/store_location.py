@@ -19,6 +19,8 @@ import os
 import stat
 import sys
 
+from ..core.errors import MissionError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,8 +34,13 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 REPAIR_HINT = "mission-widgets store repair --store {root}"
 
 
-class StoreError(RuntimeError):
+class StoreError(MissionError, RuntimeError):
     """The store cannot be opened, read or written (the message names the file and why)."""
+
+
+class StorePathError(StoreError, ValueError):
+    """``store=`` names no usable store directory ("", the working directory, a file, a
+    directory that is not a store)."""
 
 
 # -- which store ---------------------------------------------------------------------------
@@ -81,7 +88,7 @@ def resolve_root(store: str | os.PathLike[str] | None) -> tuple[str, str]:
     else:
         text = os.fspath(store)
         if not isinstance(text, str) or not text.strip():
-            raise StoreError(
+            raise StorePathError(
                 f"store={store!r} is not a store: give a directory (or a name), or None "
                 "for the default store"
             )
@@ -180,7 +187,7 @@ def prepare_root(root: str, *, create: bool) -> None:
     must not be used. Nothing is written before every check has passed."""
     db = os.path.join(root, DB_NAME)
     if os.path.lexists(root) and not os.path.isdir(root):
-        raise StoreError(f"mission store {root} is a file, not a store directory")
+        raise StorePathError(f"mission store {root} is a file, not a store directory")
     exists = os.path.isdir(root)
     is_store = exists and os.path.isfile(db)
     if exists:
@@ -197,12 +204,12 @@ def prepare_root(root: str, *, create: bool) -> None:
                 f"`{REPAIR_HINT.format(root=root)}`."
             )
         if root == os.path.realpath(os.getcwd()):
-            raise StoreError(
+            raise StorePathError(
                 f"store={root!r} is the working directory, which is not a mission store: "
                 "give a directory of its own (e.g. store='missions_store')"
             )
         if entries - set(SUBDIRS.values()):
-            raise StoreError(
+            raise StorePathError(
                 f"{root} is a non-empty directory that is not a mission store (no {DB_NAME}); "
                 "refusing to take it over: give a new or empty directory"
             )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.executors import echo
 from support.runtime import one_step
-from support.stores import finished_row, run_python
+from support.stores import finished_row, run_python, small_tmpfs
 from support.waiting import wait_for, worker_processes
 
 from mission_widgets import MissionOrchestrator
@@ -153,18 +153,8 @@ def test_a_read_only_store_is_a_store_error_naming_it(nobody_dir):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 256 KiB tmpfs (needs root and mount(2); skipped where the sandbox forbids it)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+    with small_tmpfs(tmp_path / "small") as mount:
+        yield mount
 
 
 def test_a_full_disk_is_a_store_error_and_loses_what_was_stored(small_disk):

@@ -134,6 +134,8 @@ def test_empty_store_names_and_the_working_directory_are_errors(tmp_path, monkey
     monkeypatch.chdir(tmp_path)  # empty: refused all the same
     with pytest.raises(StoreError, match="store="):
         MissionStore(given)
+    with pytest.raises(ValueError):  # a bad argument, also as a ValueError
+        MissionStore(given)
     assert os.listdir(tmp_path) == []
 
 

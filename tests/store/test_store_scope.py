@@ -130,3 +130,25 @@ def test_forget_takes_ids_and_leaves_running_missions(store):
     assert store.forget(["done", "running", "unknown"]) == ["done"]
     assert store.row("done") is None and store.row("running") is not None
     assert store.forget([]) == []
+
+
+# -- large values ----------------------------------------------------------------------------
+
+
+def test_large_goals_and_final_states_stay_out_of_the_row(store):
+    from mission_widgets.core.events import make_event
+
+    goal = "g" * (2 << 20)
+    store.register("big", goal, backend="subprocess", owner=None)
+    row_goal = store.row("big")["goal"]
+    assert len(row_goal) < 1000 and "2,097,152 bytes" in row_goal
+    state = {"id": "big", "result": "r" * (2 << 20)}
+    store.append_event(make_event("mission_done", "big", status="succeeded"), None, state)
+    path = os.path.join(store.root, "checkpoints", "big.large", "state.json")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert store.final_state("big") == state
+    records = store.status_records()[1]
+    assert all(len(str(value)) < 1000 for value in records[0])
+    store.register("small", "a goal", backend="subprocess", owner=None)
+    assert store.row("small")["goal"] == "a goal"
+    assert store.prune(ids=["big"]) == ["big"] and not os.path.exists(path)

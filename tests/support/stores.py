@@ -3,6 +3,7 @@ nobody through setpriv) and rows written through the store's own API."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -52,3 +53,23 @@ def finished_row(store: MissionStore, mission_id: str, status: str = "succeeded"
     done = make_event("mission_done", mission_id, status=status)
     done["timestamp"] -= ago
     store.append_event(done, {"status": status}, {"id": mission_id, "status": status})
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount_point, size: str = "256k"):
+    """Mount a tmpfs of ``size`` at ``mount_point`` (a disk that fills up); unmounted after.
+    Skips the test where mount(2) is not allowed (needs root)."""
+    import pytest
+
+    os.makedirs(mount_point, exist_ok=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
