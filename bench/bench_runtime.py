@@ -420,6 +420,7 @@ def _p4_rows(n: int) -> list[dict[str, Any]]:
                 "model": "demo",
                 "prompt_tokens": 120,
                 "completion_tokens": 40,
+                "result_summary": None,
             }
         )
     return rows

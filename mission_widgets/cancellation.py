@@ -32,6 +32,18 @@ def is_queued(row: Row) -> bool:
     )
 
 
+def can_cancel(row: Row, store: MissionStore, current: Backend | None = None) -> bool:
+    """Whether :func:`cancel_in_store` can still stop this mission from this process: it has
+    not ended, and it is queued, or its backend can stop it from here, or the process that
+    owns it is alive to honour a cancel request (a thread of another live kernel)."""
+    if row["finished_at"] is not None:
+        return False
+    if is_queued(row):
+        return True
+    backend = backend_for_row(row, store, current)
+    return backend.can_cancel_here(row) or owner_alive(row["owner"])
+
+
 def cancel_in_store(
     store: MissionStore,
     mission_id: str,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .cancellation import cancel_in_store
+from .cancellation import can_cancel, cancel_in_store
 from .core.mission import MISSION_STATUSES, Mission
 from .core.status import MissionStatus
 from .deciding import decide_in_store, explain_in_store, waiting_on_in_store
@@ -181,6 +181,22 @@ class MissionControl:
         if handle is not None:
             handle.settle()
         return queued or done is not None
+
+    def can_cancel(self, mission_id: str) -> bool:
+        """Whether :meth:`cancel` can still stop ``mission_id`` (asked of the backend that runs
+        it, found from its row): False once it has ended or when nothing here can reach it."""
+        return mission_id in self.cancellable([mission_id])
+
+    def cancellable(self, mission_ids: Iterable[str]) -> set[str]:
+        """The ids among ``mission_ids`` that :meth:`cancel` can still stop (one store read)."""
+        ids = list(mission_ids)
+        queued = {m.id for m in self.pending_queue}
+        rows = self.store.rows_by_id(i for i in ids if i not in queued)
+        return {
+            i
+            for i in ids
+            if i in queued or (i in rows and can_cancel(rows[i], self.store, self.backend))
+        }
 
     def _terminate(self, mission_id: str, row: Row) -> None:
         """Stop what executes a mission, by the backend that runs it (its store row says)."""

@@ -384,7 +384,8 @@ class StoreMirror:
             mission.audit_log.append(event)
             _note_store_errors(mission)
             return
-        live = self.backend.runs_in_kernel and self._backend_of.get(mission.id) == "thread"
+        # Run by this orchestrator's own in-kernel backend: the object itself is running here.
+        live = self.backend.runs_in_kernel and self._backend_of.get(mission.id) == self.backend.name
         if live and mission in self.running and name not in ("mission_stall", "mission_recovered"):
             if name == "mission_done" and not mission.is_finished:
                 apply_event(mission, event, record=False)  # ended by the kernel (cancel)

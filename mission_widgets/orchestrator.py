@@ -266,11 +266,6 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             self._draining = False
         return started
 
-    def _could_not_start(self, mission: Mission, exc: Exception) -> None:
-        self._end_unstarted(
-            mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
-        )
-
     def _claimed_elsewhere(self, mission: Mission) -> None:
         """Another orchestrator claimed (or cancelled) this queued mission first: mirror it
         from the store like any mission of another process."""

@@ -9,11 +9,10 @@ exits as soon as nothing is in flight; ``ensure_running()`` starts it again.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .core.errors import describe_error
+from .core.listeners import dispatch
 
 Change = TypeVar("Change")
 
@@ -45,15 +44,7 @@ class Subscribers(Generic[Change]):
     def notify(self, change: Change) -> None:
         with self._lock:
             callbacks = list(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(change)
-            except Exception as exc:
-                warnings.warn(
-                    f"orchestrator subscriber {callback!r} failed: {describe_error(exc)}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        dispatch(callbacks, change, what="orchestrator subscriber")
 
 
 class Watcher:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..runtime.store import StoreError
 from .commands import (
+    CANCEL_WAIT_SECS,
     DEFAULT_STATUS_ROWS,
     cmd_cancel,
     cmd_decide,
@@ -113,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cancel.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
     cancel.add_argument("--store", metavar="DIR", help=STORE_HELP)
+    cancel.add_argument(
+        "--wait",
+        type=_positive_float,
+        default=CANCEL_WAIT_SECS,
+        metavar="S",
+        help="when another process must do it (a queued mission, or one on a thread of "
+        f"another kernel): seconds to wait for it (default: {CANCEL_WAIT_SECS:g})",
+    )
 
     decide = sub.add_parser(
         "decide",

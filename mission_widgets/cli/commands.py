@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import progress as pg
 from .common import (
+    EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -28,6 +29,7 @@ from .common import (
 from .terminal import Console, escape_control
 
 if TYPE_CHECKING:
+    from ..runtime.backend import Backend
     from ..runtime.store import MissionStore
     from ..runtime.store_row import MissionRow
 
@@ -52,6 +54,8 @@ STATUS_VIEW_COLUMNS = (
 )
 #: SIGTERM -> SIGKILL grace when cancelling a worker.
 CANCEL_GRACE_SECS = 3.0
+#: How long ``cancel`` waits, by default, for another process to honour its request.
+CANCEL_WAIT_SECS = 10.0
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -77,23 +81,30 @@ def recent_rows(store: MissionStore, limit: int | None) -> list[MissionRow]:
     )
 
 
-def row_view(row: MissionRow, now: float) -> pg.MissionView:
-    """The view of one status line; an unfinished mission whose worker is gone says so."""
-    from ..runtime.processes import process_alive
+class RowViews:
+    """Status lines of store rows; an unfinished mission whose executor is gone says so
+    (asked of the row's backend, one observer per backend name)."""
 
-    view = pg.mission_view(row, now)
-    gone = (
-        row["finished_at"] is None
-        and row["pid"] is not None
-        and row["backend"] == "subprocess"
-        and not process_alive(row["pid"], row["pid_started"])
-    )
-    if gone:
-        view = view._replace(
-            stall_reason=f"worker pid {row['pid']} is not running (it ended without a "
-            "final event; an orchestrator on this store will record it as failed)"
-        )
-    return view
+    def __init__(self, store: MissionStore, now: float) -> None:
+        self.store = store
+        self.now = now
+        self.backends: dict[str | None, Backend] = {}
+
+    def __call__(self, row: MissionRow) -> pg.MissionView:
+        from ..runtime.registry import backend_for_row
+
+        view = pg.mission_view(row, self.now)
+        if row["finished_at"] is None and row["pid"] is not None:
+            name = row["backend"]
+            if name not in self.backends:
+                self.backends[name] = backend_for_row(row, self.store)
+            backend = self.backends[name]
+            if backend.is_alive(row) is False:
+                view = view._replace(
+                    stall_reason=f"{backend.exit_reason(row)}; an orchestrator on this store "
+                    "will record it as failed"
+                )
+        return view
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -102,8 +113,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     total = sum(counts.values())
     console.print(f"Store: {store.root} ({total} missions: {pg.format_counts(counts)})")
     rows = recent_rows(store, None if args.all else args.limit)
-    now = time.time()
-    views = [row_view(row, now) for row in rows]
+    views = list(map(RowViews(store, time.time()), rows))
     if views:
         for line in console.table(views):
             console.print(line)
@@ -118,49 +128,57 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 # -- cancel ---------------------------------------------------------------------------------
 
 
+def _owner_pid(owner: str | None) -> str:
+    return str(owner or "?").partition(":")[0]
+
+
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
-    from ..runtime.processes import kill_process_tree, owner_alive, process_alive
+    """Cancel from any process: a running worker is stopped here; a queued mission (or one
+    that runs inside another process, on a thread) is asked of its owner through the store,
+    and the command waits up to ``--wait`` seconds to see it honoured."""
+    from ..cancellation import ENDED, REQUESTED, cancel_in_store
 
     store = open_store(args.store, "cancel")
     row = resolve_mission_id(store, args.id, "cancel")
     mission_id = row["id"]
-    if row.get("finished_at") is not None:
+    if row["finished_at"] is not None:
         raise CommandError(
             f"{PROG} cancel: mission {mission_id} already finished ({row['status']}); "
             "nothing to cancel"
         )
-    backend = row.get("backend") or "subprocess"
-    if row.get("pid") is None and row.get("started_at") is None:
-        if owner_alive(row.get("owner")):
-            owner_pid = str(row.get("owner")).partition(":")[0]
-            raise CommandError(
-                f"{PROG} cancel: mission {mission_id} is queued by process {owner_pid}, which "
-                f"is still running; cancel it there with orch.cancel({mission_id!r})"
-            )
-        store.finish_if_unfinished(mission_id, "cancelled", "cancelled from the command line")
-        console.print(f"Cancelled mission {mission_id} (it was queued and had not started).")
-        return EXIT_OK
-    if backend != "subprocess":
-        raise CommandError(
-            f"{PROG} cancel: mission {mission_id} runs on the {backend!r} backend inside "
-            f"process {row.get('pid')}; only that process can stop it: "
-            f"orch.cancel({mission_id!r})"
-        )
-    pid, started = row["pid"], row["pid_started"]
-    # The end is recorded first: stopping the worker first would let its owner see a dead
-    # worker and record "failed" before this cancel is written.
-    event = store.finish_if_unfinished(mission_id, "cancelled", "cancelled from the command line")
-    if event is None:
+    reason = f"cancelled from the command line (pid {os.getpid()})"
+    outcome = cancel_in_store(store, mission_id, reason=reason, grace=CANCEL_GRACE_SECS)
+    if outcome is None:
         final = store.row(mission_id)
         raise CommandError(
-            f"{PROG} cancel: mission {mission_id} finished ({final and final['status']}) before it "
-            "could be cancelled"
+            f"{PROG} cancel: mission {mission_id} finished "
+            f"({final and final['status']}) before it could be cancelled"
         )
-    was_alive = pid is not None and process_alive(pid, started)
-    if pid is not None and was_alive:
-        kill_process_tree(pid, started, CANCEL_GRACE_SECS)
-    how = f"worker pid {pid} stopped" if was_alive else f"its worker pid {pid} was already gone"
-    console.print(f"Cancelled mission {mission_id} ({how}).")
+    if outcome == ENDED:
+        console.print(
+            f"Cancelled mission {mission_id} (it was queued and had not started; the process "
+            f"that queued it, {_owner_pid(row['owner'])}, is gone)."
+        )
+        return EXIT_OK
+    if outcome == REQUESTED:
+        owner = _owner_pid(row["owner"]) if row["pid"] is None else row["pid"]
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            now = store.row(mission_id)
+            if now is None or now["finished_at"] is not None:
+                status = now["status"] if now else "forgotten"
+                console.print(
+                    f"Cancelled mission {mission_id}: process {owner}, which runs it, honoured "
+                    f"the request ({status})."
+                )
+                return EXIT_OK if status in ("cancelled", "forgotten") else EXIT_FAIL
+            time.sleep(0.1)
+        raise CommandError(
+            f"{PROG} cancel: asked process {owner}, which has mission {mission_id}, to cancel "
+            f"it; it has not yet after {args.wait:g} s (the request stays in the store and "
+            "is honoured when that process next refreshes)"
+        )
+    console.print(f"Cancelled mission {mission_id} (worker pid {row['pid']} stopped).")
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Mapping
 
-from .errors import CheckpointError, MissionValidationError, describe_error
+from .errors import CheckpointError, CheckpointIdError, MissionValidationError, describe_error
 from .ids import validate_mission_id
 from .jsonio import read_json_file, write_json_atomic
 from .planning import validate_dag
@@ -177,6 +177,16 @@ def _encode_big(value: Any, home: str | None, name: str) -> tuple[Any, LargeValu
     return stored.reference(os.path.dirname(os.path.abspath(home))), stored
 
 
+def share_large_goal(mission: Mission, home: str) -> None:
+    """Write a goal over LARGE_VALUE_BYTES beside the checkpoint ``home`` now, so a pickle of
+    ``mission`` (a worker's payload) carries a reference to that one file, not a copy."""
+    goal = mission.stored_goal()
+    stored = None
+    if isinstance(goal, str) and len(goal) > LARGE_VALUE_BYTES // 4:
+        _, stored = _encode_big(goal, home, "goal")
+    mission._goal_ref = stored  # None: the goal travels as it is
+
+
 def step_state(
     step: MissionStep, *, include_executor: bool = True, home: str | None = None
 ) -> dict[str, Any]:
@@ -214,7 +224,7 @@ def mission_state(
     """
     home = home or mission.checkpoint_path
     steps = mission.steps
-    goal, _ = _encode_big(mission.goal, home, "goal")
+    goal, _ = _encode_big(mission.stored_goal(), home, "goal")
     data: dict[str, Any] = {
         "format": MISSION_FORMAT,
         "version": 1,
@@ -243,7 +253,7 @@ def _checked_id(value: Any, source: str) -> str:
     try:
         return validate_mission_id(value)
     except MissionValidationError as exc:
-        raise CheckpointError(f'{source}: invalid "id" {value!r}: {exc}') from None
+        raise CheckpointIdError(f'{source}: invalid "id" {value!r}: {exc}') from None
 
 
 def apply_state(

@@ -30,6 +30,11 @@ class CheckpointError(MissionError, ValueError):
     """A saved mission or session file is corrupt, truncated or of the wrong kind."""
 
 
+class CheckpointIdError(CheckpointError, MissionValidationError):
+    """A saved mission's ``"id"`` is not a valid mission id: both a bad file (naming it) and
+    an invalid id (naming the value), so either ``except`` catches it."""
+
+
 class StepTimeoutError(MissionError, TimeoutError):
     """A step attempt ran longer than its ``timeout_secs``."""
 

@@ -1,6 +1,6 @@
 """Mission events: the one stream every view (audit log, hooks, store, panel) is built from.
 
-An event is a plain dict with the fields of DESIGN.md (``event``, ``timestamp``,
+An event is a plain dict with the common fields (``event``, ``timestamp``,
 ``mission_id``, ``step_id``, ``attempt``, ``error_type``, ``error_message``,
 ``duration_ms``) plus event-specific extras. This module also holds the context
 (contextvars) that lets code running inside a step report progress or emit its own

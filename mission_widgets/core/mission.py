@@ -43,7 +43,7 @@ from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
 from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
-from .values import LARGE_VALUE_BYTES, summarize
+from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -114,6 +114,10 @@ class Mission:
     ``mission_done`` event's ``error_type`` naming the exception class.
     """
 
+    _goal: str | LargeValue
+    #: The goal's one file, once checkpoint.share_large_goal wrote it (pickles refer to it).
+    _goal_ref: LargeValue | None = None
+
     backoff_factor: float = 1.0
 
     def __init__(
@@ -146,7 +150,7 @@ class Mission:
                     f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
                 )
             self.backoff_factor = float(backoff_factor)
-        self.id = new_mission_id() if mission_id is None else validate_mission_id(mission_id)
+        self.id = new_mission_id() if mission_id is None else mission_id
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -422,11 +426,23 @@ class Mission:
             n_done=counts[StepStatus.DONE],
             n_failed=counts[StepStatus.FAILED],
             n_steps=len(self.steps or ()),
+            result_summary=self.large_results_summary(),
         )
         self._close_checkpoint()
         self._cancel.clear()  # the request is served; run() may be called again later
         self.run_model = self._active_model = None  # run(model=) was for that run only
         return self
+
+    def large_results_summary(self) -> str | None:
+        """One line naming the results kept in files of their own (over LARGE_VALUE_BYTES):
+        ``"step: summary [N bytes, stored in file]"``, ``; ``-separated; None when there are none.
+        Read without loading them (``status()`` and the panel show it)."""
+        notes = [
+            f"{step.id}: {value.describe()}"
+            for step in self.steps or ()
+            if isinstance(value := step.stored_result(), LargeValue)
+        ]
+        return "; ".join(notes) or None
 
     def _goal_for_events(self) -> str:
         """The goal as events carry it: a goal over LARGE_VALUE_BYTES by its summary."""
@@ -531,6 +547,25 @@ class Mission:
         if writer is not None:
             writer.close()
 
+    # -- the goal: a large one may be held as a reference to its file (see share_large_goal) ----
+
+    #: The goal; a large one may be held as a reference to its file, read when asked.
+    goal = LoadedWhenRead("_goal")
+
+    def stored_goal(self) -> Any:
+        """The goal as held: a :class:`LargeValue` reference is not loaded."""
+        return self._goal
+
+    # -- the id: a plain name wherever it is set (it becomes file names in a store) -----------
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = validate_mission_id(value)
+
     # -- pickling (missions travel to worker processes) ----------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
@@ -545,9 +580,16 @@ class Mission:
         ):
             state.pop(key, None)
         state["decision_source"] = None  # set by the runtime where the mission runs
+        ref = state.pop("_goal_ref", None)
+        if ref is not None:  # the large goal travels as a reference to its one file
+            state["_goal"] = ref
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # "id": pickled before it became a checked property; a pickle names files too
+        state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
+        if "goal" in state:
+            state["_goal"] = state.pop("goal")
         self.__dict__.update(state)
         self._init_runtime_state()
 

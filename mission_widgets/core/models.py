@@ -60,6 +60,12 @@ def registered_providers() -> list[str]:
         return sorted(_providers)
 
 
+def provider_factory(name: str) -> ProviderFactory | None:
+    """The factory registered for provider ``name`` (None when there is none)."""
+    with _providers_lock:
+        return _providers.get(name)
+
+
 def split_spec(spec: str) -> tuple[str, str]:
     provider, _, name = spec.partition(":")
     return provider.strip(), name.strip()

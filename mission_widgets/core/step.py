@@ -11,7 +11,7 @@ from .asyncrun import settle
 from .errors import MissionValidationError, ModelResolutionError
 from .planning import step_prompt
 from .status import STEP_STATUSES, StepStatus
-from .values import LargeValue
+from .values import LargeValue, LoadedWhenRead
 
 __all__ = ["STEP_STATUSES", "MissionStep", "call_executor", "check_executor"]
 
@@ -192,17 +192,8 @@ class MissionStep:
         if self._tally is not None:
             self._tally.changed(self._status, self._status, self.share() - old_share)
 
-    @property
-    def result(self) -> Any:
-        """The result; a large one (see :mod:`.values`) is read from its file when asked."""
-        value = self._result
-        if isinstance(value, LargeValue):
-            value = self._result = value.load()
-        return value
-
-    @result.setter
-    def result(self, value: Any) -> None:
-        self._result = value
+    #: The result; a large one (see :mod:`.values`) is read from its file when asked.
+    result = LoadedWhenRead("_result")
 
     def stored_result(self) -> Any:
         """The result as held: a :class:`LargeValue` reference is not loaded."""

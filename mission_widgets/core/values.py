@@ -91,6 +91,26 @@ class LargeValue:
         return f"LargeValue({self.path!r}, {self.nbytes} bytes)"
 
 
+class LoadedWhenRead:
+    """An attribute held in ``slot`` whose value may be a :class:`LargeValue` reference: read,
+    the reference is loaded (once) and its value kept; ``slot`` itself gives it unloaded."""
+
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = getattr(obj, self.slot)
+        if isinstance(value, LargeValue):
+            value = value.load()
+            setattr(obj, self.slot, value)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj, self.slot, value)
+
+
 def store_large(text: str, folder: str, name: str, summary: str) -> LargeValue:
     """Write ``text`` (the JSON of ``encoded``) to ``folder/name.json`` once (0600)."""
     os.makedirs(folder, mode=0o700, exist_ok=True)

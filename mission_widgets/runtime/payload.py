@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import pickle
 
+from ..core.checkpoint import share_large_goal
 from ..core.errors import MissionError
 from ..core.mission import Mission
-from ..core.models import _providers, _providers_lock, model_spec, split_spec
+from ..core.models import model_spec, provider_factory, split_spec
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -26,16 +27,20 @@ class MissionNotPicklableError(MissionError, TypeError):
     """Part of a mission cannot travel to a worker process (names the part)."""
 
 
-def build_payload(mission: Mission) -> dict[str, Any]:
+def build_payload(mission: Mission, checkpoint_path: str | None = None) -> dict[str, Any]:
     """The mission plus the custom provider its model string needs (a worker has only the
-    built-in ones); other registered providers stay home."""
+    built-in ones); other registered providers stay home. With the mission's
+    ``checkpoint_path``, a goal over 1 MiB is written beside it once and the payload
+    carries a reference (issue 15.4: stored once)."""
+    if checkpoint_path is not None:
+        share_large_goal(mission, checkpoint_path)
     providers = {}
     spec = model_spec(mission.model_for_run())
     if spec is not None:
         name, _ = split_spec(spec)
-        with _providers_lock:
-            if name not in BUILTIN_PROVIDERS and name in _providers:
-                providers[name] = _providers[name]
+        factory = provider_factory(name)
+        if name not in BUILTIN_PROVIDERS and factory is not None:
+            providers[name] = factory
     return {"version": PAYLOAD_VERSION, "mission": mission, "providers": providers}
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from ..core.events import make_event
+from ..core.ids import validate_mission_id
 from .store_base import ADDED_COLUMNS, QUEUED, SCHEMA, SCHEMA_OBJECTS, STATUS_COLUMNS, guarded
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
@@ -226,7 +227,9 @@ class MissionStore(StoreRequestsAndHistory):
     # -- paths --------------------------------------------------------------------------------
 
     def path_of(self, kind: str, mission_id: str) -> str:
-        """The file of a mission as a string: kind is mission, log or checkpoint."""
+        """The file of a mission as a string: kind is mission, log or checkpoint. The id must
+        be a plain name (MissionValidationError): no file is ever made outside the store."""
+        validate_mission_id(mission_id)
         return os.path.join(self._root, SUBDIRS[kind], f"{mission_id}{SUFFIXES[kind]}")
 
     @property
@@ -273,7 +276,9 @@ class MissionStore(StoreRequestsAndHistory):
         model: str | None = None,
         status: str = "pending",
     ) -> None:
-        """Add a mission row (or reset a known mission that is submitted again)."""
+        """Add a mission row (or reset a known mission that is submitted again); the id must be
+        a plain name (MissionValidationError naming it)."""
+        validate_mission_id(mission_id)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO missions"
@@ -371,6 +376,7 @@ class MissionStore(StoreRequestsAndHistory):
             sets["status"] = event.get("status") or sets.get("status")
             sets["finished_at"] = ts
             sets["error"] = event.get("error_message")
+            sets["result_summary"] = event.get("result_summary")
         if state_json is not None:
             # Kept beside the row, not in it: status() scans narrow rows.
             conn.execute(
@@ -588,14 +594,14 @@ class MissionStore(StoreRequestsAndHistory):
 
 
 def _row_goal(goal: str) -> str:
-    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the mission
-    file keeps the whole goal)."""
+    """A goal as kept in the row: larger than LARGE_VALUE_BYTES, a summary (the whole goal
+    is kept once, in a file beside the checkpoint)."""
     if len(goal) * 4 <= LARGE_VALUE_BYTES:  # the common case, without encoding the goal
         return goal
     size = len(goal.encode("utf-8", "replace"))
     if size <= LARGE_VALUE_BYTES:
         return goal
-    return f"{goal[:200]}... [goal of {size:,} bytes, kept in the mission file only]"
+    return f"{goal[:200]}... [goal of {size:,} bytes, kept in a file beside the checkpoint]"
 
 
 def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS missions (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     state_json TEXT,
     claimed_by TEXT,
-    claimed_at REAL
+    claimed_at REAL,
+    result_summary TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,7 +81,7 @@ CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
-ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL"}
+ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL", "result_summary": "TEXT"}
 SCHEMA_OBJECTS = frozenset(
     {
         "missions",
@@ -119,6 +120,7 @@ STATUS_COLUMNS = (
     "model",
     "prompt_tokens",
     "completion_tokens",
+    "result_summary",
 )
 # A queued row: handed to no backend yet.
 QUEUED = "status = 'pending' AND started_at IS NULL AND pid IS NULL AND finished_at IS NULL"

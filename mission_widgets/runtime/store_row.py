@@ -36,6 +36,7 @@ class MissionRow(TypedDict):
     state_json: str | None  # only in stores written before mission_states: use final_state()
     claimed_by: str | None
     claimed_at: float | None
+    result_summary: str | None  # results kept in files of their own (large), by their summary
 
 
 #: Every column, in table order (checked against the schema by the tests).

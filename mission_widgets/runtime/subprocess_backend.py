@@ -39,10 +39,14 @@ class SubprocessBackend(ProcessBackend):
 
     def check(self, mission: Mission) -> None:
         # Written now, so a queue left by a kernel that exits can be adopted by the next one.
-        write_payload(self.store.mission_file(mission.id), dumps_payload(build_payload(mission)))
+        write_payload(self.store.mission_file(mission.id), self._payload(mission))
+
+    def _payload(self, mission: Mission) -> bytes:
+        checkpoint = str(self.store.checkpoint_file(mission.id))
+        return dumps_payload(build_payload(mission, checkpoint))
 
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
-        write_payload(self.store.mission_file(mission.id), dumps_payload(build_payload(mission)))
+        write_payload(self.store.mission_file(mission.id), self._payload(mission))
         log_fd = open_private(
             self.store.log_file(mission.id), os.O_WRONLY | os.O_CREAT | os.O_APPEND
         )

@@ -56,7 +56,9 @@ class ThreadBackend(Backend):
         # next one; a mission that cannot be pickled still runs here (that is what threads
         # are for), and is ended with that reason if its kernel exits before it starts.
         try:
-            data = dumps_payload(build_payload(mission))
+            data = dumps_payload(
+                build_payload(mission, str(self.store.checkpoint_file(mission.id)))
+            )
         except MissionNotPicklableError:
             return
         write_payload(self.store.mission_file(mission.id), data)

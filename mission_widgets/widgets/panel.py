@@ -37,100 +37,11 @@ from ..core.progress import (
     status_style,
 )
 from .row import MissionRow, fixed, update
+from .stall_clock import MIN_REFRESH_INTERVAL, StallClock
 from .static import decision_html, details_html, snapshot_html, summary_html
 
-#: Fastest auto-refresh allowed (seconds): a few redraws a second at most.
-MIN_REFRESH_INTERVAL = 0.25
 #: Row orders the panel offers: (label, key).
 SORT_ORDERS = (("newest first", "newest"), ("oldest first", "oldest"), ("worst first", "status"))
-
-
-class _StallClock:
-    """What keeps one orchestrator's open panels current, shared by them.
-
-    The panels redraw when the orchestrator reports a change (``orch.subscribe``, from its
-    watcher thread). A silent worker changes nothing, though, so while missions are in
-    flight a thread of this clock calls ``reconcile()`` every ``reconcile_every_secs`` with
-    the panels' stall thresholds; it stops when nothing runs or no panel refreshes.
-    """
-
-    _by_orchestrator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-    _registry_lock = threading.Lock()
-
-    def __init__(self, orchestrator: Any) -> None:
-        self.orchestrator = orchestrator
-        self.panels: weakref.WeakSet[MissionPanel] = weakref.WeakSet()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        # Held while reconciling and while a panel cancels: a poll in the middle of a cancel
-        # saw the stopped worker as "exited unexpectedly" and failed the mission.
-        self.busy = threading.RLock()
-        orchestrator.subscribe(self.on_change)
-
-    @classmethod
-    def of(cls, orchestrator: Any) -> _StallClock:
-        with cls._registry_lock:
-            clock = cls._by_orchestrator.get(orchestrator)
-            if clock is None:
-                clock = cls(orchestrator)
-                cls._by_orchestrator[orchestrator] = clock
-            return clock
-
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _active_panels(self) -> list[MissionPanel]:
-        return [p for p in list(self.panels) if not p.closed and p.auto_refresh]
-
-    def on_change(self, *change: Any) -> None:
-        """The orchestrator changed (from its watcher thread, or on a submit): redraw."""
-        for panel in list(self.panels):
-            if not panel.closed:
-                try:
-                    panel.redraw()
-                except Exception as exc:  # a redraw must never break the watcher
-                    panel.show_error(f"redraw failed: {describe_error(exc)}")
-        self.wake()
-
-    def wake(self) -> None:
-        """Start the clock if it is not running, else make it look again now (a panel
-        closed, missions started)."""
-        with self._lock:
-            if self.running:
-                self._wake.set()
-                return
-            if not self._active_panels():
-                return
-            self._thread = threading.Thread(
-                target=self._loop, name="mission-panel-stall-clock", daemon=True
-            )
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            panels = self._active_panels()
-            with self._lock:
-                if not panels or not self.orchestrator.active:
-                    self._thread = None
-                    return
-            every = max(MIN_REFRESH_INTERVAL, min(p.reconcile_every_secs for p in panels))
-            if self._wake.wait(every):
-                self._wake.clear()
-                continue
-            self.tick(panels)
-
-    def tick(self, panels: list[MissionPanel]) -> None:
-        """Flag stalled missions with the panels' thresholds (the orchestrator's watcher
-        then reports the change, which redraws)."""
-        try:
-            with self.busy:
-                panels[0].reconcile()
-        except Exception as exc:  # a store hiccup must not stop the clock
-            for panel in panels:
-                panel.show_error(f"stall check failed: {describe_error(exc)}")
 
 
 def guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -319,7 +230,7 @@ class MissionPanel(W.VBox):
         self._update_submit_state()
         self.redraw()
         self.auto_refresh = auto_refresh
-        self._refresher = _StallClock.of(orchestrator)
+        self._refresher = StallClock.of(orchestrator)
         self._refresher.panels.add(self)
         self._refresher.wake()
 
@@ -434,13 +345,19 @@ class MissionPanel(W.VBox):
         visible = tuple(self.rows[: len(views)])
         if self.rows_box.children != visible:
             self.rows_box.children = visible
-        return sum(row.bind(view, not view.finished) for row, view in zip(self.rows, views))
+        # Cancel shows only where the backend that runs a mission can still stop it.
+        cancellable = self.orchestrator.cancellable(v.mission_id for v in views if not v.finished)
+        return sum(
+            row.bind(view, view.mission_id in cancellable) for row, view in zip(self.rows, views)
+        )
 
     def show_error(self, text: str) -> None:
-        self.message.value = f'<span style="color:#c62828">&#10060; {html.escape(text)}</span>'
+        colour = status_style("failed").colour
+        self.message.value = f'<span style="color:{colour}">&#10060; {html.escape(text)}</span>'
 
     def show_info(self, text: str) -> None:
-        self.message.value = f'<span style="color:#2e7d32">{html.escape(text)}</span>'
+        colour = status_style("succeeded").colour
+        self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
 
     def _update_submit_state(self) -> None:
         if self.orchestrator.global_model is None:

@@ -201,10 +201,11 @@ class MissionRow(W.VBox):
 
     def show_explanation(self, text: str) -> None:
         self._decision_box()
+        colour = status_style("running").colour
         update(
             self.explanation,
             value='<div class="mission-widgets-explanation" style="white-space:pre-wrap;'
-            f'border-left:3px solid #1976d2;padding-left:6px">{html.escape(text)}</div>',
+            f'border-left:3px solid {colour};padding-left:6px">{html.escape(text)}</div>',
         )
 
     # -- interaction ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from ..core.progress import (
     status_style,
     truncate,
 )
+from ..core.values import LargeValue
 
 _CELL = "padding:1px 10px 1px 0;text-align:left;vertical-align:top"
 _TABLE = "font-size:12px;border-collapse:collapse"
@@ -138,7 +139,7 @@ def error_history_html(steps: Iterable[Any], limit: int = 3) -> str:
     for step in steps:
         history = list(getattr(step, "error_history", None) or [])[-limit:]
         recovered = step.status == "done"
-        colour = "#757575" if recovered else status_style("failed").colour
+        colour = status_style("pending" if recovered else "failed").colour
         for entry in history:
             label = "recovered" if recovered else "error"
             items.append(
@@ -152,17 +153,31 @@ def error_history_html(steps: Iterable[Any], limit: int = 3) -> str:
 
 
 def details_html(steps: list[Any], view: MissionView | None, log_tail: str) -> str:
-    """The folded-open details of a mission: steps, error history, the error that ended it
-    (never on a succeeded mission) and the log tail."""
+    """The folded-open details of a mission: steps, large results (by their summary), error
+    history, the error that ended it (never on a succeeded mission) and the log tail."""
     error = ""
     if view is not None and view.error_line and view.last_error:
         colour = view.style.colour
         error = f'<p style="color:{colour}"><b>Last error:</b> {html.escape(view.last_error)}</p>'
     log = html.escape(log_tail) if log_tail else "(no output)"
     return (
-        f"{steps_table(steps)}{error_history_html(steps)}{error}<b>Log (tail)</b>"
+        f"{steps_table(steps)}{large_results_html(steps)}{error_history_html(steps)}{error}"
+        "<b>Log (tail)</b>"
         f'<pre style="max-height:160px;overflow:auto;font-size:11px">{log}</pre>'
     )
+
+
+def large_results_html(steps: Iterable[Any]) -> str:
+    """The results kept in files of their own (over 1 MiB), by their summary and size:
+    never loaded to be shown."""
+    items = "".join(
+        f"<li>{html.escape(str(step.id))}: {html.escape(value.describe())}</li>"
+        for step in steps
+        if isinstance(value := getattr(step, "stored_result", lambda: None)(), LargeValue)
+    )
+    if not items:
+        return ""
+    return f'<b>Large results</b><ul class="mission-widgets-large" style="{_TABLE}">{items}</ul>'
 
 
 def decision_html(step: Any, waited: float | None = None) -> str:

@@ -323,16 +323,16 @@ def test_status_notes_a_worker_that_is_gone(run_cli, tmp_path):
     store.close()
     done = run_cli("status", "--store", tmp_path / "ghost")
     assert done.returncode == 0, done.stderr
-    assert "worker pid 4206649 is not running" in done.stdout
+    assert "worker process 4206649 is gone" in done.stdout
 
 
 # -- cancel --------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def hanging(tmp_path):
+def hanging(orchestrators, tmp_path):
     """An orchestrator (this process) with a ``[hang]`` mission running in a worker."""
-    orch = MissionOrchestrator(store=tmp_path / "api-store", model="demo:fast")
+    orch = orchestrators(store=tmp_path / "api-store", model="demo:fast")
     mission = Mission("Wait for an answer that never comes [hang]")
     orch.run_async(mission)
 
@@ -392,21 +392,55 @@ def test_cancel_in_a_missing_store_exits_2(run_cli, tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
-def test_cancel_refuses_a_thread_mission_of_another_process(run_cli, tmp_path):
-    """A thread-backend mission lives inside its kernel: killing its "worker" pid would kill
-    the kernel. The CLI must refuse and say where to cancel it."""
+def test_cancel_a_thread_mission_of_another_process(run_cli, tmp_path):
+    """A thread-backend mission lives inside its kernel: the CLI must not kill that process;
+    it asks the kernel (a request in the store), which stops the mission and records it."""
     orch = MissionOrchestrator(store=tmp_path / "threads", model="demo:fast", backend="thread")
     try:
         mission = Mission("a threaded mission that hangs [hang]")
         orch.run_async(mission)
         wait_for(lambda: (orch.store.row(mission.id) or {}).get("started_at"), 20, "start")
         done = run_cli("cancel", mission.id, "--store", orch.store.root)
-        assert done.returncode == 1
-        assert "'thread' backend" in done.stderr and "orch.cancel" in done.stderr
-        assert orch.store.row(mission.id)["finished_at"] is None  # untouched, and we are alive
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"process {os.getpid()}, which runs it, honoured the request" in done.stdout
+        assert orch.store.row(mission.id)["status"] == "cancelled"
     finally:
         orch.store.finish_if_unfinished(mission.id, "cancelled", "test teardown")
         orch.close()
+
+
+def test_cancel_a_mission_queued_by_another_live_process(run_cli, tmp_path):
+    """The owner (this process's orchestrator) honours the CLI's request: the queued mission
+    ends cancelled and never starts, while the one running keeps running."""
+    orch = MissionOrchestrator(store=tmp_path / "queue", model="demo:fast", max_concurrent=1)
+    running = Mission("Hold the only slot [hang]")
+    queued = Mission("Wait in the queue")
+    try:
+        orch.submit(running)
+        orch.submit(queued)
+        orch.start_queued()  # one slot: the first runs, the second waits in the queue
+        wait_for(lambda: orch.store.row(running.id)["started_at"], 30, "the first to start")
+        assert orch.store.row(queued.id)["started_at"] is None
+        done = run_cli("cancel", queued.id[-8:], "--store", orch.store.root)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"Cancelled mission {queued.id}: process {os.getpid()}" in done.stdout
+        row = orch.store.row(queued.id)
+        assert row["status"] == "cancelled" and row["started_at"] is None
+        assert orch.store.row(running.id)["finished_at"] is None
+    finally:
+        orch.cancel_all()
+        orch.close()
+
+
+def test_cancel_a_mission_queued_by_a_process_that_is_gone(run_cli, tmp_path):
+    store = MissionStore(tmp_path / "orphans")
+    orphan = "mission_20260101000000_00000bad"
+    store.register(orphan, "queued by a dead kernel", backend="subprocess", owner="4206649:1.0")
+    store.close()
+    done = run_cli("cancel", orphan, "--store", tmp_path / "orphans")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "it was queued and had not started" in done.stdout
+    assert store_rows(tmp_path / "orphans")[0]["status"] == "cancelled"
 
 
 # -- argument handling -----------------------------------------------------------------------------

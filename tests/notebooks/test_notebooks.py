@@ -9,6 +9,7 @@ down while its missions keep running, and the second must reattach and see them 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import subprocess
@@ -84,6 +85,21 @@ def test_notebook_runs(path, lesson_env, record_property):
         assert not run.problems, f"{path.name} ({run.label}): " + "\n".join(run.problems)
     left = unfinished_missions(store)
     assert not left, f"{path.name} left missions unfinished: {left}"
+    if path.name.startswith("03-"):
+        # The cancel-by-hand mission is slow enough to cancel: still running when the cell
+        # after it (a reader who did not press Cancel) cancelled it.
+        statuses = {row["goal"]: row["status"] for row in store_rows(store)}
+        assert statuses["Cancel me by hand: a one-minute job"] == "cancelled", statuses
+
+
+def store_rows(store):
+    from mission_widgets.runtime.store import MissionStore
+
+    opened = MissionStore(store, create=False)
+    try:
+        return opened.rows(("goal", "status"))
+    finally:
+        opened.close()
 
 
 def _run_split(nb, kernel, store):
@@ -96,11 +112,12 @@ def _run_split(nb, kernel, store):
     ids = json.loads((store / REATTACH_IDS_FILE).read_text())
     assert len(ids) >= 2, ids
     second = execute(select_cells(nb, "kernel-2"), kernel, "kernel-2")
-    last_output = "".join(second.texts()[-1:])
+    outputs = "".join(second.texts())
     for mission_id in ids:
-        line = next((ln for ln in last_output.splitlines() if mission_id in ln), "")
-        assert "succeeded" in line, (
-            f"kernel 2 did not report mission {mission_id} as succeeded:\n{last_output}"
+        # what kernel 2 said last about the mission (it ends with the panel of the final state)
+        lines = [ln for ln in outputs.splitlines() if mission_id in ln]
+        assert lines and "succeeded" in lines[-1], (
+            f"kernel 2 did not report mission {mission_id} as succeeded:\n{outputs}"
         )
     return [first, second]
 
@@ -144,3 +161,34 @@ def test_reattach_notebook_is_split_into_two_kernels():
     # All of kernel 1 comes before all of kernel 2, so "restart here" reads top to bottom.
     order = [t[0] for t in tags]
     assert order == sorted(order), order
+
+
+def _code_cells(path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_ends_with_the_panel(path):
+    """The last cell shows the panel (its last expression is ``<orchestrator>.panel()``), so a
+    saved notebook ends with how its missions ended."""
+    last = nbformat.read(path, as_version=4).cells[-1]
+    assert last.cell_type == "code", f"{path.name} ends with a {last.cell_type} cell"
+    expr = ast.parse(last.source).body[-1]
+    assert isinstance(expr, ast.Expr) and isinstance(expr.value, ast.Call), last.source
+    assert isinstance(expr.value.func, ast.Attribute) and expr.value.func.attr == "panel"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_uses_a_store_of_its_own(path):
+    """Every orchestrator a lesson makes names its store (a temporary one, or the tests'),
+    so a lesson never writes into the reader's own missions."""
+    calls = [
+        node
+        for cell in _code_cells(path)
+        for node in ast.walk(ast.parse(cell.source))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "MissionOrchestrator"
+    ]
+    assert calls, f"{path.name} makes no orchestrator"
+    for call in calls:
+        assert any(kw.arg == "store" for kw in call.keywords), ast.unparse(call)

@@ -171,3 +171,13 @@ class Chatter:
             emit_event("tick", n=tick)
             time.sleep(self.interval)
         return tick
+
+
+class BigResult:
+    """Returns a string of ``n_bytes`` characters (results over the 1 MiB threshold)."""
+
+    def __init__(self, n_bytes: int) -> None:
+        self.n_bytes = n_bytes
+
+    def __call__(self, task, session, context):
+        return "z" * self.n_bytes
