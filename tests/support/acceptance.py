@@ -49,8 +49,11 @@ def stop_inside_write(proc: psutil.Process, db: str | os.PathLike) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         proc.suspend()
+        # Held twice, 0.2 s apart: the lock is the stopped worker's, not a passing writer's.
         if holds_write_lock(db):
-            return
+            time.sleep(0.2)
+            if holds_write_lock(db):
+                return
         proc.resume()
     raise AssertionError(f"could not stop {proc.pid} inside a store write")
 
