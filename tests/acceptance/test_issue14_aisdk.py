@@ -6,11 +6,15 @@ tests/runtime and tests/backends.)"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from support.acceptance import AsyncModel, async_echo, run_cli
 from support.executors import Fail, echo
 from support.faults import FailOnceThenShowContext
-from support.runtime import event_names, store_events, wait_for
+from support.runtime import TESTS_DIR, event_names, store_events, wait_for
 
 from mission_widgets import Mission, MissionStep, StallPolicy
 
@@ -124,3 +128,51 @@ def test_async_executors_and_async_models_on_every_backend(orchestrators, backen
     assert orch.wait(mission.id, 60).status == "succeeded", mission.error
     assert mission.steps[0].result == "async did: an async def executor"
     assert "async model answer" in str(mission.steps[1].result)
+
+
+ASKING_KERNEL = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    from mission_widgets import Mission, MissionOrchestrator, MissionStep, StallPolicy
+    from support.executors import Fail, echo
+    from support.runtime import wait_for
+
+    orch = MissionOrchestrator(2, store=sys.argv[2])
+    mission = Mission(
+        "asks, then its kernel dies",
+        steps=[
+            MissionStep("fragile", "may fail", Fail("flaky"), max_retries=0),
+            MissionStep("after", "runs after it", echo, depends_on=["fragile"]),
+        ],
+        stall_policy=StallPolicy(on_max_retries="ask"),
+        backoff_factor=0,
+    )
+    orch.run_async(mission)
+    wait_for(lambda: orch.waiting_on(mission.id) == "fragile", 60, "the question")
+    print(mission.id, flush=True)
+    os._exit(0)  # the kernel dies while its mission waits for a person
+    """
+)
+
+
+def test_the_question_survives_a_kernel_restart(orchestrators, store_dir, tmp_path):
+    script = tmp_path / "asking_kernel.py"
+    script.write_text(ASKING_KERNEL)
+    mission_id = subprocess.run(
+        [sys.executable, str(script), str(TESTS_DIR), str(store_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=90,
+    ).stdout.split()[-1]
+
+    restarted = orchestrators(2)  # the restarted kernel only knows the store
+    assert restarted.waiting_on(mission_id) == "fragile"
+    frame = restarted.status().set_index("id")
+    assert frame.loc[mission_id, "waiting_on"] == "fragile"
+    assert restarted.decide(mission_id, "skip") == "fragile"
+    mission = restarted.wait(mission_id, 30)
+    assert mission.status == "succeeded", mission.error
+    names = event_names(store_dir, mission_id)
+    assert names.count("escalation_skip") == 1 and names.count("mission_done") == 1
