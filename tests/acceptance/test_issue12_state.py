@@ -16,9 +16,9 @@ import time
 
 import psutil
 import pytest
-from support.acceptance import run_cli, stop_inside_write
+from support.acceptance import run_cli
 from support.executors import echo, touch
-from support.faults import BulkyChatter
+from support.faults import BulkyChatter, stop_inside_write
 from support.runtime import TESTS_DIR, one_step, wait_for
 
 from mission_widgets import MissionOrchestrator

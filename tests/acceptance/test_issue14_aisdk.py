@@ -12,24 +12,11 @@ import textwrap
 
 import pytest
 from support.acceptance import AsyncModel, async_echo, run_cli
-from support.executors import Fail, echo
+from support.executors import Fail
 from support.faults import FailOnceThenShowContext
-from support.runtime import TESTS_DIR, event_names, store_events, wait_for
+from support.runtime import TESTS_DIR, asking, event_names, store_events, wait_for
 
-from mission_widgets import Mission, MissionStep, StallPolicy
-
-
-def asking(executor, model=None, **policy) -> Mission:
-    return Mission(
-        "asks a person",
-        steps=[
-            MissionStep("fragile", "may fail", executor, max_retries=0),
-            MissionStep("after", "runs after it", echo, depends_on=["fragile"]),
-        ],
-        model=model,
-        stall_policy=StallPolicy(on_max_retries="ask", **policy),
-        backoff_factor=0,
-    )
+from mission_widgets import Mission, MissionStep
 
 
 def waiting_row(orch, mission):
