@@ -163,3 +163,15 @@ def test_the_question_survives_a_kernel_restart(orchestrators, store_dir, tmp_pa
     assert mission.status == "succeeded", mission.error
     names = event_names(store_dir, mission_id)
     assert names.count("escalation_skip") == 1 and names.count("mission_done") == 1
+
+
+def test_an_orchestrator_s_string_model_reaches_the_mission_as_the_string(orchestrators):
+    orch = orchestrators(2, model="demo:fast")
+    mission = Mission("needs a model", steps=[MissionStep("ask", "answer it")], backoff_factor=0)
+    orch.submit(mission)
+    assert type(mission.model) is str and mission.model == "demo:fast"  # not a LazyModel
+    done = orch.run_all()
+    assert done == [mission] and mission.status == "succeeded", mission.error
+    assert type(mission.model) is str and mission.model == "demo:fast"
+    assert "demo model" in mission.steps[0].result  # the orchestrator's model did the step
+    assert orch.status().set_index("id").loc[mission.id, "model"] == "demo:fast"
