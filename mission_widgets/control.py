@@ -16,12 +16,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .cancellation import can_cancel, cancel_in_store
-from .core.errors import MissionError, describe_error
-from .core.events import make_event
 from .core.mission import MISSION_STATUSES, Mission
-from .core.models import resolve_model
 from .core.status import MissionStatus
-from .mirror import HEARTBEAT_LOST, waiting_step
+from .deciding import decide_in_store, explain_in_store, waiting_on_in_store
+from .mirror import HEARTBEAT_LOST
 from .runtime.registry import backend_for_row
 from .runtime.store import MissionStore, StoreError
 
@@ -29,10 +27,6 @@ if TYPE_CHECKING:
     from .finished import FinishedMirrors
     from .handles import AsyncHandle
     from .runtime.backend import Backend, Row
-    from .runtime.store_row import MissionRow
-
-#: What decide() accepts (aisdk's interactive escalation).
-DECISIONS = ("retry", "skip", "abort")
 
 
 class MissionControl:
@@ -238,7 +232,7 @@ class MissionControl:
     def waiting_on(self, mission_id: str) -> str | None:
         """The step mission ``mission_id`` waits on for a person's decision, else None
         (read from the store: right in any process)."""
-        return waiting_step(self.store.events_for(mission_id))
+        return waiting_on_in_store(self.store, mission_id)
 
     def decide(self, mission_id: str, action: str) -> str:
         """Answer a mission that waits for a person: ``"retry"`` (one more attempt, with
@@ -252,7 +246,7 @@ class MissionControl:
         cause, alternatives, whether to go on: aisdk's prompt); record the text as an event,
         hand it to the waiting worker (a following retry gets "[AGENT ANALYSIS] ..." in its
         context) and return it."""
-        return explain_in_store(self.store, mission_id, self._missions.get(mission_id))
+        return explain_in_store(self.store, mission_id, mission=self._missions.get(mission_id))
 
     # -- history ------------------------------------------------------------------------------
 
@@ -300,85 +294,3 @@ class MissionControl:
     def clear_finished(self) -> list[str]:
         """Forget every finished mission (the panel's "clear finished")."""
         return self.forget()
-
-
-def require_waiting(store: MissionStore, mission_id: str, what: str) -> str:
-    """The step mission ``mission_id`` waits on; KeyError for an unknown id, MissionError
-    when it is not waiting for a decision."""
-    row = store.row(mission_id)
-    if row is None:
-        raise KeyError(f"no mission {mission_id!r} in store {store.root}")
-    step_id = waiting_step(store.events_for(mission_id)) if row["finished_at"] is None else None
-    if step_id is None:
-        raise MissionError(
-            f"cannot {what} mission {mission_id}: it is not waiting for a decision "
-            f"(status {row['status']})"
-        )
-    return step_id
-
-
-def decide_in_store(store: MissionStore, mission_id: str, action: str) -> str:
-    """``orch.decide`` for any process on ``store`` (also the CLI's, with no orchestrator):
-    the answer is a request the mission's worker takes. Returns the step it waits on."""
-    if action not in DECISIONS:
-        raise ValueError(f"unknown decision {action!r}; choose one of: {', '.join(DECISIONS)}")
-    step_id = require_waiting(store, mission_id, f"decide {action!r} for")
-    store.add_request(mission_id, "decision", {"action": action, "step_id": step_id})
-    return step_id
-
-
-def explain_in_store(store: MissionStore, mission_id: str, mission: Mission | None = None) -> str:
-    """``orch.explain`` for any process on ``store``: the model is ``mission``'s (the kernel's
-    copy, when there is one), else the one named in the row."""
-    step_id = require_waiting(store, mission_id, "explain")
-    row = store.row(mission_id)
-    model = mission.model if mission is not None and mission.model is not None else None
-    if model is None and row is not None and row["model"]:
-        model = row["model"]
-    if model is None:
-        raise MissionError(
-            f"mission {mission_id} has no model to explain its failures; decide "
-            "retry, skip or abort without an explanation"
-        )
-    prompt = explanation_prompt(mission, step_id, store.events_for(mission_id), row)
-    resolved = resolve_model(model)
-    assert resolved is not None  # model is not None here
-    try:
-        text = str(resolved.generate(prompt)).strip()
-    except Exception as exc:
-        raise MissionError(
-            f"the model of mission {mission_id} could not explain step {step_id!r}: "
-            f"{describe_error(exc)}"
-        ) from exc
-    store.append_event(
-        make_event("mission_explained", mission_id, step_id=step_id, explanation=text)
-    )
-    store.add_request(mission_id, "explanation", {"text": text, "step_id": step_id})
-    return text
-
-
-def explanation_prompt(
-    mission: Mission | None,
-    step_id: str,
-    events: list[dict[str, Any]],
-    row: MissionRow | None = None,
-) -> str:
-    """aisdk's question to the model about a step that used its retries (the goal from the
-    store row when this process has no copy of the mission)."""
-    goal = mission.goal if mission is not None else (row["goal"] if row is not None else "")
-    description = ""
-    if mission is not None and mission.steps:
-        description = next((s.description for s in mission.steps if s.id == step_id), "")
-    failures = [
-        f"- attempt {e.get('attempt')}: {e.get('error_type')}: {e.get('error_message')}"
-        for e in events
-        if e.get("event") == "step_failure" and e.get("step_id") == step_id
-    ]
-    return (
-        "A step of a mission has failed after all its retries. Analyse the failures.\n"
-        f"Mission goal: {goal}\n"
-        f"Step {step_id}: {description}\n"
-        "Errors:\n" + ("\n".join(failures) or "- (none recorded)") + "\n"
-        "Answer briefly: 1. the root cause; 2. alternative approaches; "
-        "3. whether to retry, skip the step or abort the mission."
-    )

@@ -62,6 +62,9 @@ def _port(text: str) -> int:
     return value
 
 
+#: The answers ``decide`` takes (the same as ``orch.decide``).
+DECISION_CHOICES = ("retry", "skip", "abort")
+
 STORE_HELP = (
     "mission store: a directory, or a bare name for a named store in the state directory "
     "(default: $MISSION_WIDGETS_STORE, else ~/.local/state/mission_widgets/default)"
@@ -122,25 +125,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     decide = sub.add_parser(
         "decide",
-        help="answer a mission that waits for a person: retry, skip or abort",
-        description="Answer a mission whose stall policy asks a person "
-        '(StallPolicy(on_max_retries="ask")), from any process on its store: retry (one '
-        "more attempt, with its failures as context), skip (the step is done with "
-        '"[SKIPPED: user decision]") or abort (the mission fails).',
+        help="answer a mission that waits for a person (retry, skip or abort)",
+        description="Answer a mission whose step used its retries and that waits for a "
+        "person (StallPolicy(on_max_retries='ask')): retry gives the step one more attempt, "
+        "skip marks it done with '[SKIPPED: user decision]', abort fails the mission. Works "
+        "from any process on the store.",
     )
     decide.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
-    decide.add_argument("action", choices=("retry", "skip", "abort"), help="the decision")
+    decide.add_argument(
+        "action", metavar="ACTION", choices=DECISION_CHOICES, help="retry, skip or abort"
+    )
     decide.add_argument("--store", metavar="DIR", help=STORE_HELP)
 
     explain = sub.add_parser(
         "explain",
-        help="ask a waiting mission's model to analyse its failures",
-        description="Print the mission's model's analysis of the failures of the step it "
-        "waits on (root cause, alternatives, whether to go on); a retry decided afterwards "
-        "gets it as context.",
+        help="ask the model of a waiting mission to analyse its failures",
+        description="Ask the model of a mission that waits for a person to analyse the "
+        "failures of its step (root cause, alternatives, whether to go on); the text is "
+        "printed, recorded as an event and given to a following retry as context.",
     )
     explain.add_argument("id", metavar="ID", help="mission id (full, or the short id)")
     explain.add_argument("--store", metavar="DIR", help=STORE_HELP)
+    explain.add_argument(
+        "--model", metavar="PROVIDER:NAME", help="model to ask (default: the mission's own)"
+    )
 
     lab = sub.add_parser(
         "lab",
@@ -163,9 +171,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "demo": cmd_demo,
     "status": cmd_status,
     "cancel": cmd_cancel,
-    "lab": cmd_lab,
     "decide": cmd_decide,
     "explain": cmd_explain,
+    "lab": cmd_lab,
     "prune": cmd_prune,
     "store": cmd_store,
 }

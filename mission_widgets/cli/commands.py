@@ -1,4 +1,5 @@
-"""The commands that look at or act on one store: ``status`` and ``cancel``; and ``lab``.
+"""The commands that look at or act on one store: ``status``, ``cancel``, ``decide`` and
+``explain``; and ``lab``.
 
 ``status`` reads only the columns it shows and, by default, only the most recent rows (with a
 count by status of all of them), so it answers at once on a store of 100,000 missions.
@@ -181,13 +182,12 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-# -- decisions by a person -----------------------------------------------------------------
+# -- decide / explain ------------------------------------------------------------------------
 
 
 def cmd_decide(args: argparse.Namespace, console: Console) -> int:
-    """Answer a mission that waits for a person (``StallPolicy(on_max_retries="ask")``)."""
-    from ..control import decide_in_store
     from ..core.errors import MissionError
+    from ..deciding import decide_in_store
 
     store = open_store(args.store, "decide")
     mission_id = resolve_mission_id(store, args.id, "decide")["id"]
@@ -196,22 +196,20 @@ def cmd_decide(args: argparse.Namespace, console: Console) -> int:
     except MissionError as exc:
         raise CommandError(f"{PROG} decide: {exc}") from None
     console.print(
-        f"Told mission {mission_id} to {args.action} step {escape_control(repr(step_id))} "
-        "(its worker takes the answer within a second)."
+        f"Decided {args.action!r} for step {step_id!r} of mission {mission_id}; its worker "
+        "takes the answer within a second."
     )
     return EXIT_OK
 
 
 def cmd_explain(args: argparse.Namespace, console: Console) -> int:
-    """Print the model's analysis of the failures of a waiting mission (and hand it to the
-    mission, so a retry gets it as context)."""
-    from ..control import explain_in_store
     from ..core.errors import MissionError
+    from ..deciding import explain_in_store
 
     store = open_store(args.store, "explain")
     mission_id = resolve_mission_id(store, args.id, "explain")["id"]
     try:
-        text = explain_in_store(store, mission_id)
+        text = explain_in_store(store, mission_id, model=args.model)
     except MissionError as exc:
         raise CommandError(f"{PROG} explain: {exc}") from None
     console.print(escape_control(text))

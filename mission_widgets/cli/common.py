@@ -60,9 +60,11 @@ def open_store(path: str | None, command: str) -> MissionStore:
     """An existing store (``create=False``); exit 2 when it is missing, a file, unreadable
     or damaged, with one line that names it."""
     from ..runtime.store import MissionStore, StoreError
+    from ..runtime.store_location import mission_file_count
 
     where = store_location(path, command)
-    if not (where / "store.sqlite").exists():
+    # A database gone from beside mission files is damage, which MissionStore names below.
+    if not (where / "store.sqlite").exists() and not mission_file_count(str(where)):
         raise CommandError(
             f"{PROG} {command}: no mission store at {where} (no store.sqlite there). Check "
             f"the path, or create one with `{PROG} demo --keep-store --store {where}` or "

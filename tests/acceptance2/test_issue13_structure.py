@@ -199,11 +199,6 @@ BACKEND_NAME_COMPARISON = re.compile(
 )
 
 
-@pytest.mark.xfail(
-    reason="pending CLI: cli/commands.py row_view compares row['backend'] == 'subprocess' "
-    "(fixed on branch cli, aa2ff23, not yet on main)",
-    strict=False,
-)
 def test_orchestrator_cli_and_panel_ask_the_backend_instead_of_comparing_names():
     assert BACKEND_NAME_COMPARISON.search('if row["backend"] == "subprocess":')  # can fail
     outside_runtime = [

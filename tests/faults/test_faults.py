@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from support.faults import (
     immutable,
     record_fault,
     start_kernel,
+    stop_inside_write,
     store_files,
     tally,
 )
@@ -117,26 +117,6 @@ def test_kill_9_of_workers(orchestrators, store_dir, marks):
         assert "signal 9" in rows[mission_id]["error"]
     assert rows[ids[2]]["status"] == "succeeded"
     record_fault("kill -9 of 2 of 3 workers", ids, tally(store_dir, ids))
-
-
-def holds_write_lock(db) -> bool:
-    with contextlib.closing(sqlite3.connect(db, timeout=0, isolation_level=None)) as conn:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            return False
-        except sqlite3.OperationalError:
-            return True
-
-
-def stop_inside_write(proc: psutil.Process, db) -> None:
-    """SIGSTOP ``proc`` at a moment it holds the store's write lock."""
-    for _ in range(2000):
-        proc.suspend()
-        if holds_write_lock(db):
-            return
-        proc.resume()
-    raise AssertionError(f"could not stop {proc.pid} inside a store write")
 
 
 def test_sigstop_inside_a_store_write(orchestrators, store_dir, marks):

@@ -10,11 +10,10 @@ import sys
 import textwrap
 
 import pytest
-from support.executors import EchoModel, Fail, echo
+from support.executors import EchoModel, Fail
 from support.faults import FailOnceThenShowContext
-from support.runtime import TESTS_DIR, event_names, store_events, wait_for
+from support.runtime import TESTS_DIR, asking, event_names, store_events, wait_for
 
-from mission_widgets import Mission, MissionStep, StallPolicy
 from mission_widgets.core.errors import MissionError
 
 RESTARTED_KERNEL = textwrap.dedent(
@@ -30,19 +29,6 @@ RESTARTED_KERNEL = textwrap.dedent(
     orch.close()
     """
 )
-
-
-def asking(executor, model=None) -> Mission:
-    return Mission(
-        "asks a person",
-        steps=[
-            MissionStep("fragile", "may fail", executor, max_retries=0),
-            MissionStep("after", "runs after it", echo, depends_on=["fragile"]),
-        ],
-        model=model,
-        stall_policy=StallPolicy(on_max_retries="ask"),
-        backoff_factor=0,
-    )
 
 
 def wait_until_waiting(orch, mission) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mission_widgets.core.events import emit_event
@@ -218,3 +219,28 @@ class FailOnceThenShowContext:
             raise RuntimeError("first attempt fails")
         touch(self.shown, context or "")
         return "fixed"
+
+
+def holds_write_lock(db: str | os.PathLike) -> bool:
+    """Whether some process holds the write lock of the SQLite file ``db``."""
+    with contextlib.closing(sqlite3.connect(db, timeout=0, isolation_level=None)) as conn:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+
+
+def stop_inside_write(proc: psutil.Process, db: str | os.PathLike) -> None:
+    """SIGSTOP ``proc`` at a moment it holds the store's write lock."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        proc.suspend()
+        # Held twice, 0.2 s apart: the lock is the stopped worker's, not a passing writer's.
+        if holds_write_lock(db):
+            time.sleep(0.2)
+            if holds_write_lock(db):
+                return
+        proc.resume()
+    raise AssertionError(f"could not stop {proc.pid} inside a store write")

@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 
-from mission_widgets import Mission, MissionOrchestrator, MissionStep
+from mission_widgets import Mission, MissionOrchestrator, MissionStep, StallPolicy
+from support.executors import echo
 from support.waiting import WORKER_MODULE as WORKER_MODULE
 from support.waiting import is_alive as is_alive
 from support.waiting import kill_hard as kill_hard
@@ -46,6 +47,21 @@ def one_step(goal: str, executor: Any, **step_options: Any) -> Mission:
     return Mission(
         goal,
         steps=[MissionStep("work", f"work of {goal}", executor, **step_options)],
+        backoff_factor=0,
+    )
+
+
+def asking(executor: Any, model: Any = None, **policy: Any) -> Mission:
+    """A mission whose step ``fragile`` (no retries) asks a person when it fails
+    (``StallPolicy(on_max_retries="ask", **policy)``); step ``after`` depends on it."""
+    return Mission(
+        "asks a person",
+        steps=[
+            MissionStep("fragile", "may fail", executor, max_retries=0),
+            MissionStep("after", "runs after it", echo, depends_on=["fragile"]),
+        ],
+        model=model,
+        stall_policy=StallPolicy(on_max_retries="ask", **policy),
         backoff_factor=0,
     )
 
