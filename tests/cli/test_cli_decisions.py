@@ -7,13 +7,13 @@ import pytest
 from support.cli import wait_for
 from support.executors import Fail
 
-from mission_widgets import Mission, MissionOrchestrator, MissionStep, StallPolicy
+from mission_widgets import Mission, MissionStep, StallPolicy
 
 
 @pytest.fixture
-def asking(tmp_path):
+def asking(orchestrators, tmp_path):
     """A mission in a worker that waits for a person on its failed step ``export``."""
-    orch = MissionOrchestrator(store=tmp_path / "ask", model="demo:fast")
+    orch = orchestrators(store=tmp_path / "ask", model="demo:fast")
     mission = Mission(
         "Export the figures",
         steps=[
@@ -26,11 +26,7 @@ def asking(tmp_path):
     )
     orch.run_async(mission)
     wait_for(lambda: orch.waiting_on(mission.id) == "export", 60, "the mission to ask")
-    try:
-        yield orch, mission
-    finally:
-        orch.cancel_all()
-        orch.close()
+    return orch, mission
 
 
 def test_explain_then_skip_from_the_command_line(run_cli, asking):
@@ -43,7 +39,7 @@ def test_explain_then_skip_from_the_command_line(run_cli, asking):
 
     done = run_cli("decide", mission.id, "skip", "--store", orch.store.root)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"Told mission {mission.id} to skip step 'export'" in done.stdout
+    assert f"Decided 'skip' for step 'export' of mission {mission.id}" in done.stdout
     ended = orch.wait(mission.id, timeout=60)
     assert ended.status == "succeeded"
     assert ended.step_summary() == {"export": "done", "notify": "done"}
