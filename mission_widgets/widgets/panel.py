@@ -228,10 +228,12 @@ class MissionPanel(W.VBox):
         super().__init__([header, self.rows_box], layout=W.Layout(width="100%"))
         self.add_class("mission-widgets-panel")
         self._update_submit_state()
-        self.redraw()
         self.auto_refresh = auto_refresh
         self._refresher = StallClock.of(orchestrator)
+        # Listen before the first draw: a change the watcher reports in between (the last
+        # one before missions go quiet) would otherwise leave the panel stale for good.
         self._refresher.panels.add(self)
+        self.redraw()
         self._refresher.wake()
 
     # -- what is on the page ------------------------------------------------------------------

@@ -82,6 +82,7 @@ def until(session: KernelSession, source: str, predicate, what: str, timeout: fl
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}: {value!r}")
+        time.sleep(0.05)  # a poll interval: thousands of cells would fill IPython's output cache
 
 
 def test_cells_run_while_missions_run_and_the_panel_refreshes(tmp_path, mission_store):
