@@ -13,6 +13,7 @@ import collections
 import contextvars
 import functools
 import queue
+import threading
 import time
 import warnings
 
@@ -36,6 +37,7 @@ from .values import savable
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .mission import Mission
@@ -135,8 +137,8 @@ class StepRunner:
     def _schedule(self) -> None:
         running: set[str] = set()
         finished: queue.SimpleQueue[tuple[MissionStep, str | BaseException]] = queue.SimpleQueue()
-        pool = None
         stop: _Stop | None = None
+        pool: DaemonPool | None = None
 
         def run_on_pool(step: MissionStep, context: contextvars.Context) -> None:
             try:
@@ -159,11 +161,7 @@ class StepRunner:
                         room = self.mission.max_parallel - len(running)
                         while room > 0 and self.ready_parallel:
                             if pool is None:
-                                import concurrent.futures
-
-                                pool = concurrent.futures.ThreadPoolExecutor(
-                                    self.mission.max_parallel, thread_name_prefix="mission-step"
-                                )
+                                pool = DaemonPool(self.mission.max_parallel, "mission-step")
                             step = self.ready_parallel.popleft()
                             running.add(step.id)
                             pool.submit(run_on_pool, step, contextvars.copy_context())
@@ -183,7 +181,7 @@ class StepRunner:
                     stop = stop or exc
         finally:
             if pool is not None:
-                pool.shutdown(wait=True)
+                pool.close()
         if stop is not None:
             raise stop
 
@@ -411,3 +409,42 @@ class StepRunner:
         """A person skipped the failed step: it is done with :data:`SKIPPED_RESULT`."""
         step.skipped = True
         self._succeed(step, SKIPPED_RESULT, resolved_by="decision")
+
+
+class DaemonPool:
+    """At most ``size`` daemon threads that run what is submitted, reused while work waits.
+
+    Not a ``ThreadPoolExecutor``: the interpreter joins an executor's threads at exit, so one
+    hung step would keep a kernel (or any process) from ever exiting.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._jobs.put((fn, args))
+        if len(self._threads) < self._size:
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{len(self._threads) + 1}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the threads; called when no work is left, so each ends at once (waited for
+        up to ``timeout``, so a finished mission leaves no thread behind)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
