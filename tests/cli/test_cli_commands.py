@@ -165,9 +165,10 @@ def test_demo_timeout_cancels_what_is_left_and_exits_1(run_cli, tmp_path):
     assert not worker_processes(store.resolve())
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_demo_interrupted_cancels_its_missions(tmp_path):
-    store = tmp_path / "interrupted"
+def start_hanging_demo(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
+    """A ``demo`` of one mission plus a ``[hang]`` one (stall check far off) on store
+    ``tmp_path/name``; returns the process and the store."""
+    store = tmp_path / name
     proc = subprocess.Popen(
         [sys.executable, "-m", "mission_widgets", "demo", "-n", "1", "--model", "demo:fast"]
         + ["--stall", "--stall-secs", "600", "--store", str(store)],
@@ -176,16 +177,23 @@ def test_demo_interrupted_cancels_its_missions(tmp_path):
         text=True,
         env=cli_env(tmp_path),
     )
+    return proc, store
+
+
+def started_hang(store: Path) -> dict | None:
+    """The store row of the demo's ``[hang]`` mission once it has started, else None."""
     try:
+        rows = store_rows(store)
+    except StoreError:
+        return None
+    return next((r for r in rows if "[hang]" in r["goal"] and r["started_at"]), None)
 
-        def hang_started():
-            try:
-                rows = store_rows(store)
-            except StoreError:
-                return False
-            return any("[hang]" in r["goal"] and r["started_at"] for r in rows)
 
-        wait_for(hang_started, 30, "the [hang] mission to start")
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_demo_interrupted_cancels_its_missions(tmp_path):
+    proc, store = start_hanging_demo(tmp_path, "interrupted")
+    try:
+        wait_for(lambda: started_hang(store), 30, "the [hang] mission to start")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -535,25 +543,9 @@ def listed_ids(text: str) -> list[str]:
 
 def test_demo_reports_a_cancel_from_another_process_as_such(tmp_path):
     """`mission-widgets cancel` from a second terminal: the demo says who cancelled, exit 0."""
-    store = tmp_path / "two-terminals"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mission_widgets", "demo", "-n", "1", "--model", "demo:fast"]
-        + ["--stall", "--stall-secs", "600", "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(tmp_path),
-    )
+    proc, store = start_hanging_demo(tmp_path, "two-terminals")
     try:
-
-        def hang_started():
-            try:
-                rows = store_rows(store)
-            except StoreError:
-                return None
-            return next((r for r in rows if "[hang]" in r["goal"] and r["started_at"]), None)
-
-        hang = wait_for(hang_started, 30, "the [hang] mission to start")
+        hang = wait_for(lambda: started_hang(store), 30, "the [hang] mission to start")
         cancel = subprocess.run(
             [sys.executable, "-m", "mission_widgets", "cancel", hang["id"], "--store", str(store)],
             capture_output=True,
