@@ -136,7 +136,7 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
     """Cancel from any process: a running worker is stopped here; a queued mission (or one
     that runs inside another process, on a thread) is asked of its owner through the store,
     and the command waits up to ``--wait`` seconds to see it honoured."""
-    from ..cancellation import ENDED, REQUESTED, cancel_in_store
+    from ..orchestrator.cancellation import ENDED, REQUESTED, cancel_in_store
 
     store = open_store(args.store, "cancel")
     row = resolve_mission_id(store, args.id, "cancel")
@@ -187,7 +187,7 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_decide(args: argparse.Namespace, console: Console) -> int:
     from ..core.errors import MissionError
-    from ..deciding import decide_in_store
+    from ..orchestrator.deciding import decide_in_store
 
     store = open_store(args.store, "decide")
     mission_id = resolve_mission_id(store, args.id, "decide")["id"]
@@ -204,7 +204,7 @@ def cmd_decide(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_explain(args: argparse.Namespace, console: Console) -> int:
     from ..core.errors import MissionError
-    from ..deciding import explain_in_store
+    from ..orchestrator.deciding import explain_in_store
 
     store = open_store(args.store, "explain")
     mission_id = resolve_mission_id(store, args.id, "explain")["id"]

@@ -12,7 +12,7 @@ from support.runtime import one_step, wait_for
 from support.widget_tasks import hang_quietly as hang
 
 from mission_widgets import MissionOrchestrator
-from mission_widgets.cancellation import can_cancel
+from mission_widgets.orchestrator.cancellation import can_cancel
 from mission_widgets.runtime.processes import owner_token, process_start_time
 
 

@@ -24,8 +24,8 @@ from support.runtime import (
     wait_for,
 )
 
-from mission_widgets.cancellation import cancel_in_store
 from mission_widgets.core.errors import MissionError
+from mission_widgets.orchestrator.cancellation import cancel_in_store
 from mission_widgets.runtime.store import MissionStore, StoreError
 
 OWNER = textwrap.dedent(

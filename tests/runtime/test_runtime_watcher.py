@@ -14,7 +14,7 @@ from support.executors import EchoModel, Fail, Gated, ReadMemory, Remember, Slee
 from support.runtime import max_overlap, one_step, spans, wait_for, worker_processes
 
 from mission_widgets import Mission, MissionStep
-from mission_widgets.handles import MissionFailed
+from mission_widgets.orchestrator.handles import MissionFailed
 
 
 def watcher_threads() -> list[threading.Thread]:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .core.listeners import dispatch
+from ..core.listeners import dispatch
 
 Change = TypeVar("Change")
 

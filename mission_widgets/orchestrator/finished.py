@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from .core.mission import Mission
+from ..core.mission import Mission
 
 
 class FinishedMirrors(Sequence[Mission]):

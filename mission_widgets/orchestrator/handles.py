@@ -10,11 +10,11 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .core.errors import MissionError
-from .core.mission import Mission
+from ..core.errors import MissionError
+from ..core.mission import Mission
 
 if TYPE_CHECKING:
-    from .orchestrator import MissionOrchestrator
+    from .mission_orchestrator import MissionOrchestrator
 
 
 class MissionFailed(MissionError):

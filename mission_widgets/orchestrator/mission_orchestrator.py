@@ -18,27 +18,27 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import ModelResolutionError, describe_error
+from ..core.mission import MISSION_STATUSES, Mission, new_mission_id
+from ..core.models import model_label
+from ..core.session import SharedSession
+from ..core.status import MissionStatus
+from ..runtime.backend import Backend
+from ..runtime.processes import owner_token
+from ..runtime.registry import make_backend
+from ..runtime.store import MissionStore
 from .cancellation import is_queued
 from .control import MissionControl
-from .core.errors import ModelResolutionError, describe_error
-from .core.mission import MISSION_STATUSES, Mission, new_mission_id
-from .core.models import model_label
-from .core.session import SharedSession
-from .core.status import MissionStatus
 from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .mirror import StoreMirror
-from .runtime.backend import Backend
-from .runtime.processes import owner_token
-from .runtime.registry import make_backend
-from .runtime.store import MissionStore
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .widgets import MissionPanel
+    from ..widgets import MissionPanel
 
 __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 
@@ -463,7 +463,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return twin
 
     def panel(self, **options: Any) -> MissionPanel:
-        from .widgets import MissionPanel
+        from ..widgets import MissionPanel
 
         return MissionPanel(self, **options)
 

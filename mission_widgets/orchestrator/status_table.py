@@ -11,8 +11,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .core.mission import MISSION_STATUSES
-from .runtime.store import STATUS_COLUMNS, MissionStore
+from ..core.mission import MISSION_STATUSES
+from ..runtime.store import STATUS_COLUMNS, MissionStore
 
 if TYPE_CHECKING:
     import pandas as pd

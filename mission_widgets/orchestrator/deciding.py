@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .core.errors import MissionError, describe_error
-from .core.events import make_event
+from ..core.errors import MissionError, describe_error
+from ..core.events import make_event
 from .mirror import waiting_step
 
 if TYPE_CHECKING:
-    from .core.mission import Mission
-    from .runtime.store import MissionStore
+    from ..core.mission import Mission
+    from ..runtime.store import MissionStore
 
 #: What decide() accepts (aisdk's interactive escalation).
 DECISIONS = ("retry", "skip", "abort")
@@ -57,7 +57,7 @@ def explain_in_store(
     """Ask ``model`` (default: the mission's, else the model named in its row) to analyse the
     failures of the step the mission waits on; record the text as a ``mission_explained``
     event, hand it to the worker for a following retry, and return it."""
-    from .core.models import resolve_model
+    from ..core.models import resolve_model
 
     step_id = require_waiting(store, mission_id, "explain")
     if model is None and mission is not None:

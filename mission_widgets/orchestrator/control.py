@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..core.mission import MISSION_STATUSES, Mission
+from ..core.status import MissionStatus
+from ..runtime.registry import backend_for_row
+from ..runtime.store import MissionStore, StoreError
 from .cancellation import can_cancel, cancel_in_store
-from .core.mission import MISSION_STATUSES, Mission
-from .core.status import MissionStatus
 from .deciding import decide_in_store, explain_in_store, waiting_on_in_store
 from .mirror import HEARTBEAT_LOST
-from .runtime.registry import backend_for_row
-from .runtime.store import MissionStore, StoreError
 
 if TYPE_CHECKING:
+    from ..runtime.backend import Backend, Row
     from .finished import FinishedMirrors
     from .handles import AsyncHandle
-    from .runtime.backend import Backend, Row
 
 
 class MissionControl:
@@ -139,7 +139,7 @@ class MissionControl:
 
         This orchestrator's own missions: a queued one ends at once; a running one gets
         SIGTERM to its process group, SIGKILL after ``cancel_grace_secs``. Another
-        process's: see :func:`mission_widgets.cancellation.cancel_in_store` (a queued
+        process's: see :func:`mission_widgets.orchestrator.cancellation.cancel_in_store` (a queued
         mission of a live owner is ended by that owner, on a request in the store).
         """
         with self._lock:

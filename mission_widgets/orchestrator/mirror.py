@@ -16,22 +16,22 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import MissionError, describe_error
+from ..core.events import make_event
+from ..core.mission import MISSION_STATUSES, Mission
+from ..core.replay import apply_event
+from ..core.status import MissionStatus
+from ..runtime.payload import read_payload
+from ..runtime.processes import owner_alive
+from ..runtime.registry import backend_for_row
+from ..runtime.store import MissionStore, StoreError
+from ..runtime.worker import read_end_from_log
 from .cancellation import is_queued
-from .core.errors import MissionError, describe_error
-from .core.events import make_event
-from .core.mission import MISSION_STATUSES, Mission
-from .core.replay import apply_event
-from .core.status import MissionStatus
 from .finished import FinishedMirrors
 from .handles import AsyncHandle, PollResult
-from .runtime.payload import read_payload
-from .runtime.processes import owner_alive
-from .runtime.registry import backend_for_row
-from .runtime.store import MissionStore, StoreError
-from .runtime.worker import read_end_from_log
 
 if TYPE_CHECKING:
-    from .runtime.backend import Backend, Row
+    from ..runtime.backend import Backend, Row
 
 #: Seconds a mission's executor must have been gone before it is failed for it: another
 #: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.

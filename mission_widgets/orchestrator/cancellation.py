@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .runtime.processes import owner_alive
-from .runtime.registry import backend_for_row
+from ..runtime.processes import owner_alive
+from ..runtime.registry import backend_for_row
 
 if TYPE_CHECKING:
-    from .runtime.backend import Backend, Row
-    from .runtime.store import MissionStore
+    from ..runtime.backend import Backend, Row
+    from ..runtime.store import MissionStore
 
 #: What cancel_in_store did.
 ENDED, STOPPED, REQUESTED = "ended", "stopped", "requested"
