@@ -160,8 +160,13 @@ def test_demo_timeout_cancels_what_is_left_and_exits_1(run_cli, tmp_path):
         store,
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "timed out after 2 s; cancelled 1 unfinished missions" in done.stdout
-    assert {r["status"] for r in store_rows(store)} == {"succeeded", "cancelled"}
+    # On a loaded machine the quick mission may not have ended within 2 s either: what
+    # holds is that the hang is cancelled and the summary counts what was cancelled.
+    said = re.search(r"timed out after 2 s; cancelled (\d+) unfinished missions", done.stdout)
+    assert said, done.stdout
+    statuses = [r["status"] for r in store_rows(store)]
+    assert "cancelled" in statuses and set(statuses) <= {"succeeded", "cancelled"}, statuses
+    assert int(said.group(1)) == statuses.count("cancelled")
     assert not worker_processes(store.resolve())
 
 

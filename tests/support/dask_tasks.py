@@ -47,7 +47,10 @@ class Marker:
 
     def __call__(self, task: str, session: Any, context: str | None) -> str:
         end = time.time() + self.delay
-        Path(self.started).write_text(f"{end} {os.getpid()}")
+        # Written whole, then renamed: a reader that sees the file sees all of it.
+        partial = Path(f"{self.started}.partial")
+        partial.write_text(f"{end} {os.getpid()}")
+        os.replace(partial, self.started)
         while time.time() < end:
             time.sleep(0.05)
         Path(self.marker).write_text("reached")

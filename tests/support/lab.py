@@ -141,9 +141,17 @@ class JupyterLab:
         return f"http://{HOST}:{self.port}"
 
     def notebook_url(self, name: str, ui: str = "lab") -> str:
-        """The notebook's page in JupyterLab (``ui="lab"``) or in Notebook 7 (``"notebook"``)."""
-        path = {"lab": "lab/tree", "notebook": "notebooks"}[ui]
-        return f"{self.url}/{path}/{name}?token={self.token}"
+        """The notebook's page in JupyterLab (``ui="lab"``) or in Notebook 7 (``"notebook"``).
+
+        Each JupyterLab page opens in a workspace of its own, reset on load: Lab otherwise
+        restores the tabs an earlier page left open, and a locator then matches a cell in
+        two notebooks."""
+        if ui == "lab":
+            workspace = f"test-{secrets.token_hex(6)}"
+            return f"{self.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={self.token}"
+        if ui != "notebook":
+            raise ValueError(f"ui must be 'lab' or 'notebook', got {ui!r}")
+        return f"{self.url}/notebooks/{name}?token={self.token}"
 
     def environment(self) -> dict[str, str]:
         dirs = {name: self.base / name for name in ("config", "runtime", "data", "path", "ipython")}
