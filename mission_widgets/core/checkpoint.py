@@ -8,7 +8,6 @@ blobs; :class:`Checkpointer` keeps a running mission's checkpoint file up to dat
 
 from __future__ import annotations
 
-import base64
 import os
 import warnings
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from collections.abc import Mapping
 from .errors import CheckpointError, CheckpointIdError, MissionValidationError, describe_error
 from .ids import validate_mission_id
 from .jsonio import read_json_file, write_json_atomic
+from .pickling import decode_value, encode_value, pickle_b64, unpickle_b64
 from .planning import validate_dag
 from .status import MISSION_STATUSES, STEP_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep
@@ -26,52 +26,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .mission import Mission
+    from .contracts import MissionLike
+
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    AnyMission = TypeVar("AnyMission", bound=MissionLike)
 
 MISSION_FORMAT = "mission_widgets.mission"
-
-
-def encode_value(value: Any) -> Any:
-    """JSON as is when possible, else a cloudpickle blob (for results and executors)."""
-    import json
-
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return {"__pickle__": pickle_b64(value), "repr": repr(value)[:200]}
-
-
-def decode_value(value: Any) -> Any:
-    if isinstance(value, dict) and "__pickle__" in value:
-        return unpickle_b64(value["__pickle__"])
-    return value
-
-
-def pickle_b64(value: Any) -> str:
-    """Pickle for save files with cloudpickle, so notebook functions travel by value.
-
-    A worker whose executors are all importable never loaded cloudpickle (its payload was
-    plain references): there the stdlib pickler gives the same bytes without the import.
-    """
-    import pickle
-    import sys
-
-    from_main = "__main__" in (getattr(value, "__module__", None), type(value).__module__)
-    if "cloudpickle" not in sys.modules and not from_main:
-        try:
-            return base64.b64encode(pickle.dumps(value)).decode("ascii")
-        except Exception:
-            pass  # a lambda or closure: cloudpickle below
-    import cloudpickle
-
-    return base64.b64encode(cloudpickle.dumps(value)).decode("ascii")
-
-
-def unpickle_b64(text: str) -> Any:
-    import pickle
-
-    return pickle.loads(base64.b64decode(text))
 
 
 def encode_executor(executor: Any, where: str) -> str | None:
@@ -177,7 +139,7 @@ def _encode_big(value: Any, home: str | None, name: str) -> tuple[Any, LargeValu
     return stored.reference(os.path.dirname(os.path.abspath(home))), stored
 
 
-def share_large_goal(mission: Mission, home: str) -> None:
+def share_large_goal(mission: MissionLike, home: str) -> None:
     """Write a goal over LARGE_VALUE_BYTES beside the checkpoint ``home`` now, so a pickle of
     ``mission`` (a worker's payload) carries a reference to that one file, not a copy."""
     goal = mission.stored_goal()
@@ -215,7 +177,7 @@ def step_state(
 
 
 def mission_state(
-    mission: Mission, *, include_executors: bool = True, home: str | None = None
+    mission: MissionLike, *, include_executors: bool = True, home: str | None = None
 ) -> dict[str, Any]:
     """The JSON-ready state of a mission (what ``Mission.save`` writes).
 
@@ -257,7 +219,7 @@ def _checked_id(value: Any, source: str) -> str:
 
 
 def apply_state(
-    mission: Mission,
+    mission: MissionLike,
     data: Mapping[str, Any],
     source: str = "state",
     *,
@@ -369,7 +331,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_into(mission: Mission, path: str | os.PathLike) -> Mission:
+def load_into(mission: AnyMission, path: str | os.PathLike) -> AnyMission:
     """``Mission.resume``: apply the save file (or checkpoint and journal) at ``path``."""
     data = read_checkpoint(path)
     try:
@@ -386,7 +348,7 @@ def load_into(mission: Mission, path: str | os.PathLike) -> Mission:
     return mission
 
 
-def save_mission(mission: Mission, path: str | os.PathLike) -> str:
+def save_mission(mission: MissionLike, path: str | os.PathLike) -> str:
     """``Mission.save``: write the mission as human-readable JSON (atomically)."""
     target = os.fspath(path)
     write_json_atomic(target, mission_state(mission, home=target))
@@ -418,7 +380,7 @@ class Checkpointer:
     resuming, so one that cannot be written is a RuntimeWarning (once), never a failure.
     """
 
-    def __init__(self, mission: Mission, path: str) -> None:
+    def __init__(self, mission: MissionLike, path: str) -> None:
         self.mission = mission
         self.path = path
         self.journal = journal_path(path)

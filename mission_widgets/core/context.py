@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .mission import Mission
+    from .contracts import MissionLike
     from .step import MissionStep
 
 #: The context line that marks an explanation given to a retry (aisdk's wording).
@@ -28,7 +28,7 @@ def preview(value: Any, limit: int = 300) -> str | None:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-def step_context(mission: Mission, step: MissionStep, with_errors: bool) -> str | None:
+def step_context(mission: MissionLike, step: MissionStep, with_errors: bool) -> str | None:
     """The context text for the next attempt of ``step`` (None when there is nothing to say)."""
     parts = []
     if step.depends_on:

@@ -33,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .mission import Mission
+    from .contracts import MissionLike
     from .step import MissionStep
 
 #: Seconds between two questions to the decision source.
@@ -56,7 +56,7 @@ def read_answer(answer: Any) -> tuple[str | None, str | None]:
     return action, explanation
 
 
-def ask_for_decision(mission: Mission, step: MissionStep) -> tuple[str, str]:
+def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]:
     """Wait for a decision about ``step``; return ``(outcome, reason)``.
 
     Outcomes: "retry_once", "skip_decided", "abort", "cancelled", or "stall" (nobody can
@@ -118,7 +118,7 @@ def ask_for_decision(mission: Mission, step: MissionStep) -> tuple[str, str]:
     return ("retry_once" if action == "retry" else "skip_decided"), why
 
 
-def _wait(mission: Mission, step: MissionStep, source: Any) -> tuple[str, str | None, str]:
+def _wait(mission: MissionLike, step: MissionStep, source: Any) -> tuple[str, str | None, str]:
     """Poll ``source`` until an answer, the timeout or a cancel: (action, explanation, by)."""
     policy = mission.stall_policy
     timeout = policy.decision_timeout_secs

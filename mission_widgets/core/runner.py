@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .mission import Mission
+    from .contracts import MissionLike
     from .step import MissionStep
 
 #: Longest wait between retries, in seconds (before the backoff factor).
@@ -65,7 +65,7 @@ class _Stop(Exception):
 class StepRunner:
     """One run of a mission's steps, to ``succeeded``, ``failed`` or ``stalled``."""
 
-    def __init__(self, mission: Mission) -> None:
+    def __init__(self, mission: MissionLike) -> None:
         self.mission = mission
         self.policy = mission.stall_policy
         self.emit = mission._emit

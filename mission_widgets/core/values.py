@@ -15,6 +15,7 @@ import os
 import warnings
 
 from .errors import CheckpointError, describe_error
+from .pickling import decode_value, pickle_b64
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -41,8 +42,6 @@ def savable(value: Any, where: str) -> tuple[Any, str | None]:
     except (TypeError, ValueError):
         pass
     try:
-        from .checkpoint import pickle_b64
-
         pickle_b64(value)
         return value, None
     except Exception as exc:
@@ -62,8 +61,6 @@ class LargeValue:
         self.summary = summary
 
     def load(self) -> Any:
-        from .checkpoint import decode_value
-
         try:
             with open(self.path, encoding="utf-8") as handle:
                 return decode_value(json.load(handle))

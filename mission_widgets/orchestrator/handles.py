@@ -8,13 +8,24 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import MissionError
 from ..core.mission import Mission
 
 if TYPE_CHECKING:
-    from .mission_orchestrator import MissionOrchestrator
+    from ..runtime.store import MissionStore
+
+
+class HandleOwner(Protocol):
+    """What a handle asks of the orchestrator that made it (MissionOrchestrator is one):
+    named here so this module needs nothing above it."""
+
+    store: MissionStore
+
+    def wait(self, mission_id: str, timeout: float | None = None) -> Mission: ...
+
+    def cancel(self, mission_id: str) -> bool: ...
 
 
 class MissionFailed(MissionError):
@@ -76,9 +87,7 @@ class AsyncHandle(Future[Mission]):
     polling. ``cancel()`` stops the mission (its worker too) unless it has already ended.
     """
 
-    def __init__(
-        self, orchestrator: MissionOrchestrator, mission: Mission, pid: int | None
-    ) -> None:
+    def __init__(self, orchestrator: HandleOwner, mission: Mission, pid: int | None) -> None:
         super().__init__()
         self._orchestrator = orchestrator
         self.mission = mission

@@ -83,7 +83,7 @@ def dumps_payload(payload: dict[str, Any]) -> bytes:
 
 
 def write_payload(path: str | os.PathLike, data: bytes) -> None:
-    from .store import open_private
+    from .store_location import open_private
 
     path = os.fspath(path)
     tmp = path + ".tmp"

@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..core.errors import describe_error
 
-if TYPE_CHECKING:
-    from .panel import MissionPanel
+
+class Redrawable(Protocol):
+    """What the clock asks of a panel (MissionPanel is one): named here so this module
+    needs nothing above it."""
+
+    closed: bool
+    auto_refresh: bool
+    reconcile_every_secs: float
+
+    def redraw(self) -> None: ...
+
+    def show_error(self, text: str) -> None: ...
+
+    def reconcile(self) -> list[str]: ...
+
 
 #: Fastest auto-refresh allowed (seconds): a few redraws a second at most.
 MIN_REFRESH_INTERVAL = 0.25
@@ -30,7 +43,7 @@ class StallClock:
 
     def __init__(self, orchestrator: Any) -> None:
         self.orchestrator = orchestrator
-        self.panels: weakref.WeakSet[MissionPanel] = weakref.WeakSet()
+        self.panels: weakref.WeakSet[Redrawable] = weakref.WeakSet()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -53,7 +66,7 @@ class StallClock:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
-    def _active_panels(self) -> list[MissionPanel]:
+    def _active_panels(self) -> list[Redrawable]:
         return [p for p in list(self.panels) if not p.closed and p.auto_refresh]
 
     def on_change(self, *change: Any) -> None:
@@ -93,7 +106,7 @@ class StallClock:
                 continue
             self.tick(panels)
 
-    def tick(self, panels: list[MissionPanel]) -> None:
+    def tick(self, panels: list[Redrawable]) -> None:
         """Flag stalled missions with the panels' thresholds (the orchestrator's watcher
         then reports the change, which redraws)."""
         try:
