@@ -1,4 +1,4 @@
-"""Decisions by a person, worker side (issue 14.3): a mission that asks waits in its worker or
+"""Decisions by a person, worker side: a mission that asks waits in its worker or
 thread, keeps its heartbeat, and takes the answer another process puts in the store."""
 
 from __future__ import annotations

@@ -3,28 +3,17 @@ under the test's ``tmp_path``, and make sure no worker process outlives a test."
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import functools
 
 import pytest
-from support.cli import cli_env
+from support import cli
 
 
 @pytest.fixture
 def run_cli(tmp_path):
-    """``run_cli(*args, timeout=60)`` -> CompletedProcess of ``python -m mission_widgets``."""
-
-    def run(*args: str, timeout: float = 60.0, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "mission_widgets", *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=cli_env(tmp_path, **env),
-            stdin=subprocess.DEVNULL,
-        )
-
-    return run
+    """``run_cli(*args, timeout=60, **env)`` -> CompletedProcess of ``python -m mission_widgets``
+    (support.cli.run_cli on this test's tmp_path)."""
+    return functools.partial(cli.run_cli, tmp_path)
 
 
 @pytest.fixture(autouse=True)

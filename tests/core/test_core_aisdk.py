@@ -1,4 +1,4 @@
-"""aisdk's tests/testthat/test-mission.R, translated, plus the aisdk semantics of issue 14.1.
+"""aisdk's tests/testthat/test-mission.R, translated, plus the aisdk semantics users rely on.
 
 Each test names the aisdk test it comes from; R's ``create_step`` / ``create_mission`` are
 ``MissionStep`` / ``Mission``; ``ChatSession`` is ``SharedSession``.
@@ -295,7 +295,7 @@ def test_default_stall_policy_structure():
     assert policy.escalate_fn is None
 
 
-# -- models (issue 14.1): what the user gave; objects round-trip; run(model=) wins ------------
+# -- models: what the user gave; objects round-trip; run(model=) wins ------------
 
 
 def test_mission_model_keeps_a_string():

@@ -1,4 +1,4 @@
-"""Async executors and async models (issue 14.2): on the package's own event loop.
+"""Async executors and async models: on the package's own event loop.
 
 They work from plain code, from a thread, and from inside a running event loop (a notebook
 cell) without nest-asyncio or any patch of asyncio; time limits still stop them.

@@ -1,4 +1,4 @@
-"""Bounds and persistence in proportion to the work (issues 15.3, 15.4, 12.4, 12.7)."""
+"""Bounds and persistence in proportion to the work."""
 
 from __future__ import annotations
 

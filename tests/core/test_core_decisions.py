@@ -1,4 +1,4 @@
-"""StallPolicy(on_max_retries="ask"): the mission waits for a person's decision (issue 14.3)."""
+"""StallPolicy(on_max_retries="ask"): the mission waits for a person's decision."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``async def`` executors and async models on the Dask backend (issue 14.2), on both
+"""``async def`` executors and async models on the Dask backend, on both
 isolations: each coroutine runs on an event loop of its own in the process running the mission."""
 
 from __future__ import annotations

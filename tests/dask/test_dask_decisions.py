@@ -1,4 +1,4 @@
-"""Decisions by a person on the Dask backend (issue 14.3): a mission with
+"""Decisions by a person on the Dask backend: a mission with
 ``StallPolicy(on_max_retries="ask")`` waits on its Dask worker, keeps its heartbeat, and takes
 the answer written into the store by ``orch.decide`` (this orchestrator or another one on the
 store), which the kernel side forwards to the worker; with no answer the fallback applies."""

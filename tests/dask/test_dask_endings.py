@@ -1,4 +1,4 @@
-"""Every Dask mission ends once, with its real cause (issue 12.4), on both isolations:
+"""Every Dask mission ends once, with its real cause, on both isolations:
 executors raising BaseExceptions, results that cannot be pickled."""
 
 from __future__ import annotations

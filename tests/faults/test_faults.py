@@ -1,4 +1,4 @@
-"""Fault injection (issue 12): kill -9 of kernels and workers, SIGSTOP inside a store write,
+"""Fault injection: kill -9 of kernels and workers, SIGSTOP inside a store write,
 a store that turns read-only, a full disk, corrupt and missing databases, racing
 orchestrators. Per fault: missions lost (submitted, never ended nor queued), run twice (more
 than one ``mission_start``) and ended twice -- all must be 0. ``bench/faults_report.py`` runs

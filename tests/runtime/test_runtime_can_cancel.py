@@ -1,5 +1,5 @@
 """``orch.can_cancel()`` / ``cancellable()``: the backend that runs a mission, found from its
-store row, says whether this process can still stop it (issue 16: Cancel only where a
+store row, says whether this process can still stop it (Cancel only where a
 mission can still be cancelled)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Atomic claims (issue 12.3): a queued row is started by exactly one process, however many
+"""Atomic claims: a queued row is started by exactly one process, however many
 orchestrators race for it -- processes adopting a dead kernel's queue, two kernels on one
 store, a clone in the same process. Counted from the store: one mission_start per mission."""
 

@@ -1,4 +1,4 @@
-"""Decisions by a person through the orchestrator (issue 14.3): status() shows waiting_on,
+"""Decisions by a person through the orchestrator: status() shows waiting_on,
 orch.decide() from this kernel or a restarted one, orch.explain() asks the mission's model,
 records the text and hands it to the retry; the question survives a kernel restart."""
 

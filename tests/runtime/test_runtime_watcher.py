@@ -1,6 +1,6 @@
-"""One source of truth (issue 12.1): the watcher keeps mirrors current and refills the window
+"""One source of truth: the watcher keeps mirrors current and refills the window
 without anyone polling; subscribe(); poll_async() as aisdk's named list; AsyncHandle as a
-Future; aisdk's session isolation and model precedence (issue 14.1)."""
+Future; aisdk's session isolation and model precedence."""
 
 from __future__ import annotations
 

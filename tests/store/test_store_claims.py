@@ -1,4 +1,4 @@
-"""Atomic claims (issue 12.3) and requests between processes: real processes race on one
+"""Atomic claims and requests between processes: real processes race on one
 store file; each mission is claimed (and started) exactly once, each request taken once."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Errors and damaged stores (issues 12.4, 12.8): no raw sqlite3 error leaves a public method;
+"""Errors and damaged stores: no raw sqlite3 error leaves a public method;
 a read-only, full, corrupt, empty or missing database is a StoreError naming the file and
 what was found, nothing is overwritten, and check/repair rebuild what the files allow."""
 

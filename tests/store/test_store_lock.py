@@ -1,4 +1,4 @@
-"""A stopped lock holder never freezes a kernel (issue 12.6): reads answer, a kernel's write
+"""A stopped lock holder never freezes a kernel: reads answer, a kernel's write
 gives up after a few seconds with a StoreError naming the holder (pid, mission)."""
 
 from __future__ import annotations

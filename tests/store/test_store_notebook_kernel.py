@@ -1,4 +1,4 @@
-"""The notebook's own store, in a real Jupyter kernel (issue 12.2): a kernel started for a
+"""The notebook's own store, in a real Jupyter kernel: a kernel started for a
 notebook (JPY_SESSION_NAME, as Jupyter Server sets it) stores there by default; a restarted
 kernel of the same notebook reattaches; another notebook's kernel sees none of it."""
 

@@ -1,4 +1,4 @@
-"""Stores are private (issue 15.1): created 0700/0600, others' or writable stores refused
+"""Stores are private: created 0700/0600, others' or writable stores refused
 before anything in them is read, directories that are not stores never taken over."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Which store (issue 12.2): store= and $MISSION_WIDGETS_STORE win; in a notebook's kernel
+"""Which store: store= and $MISSION_WIDGETS_STORE win; in a notebook's kernel
 the notebook's own store; else the documented default. And history that can be pruned."""
 
 from __future__ import annotations

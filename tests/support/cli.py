@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from support.waiting import wait_for as wait_for
@@ -23,3 +25,18 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env.update(extra)
     return env
+
+
+def run_cli(
+    tmp_path: Path, *args: object, timeout: float = 60.0, **env: str
+) -> subprocess.CompletedProcess:
+    """``python -m mission_widgets ARGS`` as a user types it, with no input and never the
+    user's default store (see :func:`cli_env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mission_widgets", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(tmp_path, **env),
+        stdin=subprocess.DEVNULL,
+    )

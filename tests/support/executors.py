@@ -7,6 +7,7 @@ with the test goes through files, the one thing a test and a worker process both
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -181,3 +182,19 @@ class BigResult:
 
     def __call__(self, task, session, context):
         return "z" * self.n_bytes
+
+
+async def async_echo(task, session, context):
+    """An ``async def`` executor: awaits, then answers."""
+    await asyncio.sleep(0.01)
+    return f"async did: {task}"
+
+
+class AsyncModel:
+    """A model whose ``generate`` is a coroutine function (as most SDKs are)."""
+
+    label = "async-model"
+
+    async def generate(self, prompt: str) -> str:
+        await asyncio.sleep(0.01)
+        return "async model answer"

@@ -1,9 +1,7 @@
-"""Acceptance of issue 12 from its own words, through the public API, real processes and
-real SQLite stores: notebooks each have their own store (two kernels in child processes),
-a worker stopped inside a store write never freezes reconcile()/submit(), and a damaged
-database beside mission files is named, left alone and repairable from the command line.
-(Other points of issue 12 are covered in tests/runtime, tests/faults, tests/backends,
-tests/store and tests/cli.)"""
+"""Notebooks and processes on real SQLite stores: two kernels (child processes) each keep
+their own store and a restarted one reattaches, a worker stopped inside a store write never
+freezes reconcile()/submit(), and a damaged database beside mission files is named, left
+alone and repairable from the command line."""
 
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ import time
 
 import psutil
 import pytest
-from support.acceptance import run_cli
+from support.cli import run_cli
 from support.executors import echo, touch
 from support.faults import BulkyChatter, stop_inside_write
 from support.runtime import TESTS_DIR, one_step, wait_for

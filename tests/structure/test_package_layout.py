@@ -1,6 +1,7 @@
-"""Acceptance of issue 13 (a house a newcomer can change), read from the source as a newcomer
-would: the import graph, module sizes and docstrings, backend names, one palette, test support
-out of the wheel, one orchestrator fixture, no dead code named by the issue, mypy clean.
+"""The package as a newcomer reads it, from the source: the import graph (no circles, even
+through imports inside functions or under TYPE_CHECKING; the flow one way), module sizes and
+docstrings, backend names, one palette, test support out of the wheel, one orchestrator
+fixture, no dead code, mypy clean.
 
 Complements tests/core/test_core_contracts.py (enums, hooks table, dispatch) and
 tests/backends/test_registry.py (registry, lazy Dask).
@@ -43,30 +44,37 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def module_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The modules ``name`` imports when it is imported: top-level statements (also inside
-    try/if at module level), not those under ``if TYPE_CHECKING:`` nor inside functions."""
+def imports_of(
+    name: str, path: Path, known: set[str], *, module_level_only: bool = False
+) -> set[str]:
+    """The modules ``name`` imports: every import statement in the file, also those inside
+    functions and under ``if TYPE_CHECKING:`` (a circle kept apart only by a late import is
+    still a circle); with ``module_level_only``, what importing the module runs at once."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     targets: set[str] = set()
 
+    def add(node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+            return
+        if node.level:
+            base = package.split(".")
+            base = base[: len(base) - (node.level - 1)]
+            module = ".".join(base + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        # ``from pkg import submodule`` imports the submodule; the package itself only for
+        # names that are not submodules (importing a submodule runs its package's __init__
+        # first, as for any import: not an edge of its own).
+        submodules = {f"{module}.{alias.name}" for alias in node.names}
+        targets.update(submodules & known)
+        if not submodules <= known:
+            targets.add(module)
+
     def visit(statements: list[ast.stmt]) -> None:
         for node in statements:
-            if isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - (node.level - 1)]
-                    module = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    module = node.module or ""
-                # ``from pkg import submodule`` imports the submodule; the package itself
-                # only for names that are not submodules (importing a submodule runs its
-                # package's __init__ first, as for any import: not an edge of its own).
-                submodules = {f"{module}.{alias.name}" for alias in node.names}
-                targets.update(submodules & known)
-                if not submodules <= known:
-                    targets.add(module)
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                add(node)
             elif isinstance(node, ast.If):
                 if not _is_type_checking(node.test):
                     visit(node.body)
@@ -78,15 +86,26 @@ def module_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
                 visit(node.orelse)
                 visit(node.finalbody)
 
-    visit(ast.parse(path.read_text()).body)
+    tree = ast.parse(path.read_text())
+    if module_level_only:
+        visit(tree.body)
+    else:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                add(node)
     return targets
+
+
+def module_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """What importing ``name`` imports at once (not under TYPE_CHECKING, not in functions)."""
+    return imports_of(name, path, known, module_level_only=True)
 
 
 def import_graph() -> dict[str, set[str]]:
     found = modules()
     known = set(found)
     return {
-        name: {t for t in module_level_imports(name, path, known) if t in known and t != name}
+        name: {t for t in imports_of(name, path, known) if t in known and t != name}
         for name, path in found.items()
     }
 
@@ -419,3 +438,40 @@ def test_statuses_are_str_enums_and_store_rows_are_typed_records():
     assert typing.is_typeddict(MissionRow)
     for method in (MissionStore.row, MissionStore.rows, MissionStore.rows_by_id):
         assert "MissionRow" in str(method.__annotations__["return"]), method
+
+
+#: The one-way flow, lowest first; a module may import its own layer and those below it.
+LAYERS = ("core", "runtime", "orchestrator", "widgets", "cli")
+#: Upward edges that the public API asks for, each made inside one function: ``orch.panel()``
+#: returns a MissionPanel.
+UPWARD_ALLOWED = {("mission_widgets.orchestrator.mission_orchestrator", "widgets")}
+
+
+def layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_the_reader_sees_imports_inside_functions_and_under_type_checking(tmp_path):
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from .b import B\n"
+        "def f():\n    from .c import C\n"
+    )
+    known = {"pkg.probe", "pkg.b", "pkg.c"}
+    assert imports_of("pkg.probe", source, known) >= {"pkg.b", "pkg.c"}
+    assert not module_level_imports("pkg.probe", source, known) & {"pkg.b", "pkg.c"}
+
+
+def test_the_layers_import_downward_only():
+    upward = set()
+    for name, targets in import_graph().items():
+        here = layer(name)
+        if here is None:
+            continue
+        for target in targets:
+            there = layer(target)
+            if there is not None and LAYERS.index(there) > LAYERS.index(here):
+                upward.add((name, there))
+    assert upward <= UPWARD_ALLOWED, sorted(upward - UPWARD_ALLOWED)

@@ -1,8 +1,6 @@
-"""Acceptance of issue 15 (safe stores that scale), each "Seen:" case as an operator meets it.
-
-Only what tests/store, tests/core and tests/cli do not already cover: the issue's own
-scenarios end to end through the public API, with real files, stores and processes.
-"""
+"""Safe stores that scale, each case as an operator meets it, end to end through the public
+API with real files, stores and processes: private permissions, refused ids and paths,
+bounded plans and parallel pools, large goals and results summarised, never loaded to attach."""
 
 from __future__ import annotations
 

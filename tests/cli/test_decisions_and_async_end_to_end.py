@@ -1,8 +1,6 @@
-"""Acceptance of issue 14 from its own words, through the public API and the command line:
-decisions by a person from the CLI (`mission-widgets decide` / `explain`), the waiting
-mission as status() shows it, the timeout fallback, and async executors and models on the
-thread and subprocess backends. (Other points of issue 14 are covered in tests/core,
-tests/runtime and tests/backends.)"""
+"""Decisions by a person from the command line (`mission-widgets decide` / `explain`), the
+waiting mission as status() shows it, the timeout fallback, and async executors and models on
+the thread and subprocess backends: end to end through the public API and real processes."""
 
 from __future__ import annotations
 
@@ -11,8 +9,8 @@ import sys
 import textwrap
 
 import pytest
-from support.acceptance import AsyncModel, async_echo, run_cli
-from support.executors import Fail
+from support.cli import run_cli
+from support.executors import AsyncModel, Fail, async_echo
 from support.faults import FailOnceThenShowContext
 from support.runtime import TESTS_DIR, asking, event_names, store_events, wait_for
 
