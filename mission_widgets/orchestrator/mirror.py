@@ -114,6 +114,11 @@ class StoreMirror:
             if mission_id not in self._missions and not self.completed.has(mission_id):
                 self._order.pop(mission_id, None)
 
+    def _take_since_poll(self) -> PollResult:
+        """What changed since the last call (poll_async()'s answer), and start afresh."""
+        result, self._since_poll = self._since_poll, PollResult()
+        return result
+
     def _owner_alive(self, owner: str | None) -> bool:
         """owner_alive, remembered for a second (attaching to 10,000 queued missions of
         one live kernel asks about the same owner 10,000 times)."""

@@ -48,6 +48,23 @@ POLL_INTERVAL = 0.2
 _INSTANCES = itertools.count(1)
 
 
+# Who owns which state (tests/structure/test_orchestrator_state.py keeps this true: every
+# attribute is bound in exactly one of the three files, and MissionControl binds none).
+#
+#   mission_orchestrator.py  configuration (max_concurrent, heartbeat_*, cancel_grace_secs,
+#                            global_model/session), store, backend, the queue and the window
+#                            (pending_queue, running, async_handles, _draining, _owner), the
+#                            lock and wake-ups, the watcher, subscribers and the status table.
+#   mirror.py (StoreMirror)  what the store said: _missions, _order, completed, _cursor,
+#                            _replayed, _backend_of, _stall_flags, _waiting_on, _since_poll,
+#                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
+#   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
+#                            reconcile) on the state above, read under the orchestrator's lock.
+#
+# Why mixins and not objects: every public method named in DESIGN.md is a method of
+# MissionOrchestrator, and the refresh, the window refill and the actions all run under one
+# lock over one set of mirrors. Splitting the class by file keeps each file about one job
+# without a delegation layer; the rule above keeps one owner per piece of state.
 class MissionOrchestrator(StoreMirror, MissionControl):
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
 
@@ -301,7 +318,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         that completed or started, events read) and how many are still running."""
         self._watch()
         with self._lock:
-            result, self._since_poll = self._since_poll, PollResult()
+            result = self._take_since_poll()
             result.still_running = len(self.running)
         return result
 
