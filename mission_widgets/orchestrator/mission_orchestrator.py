@@ -61,7 +61,7 @@ _INSTANCES = itertools.count(1)
 #   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
 #                            reconcile) on the state above, read under the orchestrator's lock.
 #
-# Why mixins and not objects: every public method named in DESIGN.md is a method of
+# Why mixins and not objects: every public method of the documented API is a method of
 # MissionOrchestrator, and the refresh, the window refill and the actions all run under one
 # lock over one set of mirrors. Splitting the class by file keeps each file about one job
 # without a delegation layer; the rule above keeps one owner per piece of state.
