@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 PYTHON=${MW_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q -e ".[dev]"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file per worker at a time: every test has its own stores,
+# ports and Jupyter dirs, and a file's module fixtures (a JupyterLab, a browser) start once.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
