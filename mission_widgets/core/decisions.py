@@ -2,9 +2,9 @@
 
 When a step has used its retries, the mission waits, in its own thread, for an answer from
 ``mission.decision_source(step)`` (set by the runtime from the store, or given by the user),
-polled every :data:`DECISION_POLL_SECS`. While it waits the mission shows ``stalled`` with
-``waiting_on`` = the step id and a reason naming the step; it is not finished, and cancel
-works. Answers:
+polled every :data:`DECISION_POLL_SECS`. While it waits the mission is ``waiting`` with
+``waiting_on`` = the step id (the ``mission_waiting`` event's reason names the step); it is
+not finished, its heartbeat goes on, and cancel works. Answers:
 
 * ``"retry"``: one more attempt with the failures in its context (and an explanation, when
   one was given, as "[AGENT ANALYSIS] ..." in the error history);
@@ -14,8 +14,8 @@ works. Answers:
 An answer is a string, or a mapping ``{"action": ..., "explanation": ...}``. With no answer
 within ``decision_timeout_secs`` the policy's ``decision_fallback`` applies, with a reason
 that says so. With no ``decision_source`` at all (a plain ``Mission.run()`` in a script)
-nobody can answer: the mission stalls at once, as an ``escalate`` without an answer does,
-with a message that says how to give one.
+nobody can answer: the mission ends ``stalled`` at once, as an ``escalate`` without an answer
+does, with a message that says how to give one.
 """
 
 from __future__ import annotations
@@ -64,12 +64,12 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
     """
     policy = mission.stall_policy
     source = mission.decision_source
-    attempts = sum(e.get("error_type") != "analysis" for e in step.error_history)
+    attempts = step.failed_attempts
     if source is None:
         mission.no_answer_reason = (
-            f"step {step.id!r} failed {attempts} attempt(s) and on_max_retries='ask', but "
-            "nobody can answer here (no decision_source): run it through a MissionOrchestrator "
-            "and answer with orch.decide(), or give Mission(decision_source=...)"
+            "on_max_retries='ask', but nobody can answer here (no decision_source): run it "
+            "through a MissionOrchestrator and answer with orch.decide(), or give "
+            "Mission(decision_source=...)"
         )
         return "stall", mission.no_answer_reason
     reason = (
@@ -77,21 +77,19 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
         f"{step.last_error}); answer retry, skip or abort"
     )
     mission.waiting_on = step.id
-    mission.stall_reason = reason
-    mission.status = MissionStatus.STALLED
+    mission.status = MissionStatus.WAITING
     mission._emit(
         "mission_waiting",
         step_id=step.id,
         waiting_on=step.id,
         reason=reason,
-        status="stalled",
+        status="waiting",
         error_message=step.last_error,
         options=list(DECISION_ACTIONS),
         timeout_secs=policy.decision_timeout_secs,
     )
     action, explanation, decided_by = _wait(mission, step, source)
     mission.waiting_on = None
-    mission.stall_reason = None
     if action == "cancelled":
         mission.status = MissionStatus.RUNNING
         return "cancelled", "cancelled while waiting for a decision"

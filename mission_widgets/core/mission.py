@@ -1,6 +1,10 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
+pending -> planning -> running (<-> waiting) -> succeeded | failed | stalled (| cancelled)
+
+``waiting``: a person must decide (``on_max_retries="ask"``). ``stalled``: a step used its
+retries and nothing resolved it. A running mission whose heartbeat or progress stopped stays
+``running`` with ``stall_reason`` "no_heartbeat" or "no_progress" (a health flag).
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
 ``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
@@ -192,7 +196,8 @@ class Mission:
         self.finished_at: float | None = None
         #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
-        #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
+        #: The health flag of a running mission whose heartbeat or progress stopped:
+        #: "no_heartbeat" | "no_progress", None when healthy (the status stays running).
         self.stall_reason: str | None = None
         self._init_runtime_state()
 

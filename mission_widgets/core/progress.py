@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from .mission import TERMINAL_STATUSES
+from .status import STALL_REASONS
 
 #: Statuses after which nothing changes any more.
 FINISHED_STATUSES = TERMINAL_STATUSES
@@ -47,6 +48,7 @@ STATUS_STYLES: dict[str, StatusStyle] = {
     "pending": StatusStyle("#757575", "\u25cb", " ", " ", "", "2"),  # white circle
     "planning": StatusStyle("#1976d2", "\u25b7", ">", ">", "info", "36"),  # white triangle
     "running": StatusStyle("#1976d2", "\u25b6", ">", ">", "info", "36"),  # black triangle
+    "waiting": StatusStyle("#f9a825", "\u23f8", "~", "~", "warning", "33"),  # pause: a person
     "succeeded": StatusStyle("#2e7d32", "\u2714", "\u2713", "+", "success", "32"),  # check
     "failed": StatusStyle("#c62828", "\u2716", "\u2717", "x", "danger", "31"),  # heavy x
     "stalled": StatusStyle("#ef6c00", "\u26a0", "!", "!", "warning", "33"),  # warning sign
@@ -61,7 +63,16 @@ STATUS_MARKS = {status: style.mark for status, style in STATUS_STYLES.items()}
 STATUS_MARKS_ASCII = {status: style.mark_ascii for status, style in STATUS_STYLES.items()}
 
 #: Statuses from the worst to the best: an overall bar takes the style of the worst present.
-SEVERITY = ("failed", "stalled", "cancelled", "running", "planning", "pending", "succeeded")
+SEVERITY = (
+    "failed",
+    "stalled",
+    "waiting",
+    "cancelled",
+    "running",
+    "planning",
+    "pending",
+    "succeeded",
+)
 
 
 def status_style(status: str) -> StatusStyle:
@@ -115,9 +126,9 @@ class MissionView(NamedTuple):
 
     @property
     def stall_badge(self) -> str | None:
-        """The stall reason while the mission *is* stalled (gone once it recovers or ends
-        otherwise: the history keeps it, the row does not)."""
-        return self.stall_reason if self.status == "stalled" else None
+        """The health flag ("no_heartbeat" | "no_progress") of a mission that is still going
+        (gone once it recovers or ends: the history keeps it, the row does not)."""
+        return self.stall_reason if not self.finished else None
 
     @property
     def error_line(self) -> str | None:
@@ -311,8 +322,8 @@ def overall_view(
 
     ``since`` is ``(time, ended count)`` when the watcher began to track (the panel keeps
     it); the rate is what ended since then over the time since then. ``in_flight`` counts
-    missions whose status is a final one but which have not ended (flagged stalled while
-    their worker runs, or waiting for a person).
+    missions whose status is a final one but which have not ended yet (their end is on its
+    way to this kernel's mirror).
     """
     total = sum(int(n) for n in counts.values())
     finished = sum(int(n) for status, n in counts.items() if status in FINISHED_STATUSES)
@@ -429,9 +440,7 @@ def mission_view(mission: Any, now: float) -> MissionView:
 
     started = _finite(_get(mission, "started_at"))
     ended = _finite(_get(mission, "finished_at"))
-    # Flagged stalled by a watcher while its worker still runs: not over (it may recover,
-    # and it can still be cancelled). A mission that ended stalled has a finish time.
-    finished = status in FINISHED_STATUSES and not (status == "stalled" and ended is None)
+    finished = status in FINISHED_STATUSES
     if status == "succeeded":
         last_error = None  # retries that recovered are history, not the mission's error
     if started is None:
@@ -454,12 +463,18 @@ def mission_view(mission: Any, now: float) -> MissionView:
         elapsed=elapsed,
         eta=eta,
         bar_style=bar_style(status),
-        stall_reason=_text(_get(mission, "stall_reason")),
+        stall_reason=_health_flag(mission),
         last_error=last_error,
         finished=finished,
         n_failed=n_failed,
         waiting_on=_text(_get(mission, "waiting_on")),
     )
+
+
+def _health_flag(mission: Any) -> str | None:
+    """The health flag of a mission ("no_heartbeat" | "no_progress"), else None."""
+    reason = _text(_get(mission, "stall_reason"))
+    return reason if reason in STALL_REASONS else None
 
 
 # -- text tables ------------------------------------------------------------------------------
@@ -483,14 +498,14 @@ def status_mark(status: str, *, ascii: bool = False) -> str:
 
 
 def table_note(view: MissionView) -> str:
-    """What a table says about a mission: why it stalled, failed or was cancelled (nothing
-    for healthy missions, whose retried transient errors are not news)."""
-    stall = view.stall_reason or ""
+    """What a table says about a mission: why it stalled, failed or was cancelled, or the
+    health flag of one still going (nothing for healthy missions, whose retried transient
+    errors are not news)."""
     if view.status in ("failed", "stalled", "cancelled") and view.last_error:
-        if stall and stall not in view.last_error:
-            return f"{view.last_error} (stalled: {stall})"
         return view.last_error
-    return stall
+    if view.waiting_on:
+        return f"waiting for a decision at step {view.waiting_on}"
+    return view.stall_badge or ""
 
 
 def format_table(

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..core.mission import MISSION_STATUSES
+from ..core.status import HEALTHY, STALL_REASONS
 from ..runtime.store import STATUS_COLUMNS, MissionStore
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class StatusTable:
             if waiting_on
             else None
         )
+        frame["health"] = _health(frame)
         return frame
 
     def _part(self, finished: bool, signature: tuple[Any, ...]) -> pd.DataFrame:
@@ -74,9 +76,18 @@ _LIVE_SIGNATURE = (
     "TOTAL(COALESCE(last_activity, 0) + COALESCE(last_heartbeat, 0)) AS t",
     "TOTAL(COALESCE(started_at, 0) + COALESCE(pid, 0) + progress + n_done + n_failed) AS s",
     "TOTAL(CASE status WHEN 'pending' THEN 1 WHEN 'planning' THEN 10 WHEN 'running' THEN 100"
-    " WHEN 'stalled' THEN 1000 ELSE 10000 END) AS k",
+    " WHEN 'waiting' THEN 1000 ELSE 10000 END) AS k",
     "TOTAL(LENGTH(COALESCE(stall_reason, '')) + LENGTH(COALESCE(error, ''))) AS e",
 )
+
+
+def _health(frame: pd.DataFrame) -> Any:
+    """The ``health`` column: "ok", or the flag ("no_heartbeat" | "no_progress") of a
+    mission that is still going (a finished one is past health)."""
+    import numpy as np
+
+    flagged = frame["stall_reason"].isin(STALL_REASONS) & frame["finished_at"].isna()
+    return np.where(flagged, frame["stall_reason"], HEALTHY).astype(object)
 
 
 def _elapsed(frame: pd.DataFrame) -> None:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 
 from ..core.events import make_event
 from ..core.ids import validate_mission_id
+from ..core.status import health_reason
 from .store_base import ADDED_COLUMNS, QUEUED, SCHEMA, SCHEMA_OBJECTS, STATUS_COLUMNS, guarded
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
@@ -369,9 +370,13 @@ class MissionStore(StoreRequestsAndHistory):
             sets["started_at"] = ts
             sets["finished_at"] = None
         elif name == "mission_stall":
-            sets["stall_reason"] = event.get("reason") or event.get("error_message")
-            if event.get("status"):
-                sets["status"] = event["status"]
+            # A health flag (the mission stays running); the runner's own mission_stall
+            # (retries exhausted) is followed by its mission_done "stalled".
+            reason = health_reason(event)
+            if reason is not None:
+                sets["stall_reason"] = reason
+        elif name == "mission_recovered":
+            sets["stall_reason"] = None
         elif name == "mission_done":
             sets["status"] = event.get("status") or sets.get("status")
             sets["finished_at"] = ts
@@ -415,19 +420,20 @@ class MissionStore(StoreRequestsAndHistory):
         )
         return self._append_unless_finished(event)
 
-    def flag_stalled(self, mission_id: str, reason: str) -> dict[str, Any] | None:
-        """Record a runtime-detected stall (reconcile) as a ``mission_stall`` event.
+    def flag_unhealthy(self, mission_id: str, reason: str, detail: str) -> dict[str, Any] | None:
+        """Record a health flag of a running mission (``reason``: "no_heartbeat" or
+        "no_progress"; ``detail`` in words) as a ``mission_stall`` event.
 
-        The row's status becomes ``stalled`` but the mission is not finished: a worker that
-        wakes up writes ``running`` again with its next event.
+        The mission's status does not change: it is running, and the flag clears with a
+        ``mission_recovered`` event when its heartbeat or progress resumes.
         """
         event = make_event(
             "mission_stall",
             mission_id,
             error_type="stall",
-            error_message=reason,
-            status="stalled",
+            error_message=detail,
             reason=reason,
+            detail=detail,
             source="reconcile",
         )
         return self._append_unless_finished(event)

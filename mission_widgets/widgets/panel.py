@@ -435,8 +435,8 @@ class MissionPanel(W.VBox):
     @guarded
     def _poll_clicked(self, button: W.Button | None) -> None:
         result = self.orchestrator.poll_async()
-        stalled = self.reconcile()
-        note = f"; stalled: {', '.join(stalled)}" if stalled else ""
+        flagged = self.reconcile()
+        note = f"; no heartbeat or no progress: {', '.join(flagged)}" if flagged else ""
         self.show_info(
             f"polled: {len(result.completed)} finished, {result.still_running} running{note}"
         )

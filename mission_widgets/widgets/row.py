@@ -64,13 +64,13 @@ def status_html(status: str) -> str:
 def note_html(view: MissionView) -> str:
     """What the row says inline: the stall badge, the waiting step, the error's first line."""
     parts = []
-    if view.stall_badge and not view.waiting_on:  # waiting for a person is said below
+    if view.stall_badge:  # a health flag: the mission still runs
         parts.append(
             '<span class="mission-widgets-stall" style="background:{c};color:white;'
-            'padding:0 6px;border-radius:8px">{g} stalled: {t}</span>'.format(
+            'padding:0 6px;border-radius:8px">{g} {t}</span>'.format(
                 c=status_style("stalled").colour,
                 g=status_style("stalled").glyph,
-                t=html.escape(view.stall_badge),
+                t=html.escape(view.stall_badge.replace("_", " ")),
             )
         )
     if view.waiting_on:

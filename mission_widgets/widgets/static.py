@@ -117,7 +117,7 @@ def steps_table(steps: Iterable[Any]) -> str:
             for value in (
                 step.id,
                 truncate(step.description, 60),
-                step.status + (" (skipped)" if getattr(step, "skipped", False) else ""),
+                step.status,
                 step.retry_count,
             )
         )
