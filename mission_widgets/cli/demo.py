@@ -4,7 +4,8 @@ It runs a few missions with the offline demo model in worker processes and draws
 progress live in the terminal (a table redrawn in place on a TTY, one line per change
 otherwise), then prints the final table and checks each mission ended as its goal says it
 should (``[fail]`` fails on purpose, ``[hang]`` is flagged no_progress while it still runs,
-then cancelled). Its store is a temporary directory, removed at the end unless ``--keep-store`` (or ``--store``) is given.
+then cancelled). Its store is a temporary directory, removed at the end unless
+``--keep-store`` (or ``--store``) is given.
 """
 
 from __future__ import annotations

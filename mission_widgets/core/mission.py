@@ -45,7 +45,13 @@ from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
-from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
+from .status import (
+    MISSION_STATUSES,
+    STEP_STATUSES,
+    TERMINAL_STATUSES,
+    MissionStatus,
+    StepStatus,
+)
 from .step import MissionStep, StepTally, check_executor
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
@@ -301,8 +307,9 @@ class Mission:
         return {step.id: str(step.status) for step in self.steps or []}
 
     def step_counts(self) -> dict[str, Any]:
-        """Counts of steps by status, plus totals, retries and progress."""
-        counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
+        """Counts of steps by status (``skipped`` among them: a skipped step is neither done
+        nor failed), plus totals, retries and progress."""
+        counts = dict.fromkeys(STEP_STATUSES, 0)
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
         return {
@@ -310,7 +317,6 @@ class Mission:
             "status": self.status,
             "total": len(self.steps or []),
             **counts,
-            "skipped": sum(1 for s in self.steps or [] if s.skipped),
             "retries": sum(s.retry_count for s in self.steps or []),
             "progress": self.progress,
         }
