@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from .mission import TERMINAL_STATUSES
-from .status import STALL_REASONS
 
 #: Statuses after which nothing changes any more.
 FINISHED_STATUSES = TERMINAL_STATUSES
@@ -453,6 +452,8 @@ def mission_view(mission: Any, now: float) -> MissionView:
     if not finished and progress >= 1.0:
         progress = 0.999  # every step reported 100% but the mission has not ended yet
     eta = estimate_eta(progress, elapsed) if status in ACTIVE_STATUSES else None
+    stall_reason = _text(_get(mission, "stall_reason"))
+    flagged = stall_reason is not None and not finished  # a health flag: still running
     return MissionView(
         mission_id=mission_id,
         goal=goal,
@@ -462,19 +463,13 @@ def mission_view(mission: Any, now: float) -> MissionView:
         n_steps=n_steps,
         elapsed=elapsed,
         eta=eta,
-        bar_style=bar_style(status),
-        stall_reason=_health_flag(mission),
+        bar_style="warning" if flagged else bar_style(status),
+        stall_reason=stall_reason,
         last_error=last_error,
         finished=finished,
         n_failed=n_failed,
         waiting_on=_text(_get(mission, "waiting_on")),
     )
-
-
-def _health_flag(mission: Any) -> str | None:
-    """The health flag of a mission ("no_heartbeat" | "no_progress"), else None."""
-    reason = _text(_get(mission, "stall_reason"))
-    return reason if reason in STALL_REASONS else None
 
 
 # -- text tables ------------------------------------------------------------------------------

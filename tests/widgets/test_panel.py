@@ -163,9 +163,9 @@ def test_stall_badge_appears_with_its_reason(orchestrators, panels):
         return "mission-widgets-stall" in row.note.value
 
     wait_until(badge_shown, 20, "the stall badge")
-    assert "no progress for" in row.note.value
+    assert "no progress" in row.note.value
     assert row.bar.bar_style == "warning"
-    assert "\u26a0 stalled" in row.status.value
+    assert "\u25b6 running" in row.status.value  # a health flag: it still runs
     assert row.cancel_button.layout.visibility == "visible"  # its worker still runs
     row.cancel_button.click()
     assert "mission-widgets-stall" not in row.note.value  # cancelled: no stale badge
