@@ -322,14 +322,9 @@ class StoreMirror:
         event in the store, read back into the mirror on the next refresh."""
         try:
             self.store.flag_unhealthy(mission.id, reason, detail)
-        except StoreError as exc:  # a stopped worker holds the store: flag the mirror only
+        except StoreError:  # a stopped worker holds the store: flag the mirror only
             mission.stall_reason = reason
             self._stall_flags[mission.id] = (time.time(), reason == NO_HEARTBEAT)
-            warnings.warn(
-                f"mission {mission.id} looks stuck ({detail}); the flag is not in the store: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
 
     def _recover_stalls(self, rows: Mapping[str, Row]) -> None:
         """A flagged mission whose heartbeat (for a heartbeat flag) or events resumed after
