@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from ..core import progress as pg
 from ..runtime.store_base import STATUS_COLUMNS
 from .common import (
-    EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,

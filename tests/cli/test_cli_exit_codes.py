@@ -89,9 +89,7 @@ def test_cancel_of_a_mission_that_ended_otherwise_meanwhile_exits_1(tmp_path):
         env=cli_env(tmp_path),
     )
     try:
-        wait_for(
-            lambda: store.take_requests([mission_id], ["cancel"]), 60, "the cancel request"
-        )
+        wait_for(lambda: store.take_requests([mission_id], ["cancel"]), 60, "the cancel request")
         store.finish_if_unfinished(mission_id, "succeeded", None)  # ended otherwise
         out, err = cancel.communicate(timeout=60)
     finally:

@@ -16,7 +16,9 @@ MISSION_ID = "mission_20260101000000_5ta11ed0"
 def running(orchestrators):
     """An orchestrator and a mission of its store that runs (a live owner: nobody ends it)."""
     orch = orchestrators()
-    orch.store.register(MISSION_ID, "a mission that runs", backend="subprocess", owner=owner_token())
+    orch.store.register(
+        MISSION_ID, "a mission that runs", backend="subprocess", owner=owner_token()
+    )
     orch.store.append_event(make_event("mission_start", MISSION_ID), {"status": "running"})
     return orch
 
