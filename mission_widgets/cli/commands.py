@@ -69,6 +69,25 @@ def status_counts(store: MissionStore) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
 
+def cost_line(store: MissionStore) -> str:
+    """``Cost: $0.0123 in total`` over the whole store, summed by SQLite; missions whose
+    cost is unknown (a model without a price) are counted, never summed as 0."""
+    from ..core.cost import format_usd
+
+    row: Any = store.rows(("TOTAL(cost_usd) AS usd", "SUM(cost_usd IS NULL) AS unknown"), where="")[
+        0
+    ]
+    line = f"Cost: {format_usd(row['usd'])} in total"
+    unknown = int(row["unknown"] or 0)
+    if unknown:
+        line += (
+            f", plus {unknown} mission{'s' if unknown != 1 else ''} of unknown cost "
+            "(a model without a price: register_price(model, input_per_mtok=..., "
+            "output_per_mtok=...))"
+        )
+    return line
+
+
 def recent_rows(store: MissionStore, limit: int | None) -> list[MissionRow]:
     """The ``limit`` most recently submitted missions (all with None), oldest first, with
     only the columns a status line shows."""
@@ -112,6 +131,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     counts = status_counts(store)
     total = sum(counts.values())
     console.print(f"Store: {store.root} ({total} missions: {pg.format_counts(counts)})")
+    console.print(cost_line(store))
     rows = recent_rows(store, None if args.all else args.limit)
     views = list(map(RowViews(store, time.time()), rows))
     if views:

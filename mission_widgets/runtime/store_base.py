@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS missions (
     state_json TEXT,
     claimed_by TEXT,
     claimed_at REAL,
-    result_summary TEXT
+    result_summary TEXT,
+    cost_usd REAL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -90,7 +91,14 @@ CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
-ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL", "result_summary": "TEXT"}
+#: cost_usd: USD of the mission's model calls, NULL once one of them had no known price
+#: (NULL + x stays NULL: unknown is never summed into a number).
+ADDED_COLUMNS = {
+    "claimed_by": "TEXT",
+    "claimed_at": "REAL",
+    "result_summary": "TEXT",
+    "cost_usd": "REAL DEFAULT 0",
+}
 SCHEMA_OBJECTS = frozenset(
     {
         "missions",
@@ -130,6 +138,7 @@ STATUS_COLUMNS = (
     "model",
     "prompt_tokens",
     "completion_tokens",
+    "cost_usd",
     "result_summary",
 )
 # A queued row: handed to no backend yet.
