@@ -160,7 +160,7 @@ def test_stall_badge_appears_with_its_reason(orchestrators, panels):
 
     def badge_shown() -> bool:
         panel.poll_button.click()
-        return "mission-widgets-stall" in row.note.value
+        return "mission-widgets-stall" in row.note.value and handle.mission.status == "running"
 
     wait_until(badge_shown, 20, "the stall badge")
     assert "no progress" in row.note.value
