@@ -537,21 +537,39 @@ class MissionStore(StoreRequestsAndHistory):
 
     @guarded
     def status_records(
-        self, finished: bool | None = None
+        self, finished: bool | None = None, *, changed_since: int | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order.
-        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones)."""
+        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones);
+        ``changed_since`` (a :meth:`change_versions` version) only the rows changed after it
+        (an index on ``row_version`` finds them: the cost is that of the change)."""
         where = {
-            None: " ORDER BY rowid",
-            True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
+            None: "",
+            True: " WHERE finished_at IS NOT NULL",
             # Found by a partial index whose keys are all NULL: its entries are in rowid
             # order, so a store of finished missions costs nothing here and no sort is made.
-            False: " WHERE finished_at IS NULL ORDER BY rowid",
-        }
+            False: " WHERE finished_at IS NULL",
+        }[finished]
+        args: tuple[Any, ...] = ()
+        if changed_since is not None:
+            where += (" AND" if where else " WHERE") + " row_version > ?"
+            args = (int(changed_since),)
         cur = self._connect().execute(
-            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
+            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where} ORDER BY rowid", args
         )
         return ["rowid", *STATUS_COLUMNS], cur.fetchall()
+
+    @guarded
+    def change_versions(self) -> tuple[int, int]:
+        """``(row_version, rows_deleted)``: the first grows with every row added or changed
+        (by any process: triggers keep it), the second with every row removed. Read in
+        constant time; ``status_records(changed_since=row_version)`` reads what changed."""
+        found = dict(
+            self._connect().execute(
+                "SELECT key, value FROM store_meta WHERE key IN ('row_version', 'rows_deleted')"
+            )
+        )
+        return int(found.get("row_version", 0)), int(found.get("rows_deleted", 0))
 
     @guarded
     def finished_signature(self) -> tuple[Any, ...]:
