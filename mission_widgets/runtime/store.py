@@ -525,6 +525,17 @@ class MissionStore(StoreRequestsAndHistory):
         found: list[Any] = [dict(zip(names, values)) for values in cur.fetchall()]
         return found
 
+    @guarded
+    def attach_index(self) -> list[tuple[str, str, bool, bool, str | None]]:
+        """``(id, status, finished, queued, owner)`` of every row in submission order: what
+        an orchestrator attaching to the store needs, as tuples (a dict per row is the
+        larger part of attaching to 100,000 missions)."""
+        cur = self._connect().execute(
+            f"SELECT id, status, finished_at IS NOT NULL, {QUEUED}, owner FROM missions"
+            " ORDER BY submitted_at, id"
+        )
+        return cur.fetchall()
+
     def rows_by_id(self, ids: Iterable[str]) -> dict[str, MissionRow]:
         """The rows of the missions ``ids`` that exist, by id (one query per 500 ids)."""
         wanted = list(dict.fromkeys(ids))
