@@ -92,7 +92,8 @@ class StoreMirror:
         unfinished = []
         # One sorted scan of the few columns that decide, as tuples; full rows only for what
         # is adopted. (Per-row work here is what attaching to 100,000 missions costs.)
-        order, finished_rows, owner_alive = self._order, [], {}
+        order, finished_rows = self._order, []
+        owner_alive: dict[str | None, bool] = {}
         for mission_id, status, finished, queued, owner in self.store.attach_index():
             if finished:
                 order[mission_id] = None  # submission order, for every mission

@@ -141,8 +141,10 @@ def _records_frame(records: tuple[list[str], list[tuple[Any, ...]]]) -> pd.DataF
     frame["status"] = pd.Categorical(frame["status"], categories=MISSION_STATUSES)
     frame["pid"] = frame["pid"].astype("Int64")
     # Text columns get one dtype whatever the rows hold (pandas infers str, or object when
-    # all are None): patched frames then concatenate without changing dtypes.
+    # all are None), so patched frames concatenate without changing dtypes; a missing text
+    # stays None.
     for name in frame.columns:
-        if frame[name].dtype == object:
-            frame[name] = frame[name].astype("str")
+        column = frame[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            frame[name] = column.astype(object).where(column.notna(), None)
     return frame

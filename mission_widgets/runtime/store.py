@@ -527,9 +527,8 @@ class MissionStore(StoreRequestsAndHistory):
 
     @guarded
     def attach_index(self) -> list[tuple[str, str, bool, bool, str | None]]:
-        """``(id, status, finished, queued, owner)`` of every row in submission order: what
-        an orchestrator attaching to the store needs, as tuples (a dict per row is the
-        larger part of attaching to 100,000 missions)."""
+        """``(id, status, finished, queued, owner)`` of every row in submission order, as
+        tuples (attach: a dict per row was most of attaching to 100,000 missions)."""
         cur = self._connect().execute(
             f"SELECT id, status, finished_at IS NOT NULL, {QUEUED}, owner FROM missions"
             " ORDER BY submitted_at, id"
@@ -572,14 +571,10 @@ class MissionStore(StoreRequestsAndHistory):
 
     @guarded
     def change_versions(self) -> tuple[int, int]:
-        """``(row_version, rows_deleted)``: the first grows with every row added or changed
-        (by any process: triggers keep it), the second with every row removed. Read in
-        constant time; ``status_records(changed_since=row_version)`` reads what changed."""
-        found = dict(
-            self._connect().execute(
-                "SELECT key, value FROM store_meta WHERE key IN ('row_version', 'rows_deleted')"
-            )
-        )
+        """``(row_version, rows_deleted)``: grow with every row added or changed, and removed
+        (by any process: triggers keep them); ``status_records(changed_since=...)``."""
+        query = "SELECT key, value FROM store_meta WHERE key IN ('row_version', 'rows_deleted')"
+        found = dict(self._connect().execute(query))
         return int(found.get("row_version", 0)), int(found.get("rows_deleted", 0))
 
     @guarded
