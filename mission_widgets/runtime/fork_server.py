@@ -2,18 +2,19 @@
 
 Started by the kernel (:mod:`.warm_start`) as ``python -m mission_widgets.runtime.fork_server
 STORE_DIR REQUEST_FD REPLY_FD IDLE_SECS [MODULE ...]`` in a session of its own, never as a
-fork of the kernel. It imports the worker's modules (and the ``preload`` modules), then, single-threaded,
-waits for requests on a pipe. Each request (one JSON line: the worker's argv, the kernel's
-environment, working directory and import path *as they are at launch*, the log file) is
-answered by a ``fork()``: the child leaves for a session and process group of its own, takes
-that environment, directory and path, points stdout/stderr at the log, reseeds the random
-generators and runs the worker exactly as ``python -m mission_widgets.worker`` would. The
-server replies with the child's pid and, when it is reaped, its exit status
+fork of the kernel. It imports the worker's modules (and the ``preload`` modules), then,
+single-threaded, waits for requests on a pipe. Each request (one JSON line: the worker's
+argv, the kernel's environment, working directory and import path *as they are at launch*,
+the log file) is answered by a ``fork()``: the child leaves for a session and process group
+of its own, takes that environment, directory and path, points stdout/stderr at the log,
+reseeds the random generators, takes the command line a fresh worker would have
+(setproctitle) and runs the worker exactly as ``python -m mission_widgets.worker`` would.
+The server replies with the child's pid and, when it is reaped, its exit status
 (``os.waitstatus_to_exitcode``: negative for a signal, as Popen reports it).
 
 It exits when the kernel closes the pipe (close(), or the kernel died) or after ``IDLE_SECS``
 without a request while no mission of its own runs. Missions outlive it: they are in their
-own sessions. Standard library only, plus what it preloads.
+own sessions. Standard library only (setproctitle if installed), plus what it preloads.
 """
 
 from __future__ import annotations
