@@ -101,13 +101,14 @@ def _retitle(argv: list[str]) -> None:
 
 
 def _reseed() -> None:
-    """Forked children would share the server's random state: give each its own."""
+    """Forked children would share the server's random state: give each its own (random
+    reseeds itself after a fork; numpy's global generator does not)."""
     import random
 
     random.seed()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
 
 
 def _preload(preload: list[str]) -> None:
@@ -116,9 +117,11 @@ def _preload(preload: list[str]) -> None:
     from . import worker  # noqa: F401 - what every mission needs, imported once here
 
     try:
-        import setproctitle  # noqa: F401 - children retitle themselves (_retitle)
+        from setproctitle import getproctitle, setproctitle
     except ImportError:
         pass
+    else:  # set up now, while argv and environ are as the interpreter found them
+        setproctitle(getproctitle())
 
     for name in preload:
         importlib.import_module(name)

@@ -96,6 +96,11 @@ class SubprocessBackend(ProcessBackend):
         """The pid of the warm fork server while it runs (None otherwise)."""
         return self._starter.server_pid if self._starter is not None else None
 
+    @property
+    def warm_ready(self) -> bool:
+        """Whether missions are started by the warm fork server now (else fresh ones)."""
+        return self._starter is not None and self._starter.ready
+
     def check(self, mission: Mission) -> None:
         # Written now, so a queue left by a kernel that exits can be adopted by the next one.
         write_payload(self.store.mission_file(mission.id), self._payload(mission))

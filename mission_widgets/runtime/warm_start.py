@@ -107,6 +107,11 @@ class WarmStarter:
     # -- the server's life ----------------------------------------------------------------
 
     @property
+    def ready(self) -> bool:
+        """Whether the server is up and takes missions."""
+        return self._state == "ready"
+
+    @property
     def server_pid(self) -> int | None:
         server = self._server
         return server.pid if server is not None and server.poll() is None else None
