@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS missions (
     claimed_by TEXT,
     claimed_at REAL,
     result_summary TEXT,
+    cost_usd REAL DEFAULT 0,
     row_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -65,6 +66,15 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_mission ON requests (mission_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    mission_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    step_id TEXT,
+    action TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (mission_id, question)
+);
 DROP INDEX IF EXISTS missions_unfinished;
 CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at)
     WHERE finished_at IS NULL;
@@ -97,12 +107,15 @@ CREATE TRIGGER IF NOT EXISTS rows_deleted_on_delete AFTER DELETE ON missions
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'rows_deleted'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
+#: cost_usd: USD of the mission's model calls, NULL once one of them had no known price
+#: (NULL + x stays NULL: unknown is never summed into a number).
 #: row_version: the store's change counter when the row last changed (kept by triggers: every
 #: writer's change is seen), so status() reads only the rows changed since its last answer.
 ADDED_COLUMNS = {
     "claimed_by": "TEXT",
     "claimed_at": "REAL",
     "result_summary": "TEXT",
+    "cost_usd": "REAL DEFAULT 0",
     "row_version": "INTEGER NOT NULL DEFAULT 0",
 }
 SCHEMA_OBJECTS = frozenset(
@@ -110,6 +123,7 @@ SCHEMA_OBJECTS = frozenset(
         "missions",
         "events",
         "requests",
+        "decisions",
         "store_meta",
         "mission_states",
         "events_by_mission",
@@ -147,6 +161,7 @@ STATUS_COLUMNS = (
     "model",
     "prompt_tokens",
     "completion_tokens",
+    "cost_usd",
     "result_summary",
 )
 # A queued row: handed to no backend yet.
