@@ -560,13 +560,9 @@ class MissionStore(StoreRequestsAndHistory):
         ``finished`` selects finished or unfinished rows (an index finds the unfinished ones);
         ``changed_since`` (a :meth:`change_versions` version) only the rows changed after it
         (an index on ``row_version`` finds them: the cost is that of the change)."""
-        where = {
-            None: "",
-            True: " WHERE finished_at IS NOT NULL",
-            # Found by a partial index whose keys are all NULL: its entries are in rowid
-            # order, so a store of finished missions costs nothing here and no sort is made.
-            False: " WHERE finished_at IS NULL",
-        }[finished]
+        # Unfinished rows: a partial index whose entries are in rowid order (no scan, no sort).
+        where = "" if finished is None else " WHERE finished_at IS NULL"
+        where = where.replace(" IS NULL", " IS NOT NULL") if finished else where
         args: tuple[Any, ...] = ()
         if changed_since is not None:
             where += (" AND" if where else " WHERE") + " row_version > ?"
@@ -588,11 +584,8 @@ class MissionStore(StoreRequestsAndHistory):
     def finished_signature(self) -> tuple[Any, ...]:
         """Changes whenever a finished row is added, removed or changed (a trigger counts):
         a cache key for the finished part of status(), read in constant time."""
-        row = (
-            self._connect()
-            .execute("SELECT value FROM store_meta WHERE key='finished_version'")
-            .fetchone()
-        )
+        query = "SELECT value FROM store_meta WHERE key='finished_version'"
+        row = self._connect().execute(query).fetchone()
         return (row[0] if row else None,)
 
     @guarded
