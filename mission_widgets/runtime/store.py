@@ -303,12 +303,15 @@ class MissionStore(StoreRequestsAndHistory):
             )
 
     @guarded
-    def heartbeat(self, mission_id: str, when: float | None = None) -> None:
+    def heartbeat(self, mission_id: str, when: float | None = None) -> bool:
+        """Stamp the mission's heartbeat; False when its row has ended (or is gone): another
+        process recorded its end (a cancel), and its worker should stop."""
         with self._write() as conn:
-            conn.execute(
-                "UPDATE missions SET last_heartbeat=? WHERE id=?",
+            cur = conn.execute(
+                "UPDATE missions SET last_heartbeat=? WHERE id=? AND finished_at IS NULL",
                 (time.time() if when is None else when, mission_id),
             )
+            return cur.rowcount == 1
 
     @guarded
     def append_event(
@@ -317,12 +320,24 @@ class MissionStore(StoreRequestsAndHistory):
         summary: Mapping[str, Any] | None = None,
         final_state: Mapping[str, Any] | None = None,
     ) -> int:
-        """Append one event; update the mission's summary row in the same transaction."""
+        """Append one event; update the mission's summary row in the same transaction.
+
+        A mission whose end another process recorded first (a cancel records the end, then
+        stops the worker) keeps that end: the worker's later events are appended but change
+        no summary, and a second ``mission_done`` is not written (returns 0).
+        """
         payload = json.dumps(event, default=repr)
         state_json = None
         if final_state is not None:
             state_json = self._state_json(event["mission_id"], final_state)
         with self._write() as conn:
+            ended = conn.execute(
+                "SELECT finished_at FROM missions WHERE id=?", (event["mission_id"],)
+            ).fetchone()
+            if ended is not None and ended[0] is not None and event["event"] != "mission_start":
+                if event["event"] == "mission_done":
+                    return 0  # the mission ends once: the end recorded first stands
+                return self._insert_event(conn, event, payload)
             seq = self._insert_event(conn, event, payload)
             self._update_summary(conn, event["mission_id"], event, summary, state_json)
         return seq

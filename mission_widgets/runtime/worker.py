@@ -117,6 +117,9 @@ class Heartbeat:
         self._beat_once = beat if beat is not None else self._stamp
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="mission-heartbeat", daemon=True)
+        #: Called (once, from the heartbeat thread) when the store says the mission's row
+        #: has ended although this worker did not end it: another process recorded a cancel.
+        self.on_ended: Callable[[], None] | None = None
 
     def start(self) -> Heartbeat:
         self._thread.start()
@@ -127,7 +130,9 @@ class Heartbeat:
 
     def _stamp(self) -> None:
         assert self.store is not None and self.mission_id is not None
-        self.store.heartbeat(self.mission_id)
+        if not self.store.heartbeat(self.mission_id) and self.on_ended is not None:
+            ended, self.on_ended = self.on_ended, None
+            ended()
 
     def _beat(self) -> None:
         while True:
@@ -137,6 +142,29 @@ class Heartbeat:
                 say(f"heartbeat failed: {describe_error(exc)}")
             if self._stop.wait(self.interval):
                 return
+
+
+#: Seconds a worker whose mission was ended by another process gives the mission to stop
+#: by itself before it takes its process group down.
+ENDED_ELSEWHERE_GRACE_SECS = 3.0
+
+
+def stop_when_ended_elsewhere(mission: Mission) -> Callable[[], None]:
+    """What a worker does when its row ended without it (a cancel recorded by a process that
+    could not stop it, e.g. a kernel killed between recording and signalling): the mission
+    is asked to stop; after a grace period the worker's process group is killed."""
+
+    def ended() -> None:
+        if mission.is_finished:
+            return  # its own end: nothing to stop
+        say(f"mission {mission.id} was ended by another process; stopping")
+        mission.request_cancel()
+        time.sleep(ENDED_ELSEWHERE_GRACE_SECS)  # on the heartbeat thread: beats have ended
+        import signal
+
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    return ended
 
 
 def run_payload(
@@ -191,6 +219,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         return 2 if stored else END_IN_LOG_EXIT_CODE
     mission: Mission = payload["mission"]
     mission.decision_source = StoreDecisionSource(store, mission)
+    heartbeat.on_ended = stop_when_ended_elsewhere(mission)
     try:
         error = run_payload(
             payload,
