@@ -66,8 +66,29 @@ __all__ = [
     "resolve_store_path",
 ]
 
-#: Writes from a kernel give up after this long and name the lock holder; workers wait longer.
+#: Writes from a kernel give up after this long and name the lock holder; workers wait longer
+#: (``$MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS`` sets the workers' wait). A worker whose
+#: write gives up keeps the event and writes it later (runtime/worker.py: StoreSink).
 BUSY_TIMEOUT_SECS = {"kernel": 3.0, "worker": 30.0}
+WORKER_LOCK_TIMEOUT_ENV = "MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS"
+
+
+def busy_timeout(role: str) -> float:
+    """Seconds a write of ``role`` waits for the write lock."""
+    if role == "worker" and os.environ.get(WORKER_LOCK_TIMEOUT_ENV):
+        try:
+            value = float(os.environ[WORKER_LOCK_TIMEOUT_ENV])
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise ValueError(
+                f"${WORKER_LOCK_TIMEOUT_ENV} must be a positive number of seconds, got "
+                f"{os.environ[WORKER_LOCK_TIMEOUT_ENV]!r}"
+            )
+        return value
+    return BUSY_TIMEOUT_SECS[role]
+
+
 #: Goals and final states larger than this are not kept inline in a row.
 LARGE_VALUE_BYTES = 1 << 20
 
@@ -131,6 +152,7 @@ class MissionStore(StoreRequestsAndHistory):
         if role not in BUSY_TIMEOUT_SECS:
             raise ValueError(f"role must be one of {sorted(BUSY_TIMEOUT_SECS)}, got {role!r}")
         self.role = role
+        self.busy_timeout = busy_timeout(role)
         self._root, self.reason = resolve_root(path)
         self._db = os.path.join(self._root, DB_NAME)
         self._local = threading.local()
@@ -144,7 +166,7 @@ class MissionStore(StoreRequestsAndHistory):
         holder = getattr(self._local, "holder", None)
         if holder is None:
             # Used by its own thread only; closed by whichever thread drops the holder.
-            conn = connect_sqlite(self._db, BUSY_TIMEOUT_SECS[self.role], check_same_thread=False)
+            conn = connect_sqlite(self._db, self.busy_timeout, check_same_thread=False)
             holder = self._local.holder = _ConnectionHolder(conn)
         return holder.conn
 
@@ -186,7 +208,7 @@ class MissionStore(StoreRequestsAndHistory):
                 ]
             except sqlite3.Error:
                 running = []
-            waited = BUSY_TIMEOUT_SECS[self.role]
+            waited = self.busy_timeout
             return StoreError(
                 f"{where} is locked: {action}() waited {waited:g} s for the write lock, "
                 f"{describe_holder(self._db, running)}"

@@ -80,5 +80,7 @@ def test_a_kernel_killed_inside_cancel_leaves_the_mission_cancelled(store_dir, t
     assert all(rows[i]["error"] == "cancelled by user" for i in ended)
     events = store_events(store_dir)
     for mission_id in ended:
-        dones = [e for e in events if e["mission_id"] == mission_id and e["event"] == "mission_done"]
+        dones = [
+            e for e in events if e["mission_id"] == mission_id and e["event"] == "mission_done"
+        ]
         assert [e["payload"]["status"] for e in dones] == ["cancelled"], mission_id  # ended once
