@@ -27,7 +27,18 @@ from contextlib import contextmanager
 
 from ..core.events import make_event
 from ..core.ids import validate_mission_id
-from .store_base import ADDED_COLUMNS, QUEUED, SCHEMA, SCHEMA_OBJECTS, STATUS_COLUMNS, guarded
+from .store_base import (
+    ADDED_COLUMNS,
+    BUSY_TIMEOUT_SECS,
+    QUEUED,
+    SCHEMA,
+    SCHEMA_OBJECTS,
+    STATUS_COLUMNS,
+    WORKER_LOCK_TIMEOUT_ENV,
+    busy_timeout,
+    connect_sqlite,
+    guarded,
+)
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
     DB_NAME,
@@ -53,8 +64,10 @@ if TYPE_CHECKING:
     from .store_row import MissionRow
 
 __all__ = [
+    "BUSY_TIMEOUT_SECS",
     "DB_NAME",
     "STATUS_COLUMNS",
+    "WORKER_LOCK_TIMEOUT_ENV",
     "MissionStore",
     "StoreError",
     "StorePathError",
@@ -65,28 +78,6 @@ __all__ = [
     "repair_store",
     "resolve_store_path",
 ]
-
-#: Writes from a kernel give up after this long and name the lock holder; workers wait longer
-#: (``$MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS`` sets the workers' wait). A worker whose
-#: write gives up keeps the event and writes it later (runtime/worker.py: StoreSink).
-BUSY_TIMEOUT_SECS = {"kernel": 3.0, "worker": 30.0}
-WORKER_LOCK_TIMEOUT_ENV = "MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS"
-
-
-def busy_timeout(role: str) -> float:
-    """Seconds a write of ``role`` waits for the write lock."""
-    if role == "worker" and os.environ.get(WORKER_LOCK_TIMEOUT_ENV):
-        try:
-            value = float(os.environ[WORKER_LOCK_TIMEOUT_ENV])
-        except ValueError:
-            value = -1.0
-        if not 0 < value < float("inf"):
-            raise ValueError(
-                f"${WORKER_LOCK_TIMEOUT_ENV} must be a positive number of seconds, got "
-                f"{os.environ[WORKER_LOCK_TIMEOUT_ENV]!r}"
-            )
-        return value
-    return BUSY_TIMEOUT_SECS[role]
 
 
 #: Goals and final states larger than this are not kept inline in a row.
@@ -104,17 +95,6 @@ def __getattr__(name: str) -> Any:
 
         return getattr(store_repair, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def connect_sqlite(
-    path: str | os.PathLike[str], timeout: float = 30.0, **options: Any
-) -> sqlite3.Connection:
-    """A connection as every SQLite file of a store is used: autocommit, WAL, a busy wait."""
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, **options)
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
 
 
 class _ConnectionHolder:
