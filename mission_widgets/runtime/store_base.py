@@ -1,4 +1,5 @@
-"""What the store modules share: the SQLite schema, the status columns and the error guard.
+"""What the store modules share: the SQLite schema, the status columns, how connections are
+made and how long a write waits for the lock, and the error guard.
 
 The schema is created (or migrated: columns added since, with ALTER TABLE) when a store is
 opened; ``guarded`` turns any sqlite3/OS error of a public store method into a StoreError.
@@ -8,6 +9,7 @@ Standard library only: the worker imports this module.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 
 TYPE_CHECKING = False
@@ -166,6 +168,40 @@ STATUS_COLUMNS = (
 )
 # A queued row: handed to no backend yet.
 QUEUED = "status = 'pending' AND started_at IS NULL AND pid IS NULL AND finished_at IS NULL"
+
+
+#: Writes from a kernel give up after this long and name the lock holder; workers wait longer
+#: (``$MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS`` sets the workers' wait). A worker whose
+#: write gives up keeps the event and writes it later (runtime/worker.py: StoreSink).
+BUSY_TIMEOUT_SECS = {"kernel": 3.0, "worker": 30.0}
+WORKER_LOCK_TIMEOUT_ENV = "MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS"
+
+
+def busy_timeout(role: str) -> float:
+    """Seconds a write of ``role`` waits for the write lock."""
+    if role == "worker" and os.environ.get(WORKER_LOCK_TIMEOUT_ENV):
+        try:
+            value = float(os.environ[WORKER_LOCK_TIMEOUT_ENV])
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise ValueError(
+                f"${WORKER_LOCK_TIMEOUT_ENV} must be a positive number of seconds, got "
+                f"{os.environ[WORKER_LOCK_TIMEOUT_ENV]!r}"
+            )
+        return value
+    return BUSY_TIMEOUT_SECS[role]
+
+
+def connect_sqlite(
+    path: str | os.PathLike[str], timeout: float = 30.0, **options: Any
+) -> sqlite3.Connection:
+    """A connection as every SQLite file of a store is used: autocommit, WAL, a busy wait."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, **options)
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
 
 
 def guarded(method: _Method) -> _Method:
