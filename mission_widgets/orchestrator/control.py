@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.status import MissionStatus
 from ..runtime.registry import backend_for_row
-from ..runtime.store import MissionStore
+from ..runtime.store import MissionStore, StoreError
 from .cancellation import can_cancel, cancel_in_store
 from .deciding import decide_in_store, explain_in_store, waiting_on_in_store
 from .health import health_of
@@ -113,11 +113,16 @@ class MissionControl:
         if kill:
             with self._lock:
                 for mission, row, reason, detail in unhealthy:
-                    # Record first, then act: the end is the kill's, whatever the worker's
-                    # death looks like afterwards.
+                    # Record first, then act (as cancel does): the end is the kill's,
+                    # whatever the worker's death looks like afterwards.
                     why = f"{reason} ({detail}): killed by reconcile()"
-                    self.store.finish_if_unfinished(mission.id, MissionStatus.FAILED, why)
-                    self._terminate(mission.id, row)
+                    try:
+                        self.store.finish_if_unfinished(mission.id, MissionStatus.FAILED, why)
+                    except StoreError:  # held by this very worker: stop it, then record
+                        self._terminate(mission.id, row)
+                        self.store.finish_if_unfinished(mission.id, MissionStatus.FAILED, why)
+                    else:
+                        self._terminate(mission.id, row)
         self._watch()
         return [mission.id for mission, *_ in unhealthy]
 
@@ -148,13 +153,7 @@ class MissionControl:
             # Outside the lock: the grace period must not freeze the watcher (and the panel).
             self._cancelling.add(mission_id)
             try:
-                self._terminate(mission_id, row)
-                done = self.store.finish_if_unfinished(
-                    mission_id, MissionStatus.CANCELLED, "cancelled by user"
-                )
-                ended = self.store.row(mission_id)
-                if done is None and ended is not None and ended["status"] == "cancelled":
-                    done = "stopped"  # its own last event said so (a Dask worker's does)
+                done = self._record_then_stop(mission_id, row)
             finally:
                 self._cancelling.discard(mission_id)
         elif not queued:
@@ -170,6 +169,24 @@ class MissionControl:
         if handle is not None:
             handle.settle()
         return queued or done is not None
+
+    def _record_then_stop(self, mission_id: str, row: Row) -> dict[str, Any] | None:
+        """Record the cancel, then stop the worker: a kernel killed (or interrupted) between
+        the two leaves the mission ``cancelled``, and its worker, finding its row ended,
+        stops itself. Only when the store cannot take the record (its write lock held, maybe
+        by this very worker, stopped inside a write) is the worker stopped first."""
+        try:
+            done = self.store.finish_if_unfinished(
+                mission_id, MissionStatus.CANCELLED, "cancelled by user"
+            )
+        except StoreError:
+            self._terminate(mission_id, row)
+            return self.store.finish_if_unfinished(
+                mission_id, MissionStatus.CANCELLED, "cancelled by user"
+            )
+        if done is not None:
+            self._terminate(mission_id, row)
+        return done
 
     def can_cancel(self, mission_id: str) -> bool:
         """Whether :meth:`cancel` can still stop ``mission_id`` (asked of the backend that runs
