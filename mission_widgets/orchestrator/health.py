@@ -15,12 +15,14 @@ other missions are.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..core.events import make_event
 from ..core.status import NO_HEARTBEAT, NO_PROGRESS
 
 if TYPE_CHECKING:
     from ..runtime.backend import Row
+    from ..runtime.store import MissionStore
 
 #: Seconds between two health checks of the running missions (fixed; nothing resets it).
 HEALTH_PERIOD_SECS = 0.5
@@ -59,3 +61,21 @@ def health_of(
             f"no progress for {now - activity:.0f} s (threshold {no_progress_secs:g} s)"
         )
     return None
+
+
+def flag_unhealthy(
+    store: MissionStore, mission_id: str, reason: str, detail: str
+) -> dict[str, Any] | None:
+    """Record a health flag of a running mission (``reason``: "no_heartbeat" or
+    "no_progress"; ``detail`` in words) as a ``mission_stall`` event, unless it has ended.
+    Its status does not change; ``mission_recovered`` clears the flag."""
+    event = make_event(
+        "mission_stall",
+        mission_id,
+        error_type="stall",
+        error_message=detail,
+        reason=reason,
+        detail=detail,
+        source="reconcile",
+    )
+    return store.append_unless_finished(event)

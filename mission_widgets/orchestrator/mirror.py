@@ -29,6 +29,7 @@ from ..runtime.worker import read_end_from_log
 from .cancellation import is_queued
 from .finished import FinishedMirrors
 from .handles import AsyncHandle, PollResult
+from .health import flag_unhealthy
 
 if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
@@ -329,7 +330,7 @@ class StoreMirror:
         """Raise a health flag on a running mission (its status stays): a ``mission_stall``
         event in the store, read back into the mirror on the next refresh."""
         try:
-            self.store.flag_unhealthy(mission.id, reason, detail)
+            flag_unhealthy(self.store, mission.id, reason, detail)
         except StoreError:  # a stopped worker holds the store: flag the mirror only
             mission.stall_reason = reason
             self._stall_flags[mission.id] = (time.time(), reason == NO_HEARTBEAT)

@@ -387,9 +387,7 @@ class MissionStore(StoreRequestsAndHistory):
             sets["started_at"] = ts
             sets["finished_at"] = None
         elif name == "mission_stall":
-            # A health flag (the mission stays running); the runner's own mission_stall
-            # (retries exhausted) is followed by its mission_done "stalled".
-            reason = health_reason(event)
+            reason = health_reason(event)  # a health flag; the mission stays running
             if reason is not None:
                 sets["stall_reason"] = reason
         elif name == "mission_recovered":
@@ -442,28 +440,10 @@ class MissionStore(StoreRequestsAndHistory):
             status=status,
             **extra,
         )
-        return self._append_unless_finished(event)
-
-    def flag_unhealthy(self, mission_id: str, reason: str, detail: str) -> dict[str, Any] | None:
-        """Record a health flag of a running mission (``reason``: "no_heartbeat" or
-        "no_progress"; ``detail`` in words) as a ``mission_stall`` event.
-
-        The mission's status does not change: it is running, and the flag clears with a
-        ``mission_recovered`` event when its heartbeat or progress resumes.
-        """
-        event = make_event(
-            "mission_stall",
-            mission_id,
-            error_type="stall",
-            error_message=detail,
-            reason=reason,
-            detail=detail,
-            source="reconcile",
-        )
-        return self._append_unless_finished(event)
+        return self.append_unless_finished(event)
 
     @guarded
-    def _append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Append ``event`` written by the kernel, unless the mission has already ended."""
         mission_id = event["mission_id"]
         with self._write() as conn:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mission_widgets.core.events import make_event
+from mission_widgets.orchestrator.health import flag_unhealthy
 from mission_widgets.orchestrator.status_table import StatusTable, frame_columns
 from mission_widgets.runtime.store import STATUS_COLUMNS, MissionStore
 
@@ -71,7 +72,7 @@ def test_a_new_status_alone_or_a_stall_reason_alone_is_seen(counting):
     table = StatusTable(counting)
     _start(counting, ids[2])
     table.frame()
-    counting.flag_stalled(ids[2], "no_heartbeat")  # stall_reason (and status) only
+    flag_unhealthy(counting, ids[2], "no_heartbeat", "test")  # stall_reason only
     row = table.frame().set_index("id").loc[ids[2]]
     assert row["stall_reason"] == "no_heartbeat"
     with counting._write() as conn:  # the status alone, as any writer might change it
