@@ -114,7 +114,7 @@ def test_the_answer_is_a_copy_and_columns_come_from_one_list(counting):
     assert table.frame().loc[0, "goal"] == "goal m0000"
     assert list(first.columns) == frame_columns()
     assert set(STATUS_COLUMNS) <= set(first.columns)
-    assert frame_columns()[-1] == "waiting_on"
+    assert frame_columns()[-2:] == ["waiting_on", "health"]
 
 
 def test_an_empty_store_has_the_same_columns_and_dtypes_as_a_full_one(tmp_path, counting):
