@@ -41,6 +41,17 @@ def wait_for(
         time.sleep(interval)
 
 
+def wait_until_waiting(mission: Any, orch: Any = None, timeout: float = 60.0) -> str:
+    """Wait until ``mission`` waits for a person and return the step it waits on: as its
+    orchestrator ``orch`` reads it from the store (any backend, any process), or, with no
+    ``orch``, as the Mission itself says while it runs in this process."""
+
+    def step() -> str | None:
+        return mission.waiting_on if orch is None else orch.waiting_on(mission.id)
+
+    return wait_for(step, timeout, f"mission {mission.id} to ask a person")
+
+
 def default_sigint() -> None:
     """``preexec_fn`` of a child that a test interrupts with SIGINT: Ctrl-C reaches it as from
     a terminal even when this suite runs with SIGINT ignored (``nohup``, ``cmd &``), whose
