@@ -192,9 +192,16 @@ def is_waiting(view: MissionView) -> bool:
     return view.status == "waiting" or (view.waiting_on is not None and not view.finished)
 
 
+#: The health flags of a running mission (``stall_reason``; None when healthy).
+HEALTH_FLAGS = ("no_heartbeat", "no_progress")
+
+
 def is_hung(view: MissionView) -> bool:
-    """Running, but its heartbeat or progress stopped (the health flag)."""
-    return not view.finished and not is_waiting(view) and bool(view.stall_reason)
+    """Running, but its heartbeat or progress stopped: a health flag (or, in a store that
+    words it so, a ``stalled`` status on a mission that has not ended)."""
+    if view.finished or is_waiting(view):
+        return False
+    return view.status == "stalled" or view.stall_reason in HEALTH_FLAGS
 
 
 def needs_attention(view: MissionView) -> bool:
@@ -222,7 +229,7 @@ def row_note(view: MissionView) -> tuple[str, str]:
     if is_hung(view):
         return "stall", str(view.stall_reason)
     message = first_line(view.message)
-    if message:
+    if message and not view.finished:  # what it says while it runs, not after
         return "message", message
     if view.status == "succeeded" and view.result_summary:
         return "result", f"result: {first_line(view.result_summary)}"

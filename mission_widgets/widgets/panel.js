@@ -163,11 +163,25 @@ function render({ model, el }) {
   const pager = h("div", { class: "mw-pager" });
   root.append(head, filters, form, message, readOnly, pinned, rows, queued, pager);
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
+  const submitGoal = () => {
     send({ action: "submit", goal: goal.value });
     goal.value = "";
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitGoal();
   });
+  // Keys typed in the panel's boxes are the panel's: the notebook's shortcuts (Enter
+  // edits a cell, "a" adds one) must not see them, and Enter acts here.
+  for (const box of [goal, atOnce]) {
+    box.addEventListener("keydown", (event) => {
+      event.stopPropagation();
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      if (box === goal) submitGoal();
+      else send({ action: "max_concurrent", value: atOnce.value });
+    });
+  }
   runQueued.addEventListener("click", () => send({ action: "run_queued" }));
   poll.addEventListener("click", () => send({ action: "poll" }));
   clear.addEventListener("click", () => send({ action: "clear_finished" }));
@@ -394,14 +408,41 @@ function render({ model, el }) {
     message.className = `mw-message mw-m-${msg.kind || "none"}`;
   }
 
+  // Rows are kept by mission id and rebuilt only when what they show changed, so a
+  // focused button, a hover or a selection survives the updates of other rows.
+  const drawn = new Map();
+  function keyedRows(list, view) {
+    return list.map((row) => {
+      const key = JSON.stringify([
+        row,
+        live,
+        (view.details || {})[row.id] ?? null,
+        (view.questions || {})[row.id] ?? null,
+        (view.explanations || {})[row.id] ?? null,
+      ]);
+      const old = drawn.get(row.id);
+      if (old && old.key === key) return old.node;
+      const node = rowNode(row, view);
+      drawn.set(row.id, { key, node });
+      return node;
+    });
+  }
+
+  function place(container, nodes) {
+    const same =
+      container.children.length === nodes.length &&
+      nodes.every((node, i) => container.children[i] === node);
+    if (!same) container.replaceChildren(...nodes);
+  }
+
   function drawRows(view) {
-    pinned.replaceChildren(...view.pinned.map((row) => rowNode(row, view)));
-    if (view.pinned_more) {
-      pinned.append(
-        h("div", { class: "mw-more" }, `${view.pinned_more} more need attention: filter by status`),
-      );
-    }
-    rows.replaceChildren(...view.rows.map((row) => rowNode(row, view)));
+    const shown = new Set([...view.pinned, ...view.rows, ...view.queued.rows].map((r) => r.id));
+    for (const id of [...drawn.keys()]) if (!shown.has(id)) drawn.delete(id);
+    const more = view.pinned_more
+      ? [h("div", { class: "mw-more" }, `${view.pinned_more} more need attention: filter by status`)]
+      : [];
+    place(pinned, [...keyedRows(view.pinned, view), ...more]);
+    place(rows, keyedRows(view.rows, view));
     const q = view.queued;
     if (q.n) {
       const toggle = h(
@@ -416,7 +457,7 @@ function render({ model, el }) {
         `${q.open ? "\u25be" : "\u25b8"} ${q.n} queued`,
       );
       const list = h("div", { class: "mw-queued-rows", role: "list" });
-      list.append(...q.rows.map((row) => rowNode(row, view)));
+      list.append(...keyedRows(q.rows, view));
       if (q.more) list.append(h("div", { class: "mw-more" }, `and ${q.more} more queued`));
       queued.replaceChildren(toggle, list);
     } else {
