@@ -81,7 +81,8 @@ root => {
     const fg = over(parse(getComputedStyle(el).color), bg);
     const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
     const ratio = (hi + 0.05) / (lo + 0.05);
-    if (ratio < 4.5) bad.push(`${ratio.toFixed(2)}:1 ${el.className} "${t.textContent.trim().slice(0, 30)}"`);
+    const text = t.textContent.trim().slice(0, 30);
+    if (ratio < 4.5) bad.push(`${ratio.toFixed(2)}:1 ${el.className} "${text}"`);
   }
   return bad;
 }

@@ -429,7 +429,17 @@ def test_bad_panel_options_are_refused(orchestrators):
 
 
 def wait_for_the_question(panel: MissionPanel, mission: Mission) -> None:
-    settle(panel, lambda: mission.id in panel.view["questions"], "the row to ask for a decision")
+    """Wait until the mission's row asks for a decision. A mission that ends instead fails
+    the test (it never asked: the very regression these tests are for), it does not skip."""
+
+    def asking() -> bool:
+        return mission.id in panel.view["questions"]
+
+    def ended() -> bool:
+        return mission.finished_at is not None
+
+    settle(panel, lambda: asking() or ended(), "the row to ask for a decision")
+    assert asking(), f"the mission ended {mission.status} instead of asking: {mission.error}"
 
 
 def test_a_waiting_mission_asks_in_its_row_and_the_answers_work(orchestrators, panels):
