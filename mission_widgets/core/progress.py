@@ -374,7 +374,9 @@ def mission_view(mission: Any, now: float) -> MissionView:
 
     started = _finite(_get(mission, "started_at"))
     ended = _finite(_get(mission, "finished_at"))
-    finished = status in FINISHED_STATUSES
+    # Older releases wrote "stalled" with no finish time for a mission waiting for a person
+    # or flagged by reconcile(): it had not ended.
+    finished = status in FINISHED_STATUSES and not (status == "stalled" and ended is None)
     if status == "succeeded":
         last_error = None  # retries that recovered are history, not the mission's error
     if started is None:

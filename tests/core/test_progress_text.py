@@ -238,7 +238,7 @@ def test_last_error_falls_back_to_the_latest_step_error():
 
 
 def test_stalled_view_is_finished_with_a_warning_and_no_health_flag():
-    mission = make_mission(status="stalled", stall_reason="no_progress")
+    mission = make_mission(status="stalled", stall_reason="no_progress", finished=NOW)
     view = mission_view(mission, NOW)
     assert view.bar_style == "warning"
     assert view.finished and view.stall_badge is None  # health is for missions still going
