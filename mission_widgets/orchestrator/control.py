@@ -134,14 +134,21 @@ class MissionControl:
 
     # -- cancel -----------------------------------------------------------------------------
 
-    def cancel(self, mission_id: str) -> bool:
+    def cancel(self, mission_id: str, *, reason: str = "cancelled by user") -> bool:
         """Stop a queued or running mission of the store; False when it had already ended.
+        ``reason`` becomes the mission's error (a program that cancels on a timeout of its
+        own says so, instead of "cancelled by user").
 
         This orchestrator's own missions: a queued one ends at once; a running one gets
         SIGTERM to its process group, SIGKILL after ``cancel_grace_secs``. Another
         process's: see :func:`mission_widgets.orchestrator.cancellation.cancel_in_store` (a queued
         mission of a live owner is ended by that owner, on a request in the store).
         """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"cancel reason must be a non-empty string, got {reason!r}")
+        before = "cancelled before it started"
+        if reason != "cancelled by user":
+            before = f"{reason} (before it started)"
         with self._lock:
             mission = self._missions.get(mission_id)
             queued = mission is not None and mission in self.pending_queue
@@ -152,7 +159,7 @@ class MissionControl:
             )
             if mission is not None and queued:
                 self.pending_queue.remove(mission)
-                self._end_unstarted(mission, MissionStatus.CANCELLED, "cancelled before it started")
+                self._end_unstarted(mission, MissionStatus.CANCELLED, before)
             row = self.store.row(mission_id) if own else None
         done: dict[str, Any] | str | None = None
         if own and row is not None:
@@ -160,9 +167,7 @@ class MissionControl:
             self._cancelling.add(mission_id)
             try:
                 self._terminate(mission_id, row)
-                done = self.store.finish_if_unfinished(
-                    mission_id, MissionStatus.CANCELLED, "cancelled by user"
-                )
+                done = self.store.finish_if_unfinished(mission_id, MissionStatus.CANCELLED, reason)
                 ended = self.store.row(mission_id)
                 if done is None and ended is not None and ended["status"] == "cancelled":
                     done = "stopped"  # its own last event said so (a Dask worker's does)
@@ -172,7 +177,7 @@ class MissionControl:
             done = cancel_in_store(
                 self.store,
                 mission_id,
-                reason="cancelled by user",
+                reason=reason,
                 grace=self.cancel_grace_secs,
                 current=self.backend,
             )
