@@ -24,6 +24,7 @@ from .core import (
     StepStatus,
     StepTimeoutError,
     emit_event,
+    register_price,
     register_provider,
     report_progress,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "StepTimeoutError",
     "__version__",
     "emit_event",
+    "register_price",
     "register_provider",
     "report_progress",
 ]

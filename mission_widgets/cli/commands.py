@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..core import progress as pg
+from ..runtime.store_base import STATUS_COLUMNS
 from .common import (
-    EXIT_FAIL,
     EXIT_OK,
     PROG,
     CommandError,
@@ -30,23 +30,9 @@ if TYPE_CHECKING:
 
 #: Rows ``status`` prints without ``--all``.
 DEFAULT_STATUS_ROWS = 20
-#: The columns a status line needs (``mission_view`` reads these from a row).
-STATUS_VIEW_COLUMNS = (
-    "id",
-    "goal",
-    "status",
-    "n_steps",
-    "n_done",
-    "n_failed",
-    "progress",
-    "started_at",
-    "finished_at",
-    "error",
-    "stall_reason",
-    "backend",
-    "pid",
-    "pid_started",
-)
+#: The columns a status line reads: those of ``status()`` (one list, the store's), and the
+#: process start time that tells a live worker from a reused pid.
+STATUS_VIEW_COLUMNS = (*STATUS_COLUMNS, "pid_started")
 #: SIGTERM -> SIGKILL grace when cancelling a worker.
 CANCEL_GRACE_SECS = 3.0
 #: How long ``cancel`` waits, by default, for another process to honour its request.
@@ -62,6 +48,25 @@ def status_counts(store: MissionStore) -> dict[str, int]:
     counts = {row["status"]: int(row["n"]) for row in grouped}
     order = list(pg.BAR_STYLES)
     return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+
+
+def cost_line(store: MissionStore) -> str:
+    """``Cost: $0.0123 in total`` over the whole store, summed by SQLite; missions whose
+    cost is unknown (a model without a price) are counted, never summed as 0."""
+    from ..core.cost import format_usd
+
+    row: Any = store.rows(("TOTAL(cost_usd) AS usd", "SUM(cost_usd IS NULL) AS unknown"), where="")[
+        0
+    ]
+    line = f"Cost: {format_usd(row['usd'])} in total"
+    unknown = int(row["unknown"] or 0)
+    if unknown:
+        line += (
+            f", plus {unknown} mission{'s' if unknown != 1 else ''} of unknown cost "
+            "(a model without a price: register_price(model, input_per_mtok=..., "
+            "output_per_mtok=...))"
+        )
+    return line
 
 
 def recent_rows(store: MissionStore, limit: int | None) -> list[MissionRow]:
@@ -107,6 +112,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     counts = status_counts(store)
     total = sum(counts.values())
     console.print(f"Store: {store.root} ({total} missions: {pg.format_counts(counts)})")
+    console.print(cost_line(store))
     rows = recent_rows(store, None if args.all else args.limit)
     views = list(map(RowViews(store, time.time()), rows))
     if views:
@@ -162,11 +168,16 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
             now = store.row(mission_id)
             if now is None or now["finished_at"] is not None:
                 status = now["status"] if now else "forgotten"
+                if status not in ("cancelled", "forgotten"):
+                    raise CommandError(
+                        f"{PROG} cancel: mission {mission_id} ended {status} before process "
+                        f"{owner}, which runs it, cancelled it; nothing was cancelled"
+                    )
                 console.print(
                     f"Cancelled mission {mission_id}: process {owner}, which runs it, honoured "
                     f"the request ({status})."
                 )
-                return EXIT_OK if status in ("cancelled", "forgotten") else EXIT_FAIL
+                return EXIT_OK
             time.sleep(0.1)
         raise CommandError(
             f"{PROG} cancel: asked process {owner}, which has mission {mission_id}, to cancel "

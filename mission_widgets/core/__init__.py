@@ -3,6 +3,7 @@
 Nothing here imports ipywidgets, pandas or the runtime, so worker processes stay light.
 """
 
+from .cost import register_price
 from .errors import (
     CheckpointError,
     MissionCancelled,
@@ -62,6 +63,7 @@ __all__ = [
     "emit_event",
     "make_event",
     "parse_plan",
+    "register_price",
     "register_provider",
     "report_progress",
     "resolve_model",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from . import checkpoint
 from .asyncrun import settle
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
+from .cost import price_model_call
 from .errors import (
     MissionCancelled,
     MissionValidationError,
@@ -218,6 +219,8 @@ class Mission:
                 self._sinks.remove(sink)
 
     def _emit(self, name: str, **fields: Any) -> Event:
+        if name == "model_call":
+            price_model_call(fields)
         event = make_event(name, self.id, **fields)
         with self._lock:
             if name == "progress":

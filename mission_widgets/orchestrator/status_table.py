@@ -100,6 +100,8 @@ def _records_frame(records: tuple[list[str], list[tuple[Any, ...]]]) -> pd.DataF
     for name in _INT_COLUMNS:
         frame[name] = frame[name].astype("int64")
     frame["progress"] = frame["progress"].astype("float64")
+    # NULL (a call of unknown price) -> NaN: unknown, never 0.
+    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"], errors="coerce").astype("float64")
     started = frame["started_at"].to_numpy(dtype="float64", na_value=np.nan)
     finished = frame["finished_at"].to_numpy(dtype="float64", na_value=np.nan)
     frame["elapsed_s"] = np.where(np.isnan(finished), time.time(), finished) - started

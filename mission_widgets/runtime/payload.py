@@ -10,6 +10,7 @@ import os
 import pickle
 
 from ..core.checkpoint import share_large_goal
+from ..core.cost import registered_prices
 from ..core.errors import MissionError
 from ..core.mission import Mission
 from ..core.models import model_spec, provider_factory, split_spec
@@ -41,7 +42,12 @@ def build_payload(mission: Mission, checkpoint_path: str | None = None) -> dict[
         factory = provider_factory(name)
         if name not in BUILTIN_PROVIDERS and factory is not None:
             providers[name] = factory
-    return {"version": PAYLOAD_VERSION, "mission": mission, "providers": providers}
+    return {
+        "version": PAYLOAD_VERSION,
+        "mission": mission,
+        "providers": providers,
+        "prices": registered_prices(),
+    }
 
 
 def _parts(mission: Mission) -> list[tuple[str, Any]]:

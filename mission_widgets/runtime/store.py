@@ -390,6 +390,13 @@ class MissionStore(StoreRequestsAndHistory):
             if isinstance(value, int) and value > 0:
                 increments += f", {field} = {field} + ?"
                 args.append(value)
+        if name == "model_call":
+            cost = event.get("cost_usd")
+            if isinstance(cost, int | float) and cost == cost:
+                increments += ", cost_usd = cost_usd + ?"
+                args.append(float(cost))
+            else:
+                increments += ", cost_usd = NULL"
         if not sets and not increments:
             return
         assignments = ", ".join(f"{key} = ?" for key in sets) or "id = id"

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS missions (
     state_json TEXT,
     claimed_by TEXT,
     claimed_at REAL,
-    result_summary TEXT
+    result_summary TEXT,
+    cost_usd REAL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,6 +64,15 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_mission ON requests (mission_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    mission_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    step_id TEXT,
+    action TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (mission_id, question)
+);
 DROP INDEX IF EXISTS missions_unfinished;
 CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at)
     WHERE finished_at IS NULL;
@@ -81,12 +91,20 @@ CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
-ADDED_COLUMNS = {"claimed_by": "TEXT", "claimed_at": "REAL", "result_summary": "TEXT"}
+#: cost_usd: USD of the mission's model calls, NULL once one of them had no known price
+#: (NULL + x stays NULL: unknown is never summed into a number).
+ADDED_COLUMNS = {
+    "claimed_by": "TEXT",
+    "claimed_at": "REAL",
+    "result_summary": "TEXT",
+    "cost_usd": "REAL DEFAULT 0",
+}
 SCHEMA_OBJECTS = frozenset(
     {
         "missions",
         "events",
         "requests",
+        "decisions",
         "store_meta",
         "mission_states",
         "events_by_mission",
@@ -120,6 +138,7 @@ STATUS_COLUMNS = (
     "model",
     "prompt_tokens",
     "completion_tokens",
+    "cost_usd",
     "result_summary",
 )
 # A queued row: handed to no backend yet.

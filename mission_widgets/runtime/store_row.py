@@ -37,6 +37,7 @@ class MissionRow(TypedDict):
     claimed_by: str | None
     claimed_at: float | None
     result_summary: str | None  # results kept in files of their own (large), by their summary
+    cost_usd: float | None  # USD of the model calls; None once a call had no known price
 
 
 #: Every column, in table order (checked against the schema by the tests).

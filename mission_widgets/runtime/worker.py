@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..core.cost import apply_prices
 from ..core.errors import describe_error
 from ..core.mission import Mission
 from ..core.models import register_provider
@@ -153,6 +154,7 @@ def run_payload(
     """
     for name, factory in payload.get("providers", {}).items():
         register_provider(name, factory, replace=True)
+    apply_prices(payload.get("prices", {}))
     mission: Mission = payload["mission"]
     mission.checkpoint_path = checkpoint_path
     mission.add_event_sink(sink)
