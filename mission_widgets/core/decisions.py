@@ -50,10 +50,6 @@ if TYPE_CHECKING:
 DECISION_POLL_SECS = 0.2
 #: The answers a person can give.
 DECISION_ACTIONS = ("retry", "skip", "abort")
-#: The first line of the question ``explain`` asks a model (the demo model answers it).
-EXPLAIN_PROMPT_HEADER = (
-    "A step of a mission has failed after all its retries. Analyse the failures."
-)
 
 
 def read_answer(answer: Any) -> tuple[str | None, str | None]:

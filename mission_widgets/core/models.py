@@ -18,10 +18,9 @@ import time
 import zlib
 from collections.abc import Callable
 
-from .decisions import EXPLAIN_PROMPT_HEADER
 from .errors import ModelResolutionError
 from .events import report_progress
-from .planning import PLAN_PROMPT_HEADER
+from .planning import EXPLAIN_PROMPT_HEADER, PLAN_PROMPT_HEADER
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False

@@ -16,11 +16,25 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..core.mission import Mission
-    from .mission_orchestrator import MissionOrchestrator
+    from ..runtime.backend import Backend
+    from ..runtime.store import MissionStore
+
+
+class Orchestrator(Protocol):
+    """What these helpers read of a MissionOrchestrator (named here: no import circle)."""
+
+    store: MissionStore
+    backend: Backend
+    running: list[Mission]
+    pending_queue: list[Mission]
+    _backend_of: dict[str, str]
+
+    def cancel(self, mission_id: str, *, reason: str = ...) -> Any: ...
+
 
 #: How many missions a summary names before it says "and N more".
 NAMED_IN_SUMMARY = 5
@@ -117,7 +131,7 @@ def interrupted(
     )
 
 
-def abandon(orch: MissionOrchestrator, batch: Sequence[Mission], call: str) -> BaseException:
+def abandon(orch: Orchestrator, batch: Sequence[Mission], call: str) -> BaseException:
     """Cancel what of ``batch`` is queued or running (an interrupted ``call``) and return
     the summary to raise: what was cancelled, what else of ``orch`` still runs."""
     cancelled: list[Mission] = []
@@ -135,12 +149,12 @@ def abandon(orch: MissionOrchestrator, batch: Sequence[Mission], call: str) -> B
 
 # -- the notice at exit ---------------------------------------------------------------------
 
-_live: weakref.WeakSet[MissionOrchestrator] = weakref.WeakSet()
+_live: weakref.WeakSet[Orchestrator] = weakref.WeakSet()
 _registered = False
 _register_lock = threading.Lock()
 
 
-def track(orchestrator: MissionOrchestrator) -> None:
+def track(orchestrator: Orchestrator) -> None:
     """Remember ``orchestrator`` for the notice at exit (registered once per process)."""
     global _registered
     with _register_lock:
@@ -150,7 +164,7 @@ def track(orchestrator: MissionOrchestrator) -> None:
             _registered = True
 
 
-def still_running_elsewhere(orchestrators: Iterable[MissionOrchestrator]) -> dict[str, list[str]]:
+def still_running_elsewhere(orchestrators: Iterable[Orchestrator]) -> dict[str, list[str]]:
     """Store root -> ids of the missions that run outside this process and have not ended
     (by their store rows, not the mirrors, which may lag)."""
     found: dict[str, list[str]] = {}

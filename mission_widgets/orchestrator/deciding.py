@@ -18,9 +18,9 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core.decisions import EXPLAIN_PROMPT_HEADER
 from ..core.errors import DecisionConflictError, MissionError, describe_error
 from ..core.events import make_event
+from ..core.planning import EXPLAIN_PROMPT_HEADER
 from .mirror import waiting_step
 
 if TYPE_CHECKING:
