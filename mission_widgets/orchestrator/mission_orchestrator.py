@@ -531,6 +531,17 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             counts[status] = counts.get(status, 0) + 1
         return counts
 
+    def mission_statuses(self) -> dict[str, str]:
+        """Every mission's status by id, in submission order, without loading any (what the
+        panel pages and pins from; O(missions) dictionary reads, no store access)."""
+        missions = self._missions
+        statuses = {}
+        for mission_id in list(self._order):
+            mission = missions.get(mission_id)
+            status = str(mission.status) if mission is not None else None
+            statuses[mission_id] = status or self.completed.status_of(mission_id) or "pending"
+        return statuses
+
     def clone(self, deep: bool = False) -> MissionOrchestrator:
         """A new orchestrator with the same settings and store.
 
