@@ -392,6 +392,11 @@ def mission_view(mission: Any, now: float) -> MissionView:
     else:
         elapsed = max(float(now) - started, 0.0)
 
+    if finished and status in ("failed", "stalled") and n_steps:
+        # What a mission that gave up did is the steps it finished: its failed attempts'
+        # progress would show "40%" beside "0/5" (a cancelled one keeps its bar where it
+        # stopped, as the work in progress was interrupted, not refused).
+        progress = min(n_done / n_steps, 1.0)
     if not finished and progress >= 1.0:
         progress = 0.999  # every step reported 100% but the mission has not ended yet
     eta = estimate_eta(progress, elapsed) if status in ACTIVE_STATUSES else None
