@@ -101,7 +101,7 @@ def test_the_demo_model_explains_the_failing_step_and_its_error(orchestrators):
     orch = orchestrators(2)
     mission = asking(Fail("the export service is down"), model="demo:fast")
     orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    wait_until_waiting(mission, orch)
     text = orch.explain(mission.id)
     assert text.startswith("[simulated by the offline demo model]"), text
     assert "step 'fragile'" in text and "RuntimeError: the export service is down" in text
