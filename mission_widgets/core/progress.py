@@ -345,6 +345,12 @@ def _last_step_error(steps: Iterable[Any]) -> str | None:
     return latest[1] if latest else None
 
 
+def _result_summary(mission: Any) -> str | None:
+    """A store row's or status() record's ``result_summary``; a Mission's result preview."""
+    preview = None if isinstance(mission, Mapping) else getattr(mission, "result_preview", None)
+    return _text(preview() if callable(preview) else _get(mission, "result_summary"))
+
+
 def mission_view(mission: Any, now: float) -> MissionView:
     """The view-model of one mission at time ``now`` (epoch seconds).
 
@@ -414,7 +420,7 @@ def mission_view(mission: Any, now: float) -> MissionView:
         message=_text(_get(mission, "message")),
         started_at=started,
         heartbeat_at=_finite(_get(mission, "last_heartbeat")),
-        result_summary=_text(_get(mission, "result_summary")),
+        result_summary=_result_summary(mission),
     )
 
 

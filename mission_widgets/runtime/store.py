@@ -31,6 +31,7 @@ from ..core.status import health_reason
 from .store_base import (
     ADDED_COLUMNS,
     BUSY_TIMEOUT_SECS,
+    MESSAGE_CHARS,
     QUEUED,
     SCHEMA,
     SCHEMA_OBJECTS,
@@ -387,6 +388,9 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         if name == "mission_start":
             sets["started_at"] = ts
             sets["finished_at"] = None
+            sets["message"] = None
+        elif name == "progress" and event.get("message"):
+            sets["message"] = str(event["message"])[:MESSAGE_CHARS]
         elif name == "mission_stall":
             reason = health_reason(event)  # a health flag; the mission stays running
             if reason is not None:
