@@ -33,7 +33,7 @@ from .cancellation import is_queued
 from .control import MissionControl
 from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
-from .health import DEFAULT_NO_PROGRESS_SECS
+from .health import DEFAULT_NO_PROGRESS_SECS, HEALTH_PERIOD_SECS
 from .mirror import StoreMirror
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
@@ -108,6 +108,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._lock = threading.RLock()
         self._max_concurrent = 1
         self._watcher: Watcher | None = None
+        self._health: Watcher | None = None
         self.max_concurrent = max_concurrent
         self.global_model = model
         #: None unless given: missions are isolated (aisdk), each with a session of its own.
@@ -140,9 +141,16 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._status_table = StatusTable(self.store)
         self._init_mirror()
         self._watcher = Watcher(self._watch, lambda: self.active)
+        # The health monitor: nothing wakes it, so its period is fixed (see health.py).
+        self._health = Watcher(
+            self._health_tick,
+            lambda: self.active,
+            name="mission-health",
+            interval=HEALTH_PERIOD_SECS,
+        )
         self._attach()
         if self.running:
-            self._watcher.ensure_running()
+            self._ensure_watching()
         track(self)  # a script that exits while missions run says so
 
     # -- configuration --------------------------------------------------------------------
@@ -252,8 +260,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         handle = AsyncHandle(self, mission, pid)
         self.async_handles[mission.id] = handle
         self.running.append(mission)
-        if self._watcher is not None:
-            self._watcher.ensure_running()
+        self._ensure_watching()
         return handle
 
     def run_async(self, mission: Mission, model: Any = None) -> AsyncHandle:
@@ -286,8 +293,8 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         with self._lock:
             self._draining = True
             started = self._fill_window()
-            if self._watcher is not None and self.active:
-                self._watcher.ensure_running()
+            if self.active:
+                self._ensure_watching()
         self._changed(PollResult(started=started, still_running=len(self.running)))
         return started
 
@@ -334,13 +341,24 @@ class MissionOrchestrator(StoreMirror, MissionControl):
     def _changed(self, change: PollResult | None = None) -> None:
         self._subscribers.notify(change if change is not None else PollResult())
 
+    def _ensure_watching(self) -> None:
+        """Start the watcher and the health monitor unless they run (they stop when idle)."""
+        for watcher in (self._watcher, self._health):
+            if watcher is not None:
+                watcher.ensure_running()
+
+    def _health_tick(self) -> None:
+        """The health monitor's check, with this orchestrator's thresholds."""
+        if self._check_health(self.heartbeat_timeout_secs, self.no_progress_secs):
+            self._wake()  # the watcher reads the flag now and tells the panel
+
     def _watch(self) -> None:
         """One refresh of the watcher: tell subscribers when it changed something."""
         change = self._refresh()
         while self._cancel_requested:
             self.cancel(self._cancel_requested.pop())
-        if self.active and self._watcher is not None:
-            self._watcher.ensure_running()  # it adopted running missions of another process
+        if self.active:
+            self._ensure_watching()  # it adopted running missions of another process
         if change.changed:
             self._changed(change)
 
@@ -592,8 +610,9 @@ class MissionOrchestrator(StoreMirror, MissionControl):
     def close(self) -> None:
         """Stop the watcher and release the backend's helpers (missions keep running, the
         store keeps them)."""
-        if self._watcher is not None:
-            self._watcher.close()
+        for watcher in (self._watcher, self._health):
+            if watcher is not None:
+                watcher.close()
         self.backend.shutdown()
 
     def __repr__(self) -> str:
