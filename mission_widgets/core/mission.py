@@ -1,6 +1,10 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
+pending -> planning -> running (<-> waiting) -> succeeded | failed | stalled (| cancelled)
+
+``waiting``: a person must decide (``on_max_retries="ask"``). ``stalled``: a step used its
+retries and nothing resolved it. A running mission whose heartbeat or progress stopped stays
+``running`` with ``stall_reason`` "no_heartbeat" or "no_progress" (a health flag).
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
 ``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
@@ -42,7 +46,13 @@ from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
-from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
+from .status import (
+    MISSION_STATUSES,
+    STEP_STATUSES,
+    TERMINAL_STATUSES,
+    MissionStatus,
+    StepStatus,
+)
 from .step import MissionStep, StepTally, check_executor
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
@@ -68,6 +78,8 @@ __all__ = [
 
 #: Progress events of one step closer together than this are dropped (the value is kept).
 PROGRESS_EVENT_INTERVAL = 0.05
+#: Longest preview of a mission's result (status()["result_summary"], the panel's rows).
+RESULT_PREVIEW_CHARS = 200
 #: Most steps a mission may have (planned or given), unless ``Mission(max_steps=...)``.
 MAX_PLAN_STEPS = 100
 #: Most parallel steps running at once, unless ``Mission(max_parallel=...)``.
@@ -122,6 +134,8 @@ class Mission:
     backoff_factor: float = 1.0
     #: The last message a step gave ``report_progress`` (None until one does).
     message: str | None = None
+    #: Missions pickled before ``result_step`` existed read as "the last step".
+    result_step: str | None = None
 
     def __init__(
         self,
@@ -139,6 +153,7 @@ class Mission:
         max_steps: int = MAX_PLAN_STEPS,
         max_parallel: int = MAX_PARALLEL,
         decision_source: Callable[[MissionStep], Any] | None = None,
+        result_step: str | None = None,
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
@@ -187,6 +202,15 @@ class Mission:
             self._check_size(len(given), "the mission has")
             validate_dag((s.id, s.depends_on) for s in given)
             self.steps = given or None
+        if result_step is not None and (
+            not isinstance(result_step, str)
+            or (self.steps and result_step not in {s.id for s in self.steps})
+        ):
+            raise MissionValidationError(
+                f"result_step must name one of the mission's steps, got {result_step!r}"
+            )
+        #: The step whose result is the mission's (None: the last step of the plan).
+        self.result_step = result_step
         self.status = MissionStatus.PENDING
         self.error: str | None = None
         self.audit_log: list[Event] = []
@@ -195,7 +219,8 @@ class Mission:
         self.finished_at: float | None = None
         #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
-        #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
+        #: The health flag of a running mission whose heartbeat or progress stopped:
+        #: "no_heartbeat" | "no_progress", None when healthy (the status stays running).
         self.stall_reason: str | None = None
         self._init_runtime_state()
 
@@ -303,8 +328,9 @@ class Mission:
         return {step.id: str(step.status) for step in self.steps or []}
 
     def step_counts(self) -> dict[str, Any]:
-        """Counts of steps by status, plus totals, retries and progress."""
-        counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
+        """Counts of steps by status (``skipped`` among them: a skipped step is neither done
+        nor failed), plus totals, retries and progress."""
+        counts = dict.fromkeys(STEP_STATUSES, 0)
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
         return {
@@ -312,7 +338,6 @@ class Mission:
             "status": self.status,
             "total": len(self.steps or []),
             **counts,
-            "skipped": sum(1 for s in self.steps or [] if s.skipped),
             "retries": sum(s.retry_count for s in self.steps or []),
             "progress": self.progress,
         }
@@ -434,12 +459,41 @@ class Mission:
             n_done=counts[StepStatus.DONE],
             n_failed=counts[StepStatus.FAILED],
             n_steps=len(self.steps or ()),
-            result_summary=self.large_results_summary(),
+            result_summary=self.result_preview(),
         )
         self._close_checkpoint()
         self._cancel.clear()  # the request is served; run() may be called again later
         self.run_model = self._active_model = None  # run(model=) was for that run only
         return self
+
+    @property
+    def result(self) -> Any:
+        """What the mission produced: the result of the step named ``result_step``, else of
+        the last step of the plan (None until that step is done; a skipped step has none)."""
+        step = self._result_source()
+        return None if step is None else step.result
+
+    def _result_source(self) -> MissionStep | None:
+        if not self._steps:
+            return None
+        if self.result_step is not None:
+            step = self._index.get(self.result_step)
+        else:
+            step = self._steps[-1]
+        if step is None or step.status != StepStatus.DONE or getattr(step, "skipped", False):
+            return None
+        return step
+
+    def result_preview(self, limit: int = RESULT_PREVIEW_CHARS) -> str | None:
+        """A short, one-line preview of :attr:`result` (a large one by its summary, never
+        loaded): what ``status()["result_summary"]`` and the panel show."""
+        step = self._result_source()
+        value = None if step is None else step.stored_result()
+        if value is None:
+            return None
+        if isinstance(value, LargeValue):
+            return value.describe()
+        return " ".join(summarize(value, limit).split())
 
     def large_results_summary(self) -> str | None:
         """One line naming the results kept in files of their own (over LARGE_VALUE_BYTES):
