@@ -68,6 +68,10 @@ _INSTANCES = itertools.count(1)
 class MissionOrchestrator(StoreMirror, MissionControl):
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
 
+    ``max_concurrent`` counts the missions this orchestrator started (its queue's and
+    ``run_async``'s); missions of other processes on the same store are mirrored (shown in
+    ``running``, ``status()`` and the panel) but take none of its slots.
+
     ``backend`` is ``"subprocess"`` (default: a worker process per mission that survives the
     kernel), ``"thread"`` or ``"dask"`` (pass ``client=``). ``store`` is a directory, a store
     name, or None for the default store; a new orchestrator on the same store reattaches to
@@ -272,9 +276,17 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._changed(PollResult(started=started, still_running=len(self.running)))
         return started
 
+    @property
+    def window_used(self) -> int:
+        """Slots of the window in use: the running missions this orchestrator started.
+        Missions of other processes (or of a kernel before a restart) that it mirrors are
+        shown in ``running`` but take no slot: ``max_concurrent`` limits what it starts."""
+        return sum(1 for m in self.running if m.id in self.async_handles)
+
     def _fill_window(self) -> list[Mission]:
         started = []
-        while self.pending_queue and len(self.running) < self.max_concurrent:
+        used = self.window_used
+        while self.pending_queue and used < self.max_concurrent:
             mission = self.pending_queue.pop(0)
             if not self.store.claim(mission.id, self._owner):
                 self._claimed_elsewhere(mission)
@@ -286,6 +298,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
                     mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
                 )
                 continue
+            used += 1
             started.append(mission)
         if not self.pending_queue:
             self._draining = False
