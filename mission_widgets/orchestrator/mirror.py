@@ -81,6 +81,7 @@ class StoreMirror:
     if TYPE_CHECKING:  # provided by MissionOrchestrator and MissionControl
 
         def _fill_window(self) -> list[Mission]: ...
+        def _keeps_queue(self, owner: str | None) -> bool: ...
         def _honour_cancel_requests(self) -> list[str]: ...
 
     # -- attach -------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class StoreMirror:
             self._order[row["id"]] = None  # submission order, for every mission
             if row["finished_at"] is not None:
                 self.completed.add_unloaded(row["id"], row["status"])
-            elif not (is_queued(row) and self._owner_alive(row["owner"])):
+            elif not (is_queued(row) and self._keeps_queue(row["owner"])):
                 unfinished.append(row["id"])
             else:
                 del self._order[row["id"]]  # another live orchestrator's queue is not ours
@@ -140,7 +141,7 @@ class StoreMirror:
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
         if is_queued(row):
-            if self._owner_alive(row["owner"]):
+            if self._keeps_queue(row["owner"]):
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
                 return  # another orchestrator adopted this dead owner's mission first

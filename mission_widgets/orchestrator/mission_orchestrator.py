@@ -15,10 +15,12 @@ import itertools
 import os
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import ModelResolutionError, describe_error
+from ..core.errors import MissionValidationError, ModelResolutionError, describe_error
 from ..core.mission import MISSION_STATUSES, Mission, new_mission_id
 from ..core.models import model_label
 from ..core.session import SharedSession
@@ -46,6 +48,9 @@ __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 POLL_INTERVAL = 0.2
 
 _INSTANCES = itertools.count(1)
+#: The orchestrators of this process that are open, by owner: a queue of one that is gone
+#: (closed, or garbage: its cell was run again) is adopted by the next orchestrator.
+_OPEN: weakref.WeakValueDictionary[str, MissionOrchestrator] = weakref.WeakValueDictionary()
 
 
 # Who owns which state (tests/structure/test_orchestrator_state.py keeps this true: every
@@ -89,6 +94,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         heartbeat_secs: float = 2.0,
         heartbeat_timeout_secs: float | None = None,
         cancel_grace_secs: float = 3.0,
+        _report_queues: bool = True,
         **backend_options: Any,
     ) -> None:
         if session is not None and not isinstance(session, SharedSession):
@@ -127,8 +133,11 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._init_mirror()
         self._watcher = Watcher(self._watch, lambda: self.active)
         self._attach()
+        _OPEN[self._owner] = self
         if self.running:
             self._watcher.ensure_running()
+        if _report_queues:
+            self._report_queues_left()
 
     # -- configuration --------------------------------------------------------------------
 
@@ -178,6 +187,14 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         """
         if not isinstance(mission, Mission):
             raise TypeError(f"submit() takes a Mission, got {type(mission).__name__}: {mission!r}")
+        if mission.is_finished or self.completed.has(mission.id):
+            row = None if mission.is_finished else self.store.row(mission.id)
+            status = mission.status if row is None else row["status"]
+            raise MissionValidationError(
+                f"mission {mission.id} has already ended ({status}): a mission runs once, "
+                "whatever its end (succeeded, failed, stalled or cancelled). To run it again, "
+                "submit a new Mission with the same goal and steps."
+            )
         if model is not None:
             mission.model = model
         elif mission.model is None and self.global_model is not None:
@@ -303,6 +320,84 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         if not self.pending_queue:
             self._draining = False
         return started
+
+    # -- queues of other orchestrators of this process --------------------------------------
+
+    def _keeps_queue(self, owner: str | None) -> bool:
+        """Whether the queued rows of ``owner`` are left to it: it is another live process,
+        or an orchestrator of this process that is still open. The queue of a closed or
+        collected one (the cell that made it was run again) is adopted like a dead kernel's."""
+        if owner == self._owner:
+            return True
+        process = (owner or "").rpartition(":")[0]
+        if process and process == owner_token():
+            return owner in _OPEN
+        return self._owner_alive(owner)
+
+    def _queued_by_others_here(self) -> list[tuple[str, str]]:
+        """``(mission id, owner)`` of the queued rows of other open orchestrators of this
+        process on this store."""
+        here = owner_token() + ":"
+        rows = self.store.rows(
+            columns=("id", "owner"), where="WHERE status='pending' AND finished_at IS NULL"
+        )
+        return [
+            (row["id"], str(row["owner"]))
+            for row in rows
+            if (row["owner"] or "").startswith(here) and row["owner"] != self._owner
+        ]
+
+    def _report_queues_left(self) -> None:
+        """Say so when queued missions of this store wait for another open orchestrator of
+        this process (they start only with it; ``adopt_queued()`` takes them over)."""
+        left = self._queued_by_others_here()
+        if left:
+            warnings.warn(
+                f"{len(left)} queued mission(s) of store {self.store.root} belong to another "
+                "open MissionOrchestrator of this process (an earlier run of this cell?): "
+                "they start only with it. Run them there, or take them over here with "
+                "orch.adopt_queued().",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def adopt_queued(self) -> list[Mission]:
+        """Take over the queued missions of the other orchestrators of this process on this
+        store (the same Mission objects, when they are still open); returns them, now in
+        this orchestrator's queue. Each is adopted by exactly one orchestrator."""
+        adopted = []
+        with self._lock:
+            for mission_id, owner in self._queued_by_others_here():
+                if not self.store.adopt(mission_id, self._owner, owner):
+                    continue
+                other = _OPEN.get(owner)
+                mission = other._give_up_queued(mission_id) if other is not None else None
+                if mission is None:
+                    row = self.store.row(mission_id)
+                    mission = self._load_pending(row) if row is not None else None
+                if mission is None:
+                    continue
+                self._know(mission)
+                self._backend_of[mission_id] = self.backend.name
+                self.completed.discard(mission_id)
+                self.pending_queue.append(mission)
+                adopted.append(mission)
+        self._changed()
+        return adopted
+
+    def _give_up_queued(self, mission_id: str) -> Mission | None:
+        """Hand a queued mission to the orchestrator that adopted it (its row is no longer
+        ours: our claim would fail); the Mission object, or None when it is not queued here."""
+        with self._lock:
+            mission = self._missions.get(mission_id)
+            if mission is None or mission not in self.pending_queue:
+                return None
+            self.pending_queue.remove(mission)
+            self._missions.pop(mission_id, None)
+            self._order.pop(mission_id, None)
+            self._backend_of.pop(mission_id, None)
+        self._changed()
+        return mission
 
     def _claimed_elsewhere(self, mission: Mission) -> None:
         """Another orchestrator claimed (or cancelled) this queued mission first: mirror it
@@ -464,12 +559,11 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return "\n".join(data.splitlines()[-lines:])
 
     def counts(self) -> dict[str, int]:
-        """Missions by status (everything this orchestrator knows; finished missions not
-        read yet count by the status the store has for them)."""
+        """Missions by status, counted over the rows ``status()`` shows (the store's), so
+        the two always agree: also queued missions of other orchestrators on the store."""
         counts = dict.fromkeys(MISSION_STATUSES, 0)
-        statuses = [m.status for m in list(self._missions.values())]
-        for status in [*statuses, *self.completed.unloaded_statuses()]:
-            counts[status] = counts.get(status, 0) + 1
+        for status, n in self.store.status_counts().items():
+            counts[status] = counts.get(status, 0) + n
         return counts
 
     def clone(self, deep: bool = False) -> MissionOrchestrator:
@@ -491,6 +585,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             heartbeat_secs=self.heartbeat_secs,
             heartbeat_timeout_secs=self.heartbeat_timeout_secs,
             cancel_grace_secs=self.cancel_grace_secs,
+            _report_queues=False,  # the clone submits this queue itself
             **self._backend_options,
         )
         for mission in self.pending_queue:
@@ -507,7 +602,8 @@ class MissionOrchestrator(StoreMirror, MissionControl):
 
     def close(self) -> None:
         """Stop the watcher and release the backend's helpers (missions keep running, the
-        store keeps them)."""
+        store keeps them; its queue is adopted by the next orchestrator on the store)."""
+        _OPEN.pop(self._owner, None)
         if self._watcher is not None:
             self._watcher.close()
         self.backend.shutdown()

@@ -126,6 +126,12 @@ class StoreRequestsAndHistory:
         """The answer recorded for ``question`` of ``mission_id``, else None."""
         return _decision(self._connect(), mission_id, question)
 
+    @guarded
+    def status_counts(self) -> dict[str, int]:
+        """How many rows have each status (one grouped read)."""
+        rows = self._connect().execute("SELECT status, COUNT(*) FROM missions GROUP BY status")
+        return {str(status): int(n) for status, n in rows}
+
     # -- history ------------------------------------------------------------------------------
 
     @guarded

@@ -63,9 +63,7 @@ class TogetherWith:
         return "together"
 
 
-def test_another_processes_long_missions_take_none_of_my_slots(
-    orchestrators, store_dir, tmp_path
-):
+def test_another_processes_long_missions_take_none_of_my_slots(orchestrators, store_dir, tmp_path):
     MissionStore(store_dir)
     gate, started, together = tmp_path / "gate", tmp_path / "started", tmp_path / "together"
     started.mkdir()
