@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import itertools
 import os
+import sys
 import threading
 import time
 import warnings
@@ -284,7 +286,10 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return handle
 
     def start_queued(self) -> list[Mission]:
-        """Start queued missions within the window; the watcher keeps topping it up."""
+        """Start queued missions within the window; the watcher keeps topping it up. The
+        queue of an orchestrator of this process that was closed or dropped (its cell run
+        again) is adopted first."""
+        self._adopt_left_here()
         with self._lock:
             self._draining = True
             started = self._fill_window()
@@ -348,8 +353,12 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         ]
 
     def _report_queues_left(self) -> None:
-        """Say so when queued missions of this store wait for another open orchestrator of
-        this process (they start only with it; ``adopt_queued()`` takes them over)."""
+        """In a notebook, say so when queued missions of this store wait for another open
+        orchestrator of this process (they start only with it; ``adopt_queued()`` takes
+        them over). Scripts and tests that run two orchestrators on purpose hear nothing."""
+        shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+        if shell is None:
+            return
         left = self._queued_by_others_here()
         if left:
             warnings.warn(
@@ -361,29 +370,46 @@ class MissionOrchestrator(StoreMirror, MissionControl):
                 stacklevel=3,
             )
 
+    def _adopt_left_here(self) -> None:
+        """Adopt the queues that orchestrators of this process left when they were closed or
+        dropped (``orch = MissionOrchestrator(...)`` run again: the earlier object is
+        garbage once the name is bound to the new one)."""
+        left = self._queued_by_others_here()
+        if left and any(owner in _OPEN for _, owner in left):
+            gc.collect()  # an orchestrator that is only garbage holds its queue until then
+        for mission_id, owner in left:
+            if owner not in _OPEN:
+                self._adopt_queued_row(mission_id, owner)
+
     def adopt_queued(self) -> list[Mission]:
         """Take over the queued missions of the other orchestrators of this process on this
         store (the same Mission objects, when they are still open); returns them, now in
         this orchestrator's queue. Each is adopted by exactly one orchestrator."""
         adopted = []
-        with self._lock:
-            for mission_id, owner in self._queued_by_others_here():
-                if not self.store.adopt(mission_id, self._owner, owner):
-                    continue
-                other = _OPEN.get(owner)
-                mission = other._give_up_queued(mission_id) if other is not None else None
-                if mission is None:
-                    row = self.store.row(mission_id)
-                    mission = self._load_pending(row) if row is not None else None
-                if mission is None:
-                    continue
-                self._know(mission)
-                self._backend_of[mission_id] = self.backend.name
-                self.completed.discard(mission_id)
-                self.pending_queue.append(mission)
+        for mission_id, owner in self._queued_by_others_here():
+            mission = self._adopt_queued_row(mission_id, owner)
+            if mission is not None:
                 adopted.append(mission)
         self._changed()
         return adopted
+
+    def _adopt_queued_row(self, mission_id: str, owner: str) -> Mission | None:
+        """Move a queued row of ``owner`` (of this process) to this orchestrator's queue."""
+        with self._lock:
+            if not self.store.adopt(mission_id, self._owner, owner):
+                return None
+            other = _OPEN.get(owner)
+            mission = other._give_up_queued(mission_id) if other is not None else None
+            if mission is None:
+                row = self.store.row(mission_id)
+                mission = self._load_pending(row) if row is not None else None
+            if mission is None:
+                return None
+            self._know(mission)
+            self._backend_of[mission_id] = self.backend.name
+            self.completed.discard(mission_id)
+            self.pending_queue.append(mission)
+        return mission
 
     def _give_up_queued(self, mission_id: str) -> Mission | None:
         """Hand a queued mission to the orchestrator that adopted it (its row is no longer
@@ -512,6 +538,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
 
     def _start_batch(self, model: Any) -> list[Mission]:
         """What run_all and arun_all run: the queue, with ``model`` over their own."""
+        self._adopt_left_here()
         with self._lock:
             batch = list(self.pending_queue)
             if model is not None:
