@@ -470,32 +470,6 @@ class MissionStore(StoreRequestsAndHistory):
             self._update_summary(conn, mission_id, event, None, None)
         return event
 
-    # -- claims: one process starts a queued row ----------------------------------------------
-
-    @guarded
-    def claim(self, mission_id: str, owner: str) -> bool:
-        """Claim a queued row for ``owner`` before launching it; False when another process
-        claimed or started it first (or it is queued by another owner: adopt() it first)."""
-        with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE missions SET claimed_by=?, claimed_at=? WHERE id=? AND {QUEUED}"
-                " AND (owner IS NULL OR owner=?) AND (claimed_by IS NULL OR claimed_by=?)",
-                (owner, time.time(), mission_id, owner, owner),
-            )
-            return cur.rowcount == 1
-
-    @guarded
-    def adopt(self, mission_id: str, new_owner: str, expected_owner: str | None) -> bool:
-        """Compare-and-swap the owner of a queued, not yet launched row (a dead kernel's
-        queue): True for exactly one of several processes racing to adopt it."""
-        with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE missions SET owner=?, claimed_by=NULL, claimed_at=NULL WHERE id=?"
-                f" AND {QUEUED} AND owner IS ? AND (claimed_by IS NULL OR claimed_by IS ?)",
-                (new_owner, mission_id, expected_owner, expected_owner),
-            )
-            return cur.rowcount == 1
-
     # -- reads --------------------------------------------------------------------------------
 
     @guarded
@@ -549,6 +523,16 @@ class MissionStore(StoreRequestsAndHistory):
         found: list[Any] = [dict(zip(names, values)) for values in cur.fetchall()]
         return found
 
+    @guarded
+    def attach_index(self) -> list[tuple[str, str, bool, bool, str | None]]:
+        """``(id, status, finished, queued, owner)`` of every row in submission order, as
+        tuples (attach: a dict per row was most of attaching to 100,000 missions)."""
+        cur = self._connect().execute(
+            f"SELECT id, status, finished_at IS NOT NULL, {QUEUED}, owner FROM missions"
+            " ORDER BY submitted_at, id"
+        )
+        return cur.fetchall()
+
     def rows_by_id(self, ids: Iterable[str]) -> dict[str, MissionRow]:
         """The rows of the missions ``ids`` that exist, by id (one query per 500 ids)."""
         wanted = list(dict.fromkeys(ids))
@@ -561,31 +545,38 @@ class MissionStore(StoreRequestsAndHistory):
 
     @guarded
     def status_records(
-        self, finished: bool | None = None
+        self, finished: bool | None = None, *, changed_since: int | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order.
-        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones)."""
-        where = {
-            None: " ORDER BY rowid",
-            True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
-            # Found by a partial index whose keys are all NULL: its entries are in rowid
-            # order, so a store of finished missions costs nothing here and no sort is made.
-            False: " WHERE finished_at IS NULL ORDER BY rowid",
-        }
+        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones);
+        ``changed_since`` (a :meth:`change_versions` version) only the rows changed after it
+        (an index on ``row_version`` finds them: the cost is that of the change)."""
+        # Unfinished rows: a partial index whose entries are in rowid order (no scan, no sort).
+        where = "" if finished is None else " WHERE finished_at IS NULL"
+        where = where.replace(" IS NULL", " IS NOT NULL") if finished else where
+        args: tuple[Any, ...] = ()
+        if changed_since is not None:
+            where += (" AND" if where else " WHERE") + " row_version > ?"
+            args = (int(changed_since),)
         cur = self._connect().execute(
-            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
+            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where} ORDER BY rowid", args
         )
         return ["rowid", *STATUS_COLUMNS], cur.fetchall()
+
+    @guarded
+    def change_versions(self) -> tuple[int, int]:
+        """``(row_version, rows_deleted)``: grow with every row added or changed, and removed
+        (by any process: triggers keep them); ``status_records(changed_since=...)``."""
+        query = "SELECT key, value FROM store_meta WHERE key IN ('row_version', 'rows_deleted')"
+        found = dict(self._connect().execute(query))
+        return int(found.get("row_version", 0)), int(found.get("rows_deleted", 0))
 
     @guarded
     def finished_signature(self) -> tuple[Any, ...]:
         """Changes whenever a finished row is added, removed or changed (a trigger counts):
         a cache key for the finished part of status(), read in constant time."""
-        row = (
-            self._connect()
-            .execute("SELECT value FROM store_meta WHERE key='finished_version'")
-            .fetchone()
-        )
+        query = "SELECT value FROM store_meta WHERE key='finished_version'"
+        row = self._connect().execute(query).fetchone()
         return (row[0] if row else None,)
 
     @guarded

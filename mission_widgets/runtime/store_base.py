@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
+# Statements are split at ";" + newline: a trigger's body keeps its ";"s inside a line.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS missions (
     id TEXT PRIMARY KEY,
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS missions (
     claimed_by TEXT,
     claimed_at REAL,
     result_summary TEXT,
-    cost_usd REAL DEFAULT 0
+    cost_usd REAL DEFAULT 0,
+    row_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -91,15 +93,32 @@ CREATE TRIGGER IF NOT EXISTS finished_changed_on_insert AFTER INSERT ON missions
 CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
     WHEN OLD.finished_at IS NOT NULL
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
+INSERT OR IGNORE INTO store_meta VALUES ('row_version', 0);
+INSERT OR IGNORE INTO store_meta VALUES ('rows_deleted', 0);
+CREATE INDEX IF NOT EXISTS missions_by_row_version ON missions (row_version);
+CREATE TRIGGER IF NOT EXISTS row_version_on_update AFTER UPDATE ON missions
+    WHEN NEW.row_version IS OLD.row_version
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'row_version'; UPDATE missions
+        SET row_version = (SELECT value FROM store_meta WHERE key = 'row_version')
+        WHERE rowid = NEW.rowid; END;
+CREATE TRIGGER IF NOT EXISTS row_version_on_insert AFTER INSERT ON missions
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'row_version'; UPDATE missions
+        SET row_version = (SELECT value FROM store_meta WHERE key = 'row_version')
+        WHERE rowid = NEW.rowid; END;
+CREATE TRIGGER IF NOT EXISTS rows_deleted_on_delete AFTER DELETE ON missions
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'rows_deleted'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
 #: cost_usd: USD of the mission's model calls, NULL once one of them had no known price
 #: (NULL + x stays NULL: unknown is never summed into a number).
+#: row_version: the store's change counter when the row last changed (kept by triggers: every
+#: writer's change is seen), so status() reads only the rows changed since its last answer.
 ADDED_COLUMNS = {
     "claimed_by": "TEXT",
     "claimed_at": "REAL",
     "result_summary": "TEXT",
     "cost_usd": "REAL DEFAULT 0",
+    "row_version": "INTEGER NOT NULL DEFAULT 0",
 }
 SCHEMA_OBJECTS = frozenset(
     {
@@ -116,6 +135,10 @@ SCHEMA_OBJECTS = frozenset(
         "finished_changed_on_update",
         "finished_changed_on_insert",
         "finished_changed_on_delete",
+        "missions_by_row_version",
+        "row_version_on_update",
+        "row_version_on_insert",
+        "rows_deleted_on_delete",
     }
 )
 
