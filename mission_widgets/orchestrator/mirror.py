@@ -82,6 +82,7 @@ class StoreMirror:
 
         def _fill_window(self) -> list[Mission]: ...
         def _keeps_queue(self, owner: str | None) -> bool: ...
+        def _take_queued(self, row: Row) -> Mission | None: ...
         def _honour_cancel_requests(self) -> list[str]: ...
 
     # -- attach -------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class StoreMirror:
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
                 return  # another orchestrator adopted this dead owner's mission first
-            mission = self._load_pending(row)
+            mission = self._take_queued(row)
             if mission is not None:
                 self._know(mission)
                 self.pending_queue.append(mission)

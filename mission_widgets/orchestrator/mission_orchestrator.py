@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import gc
 import itertools
 import os
-import sys
 import threading
 import time
-import warnings
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +32,7 @@ from .control import MissionControl
 from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .mirror import StoreMirror
+from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
 
@@ -50,9 +47,6 @@ __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 POLL_INTERVAL = 0.2
 
 _INSTANCES = itertools.count(1)
-#: The orchestrators of this process that are open, by owner: a queue of one that is gone
-#: (closed, or garbage: its cell was run again) is adopted by the next orchestrator.
-_OPEN: weakref.WeakValueDictionary[str, MissionOrchestrator] = weakref.WeakValueDictionary()
 
 
 # Who owns which state (tests/structure/test_orchestrator_state.py keeps this true: every
@@ -72,7 +66,7 @@ _OPEN: weakref.WeakValueDictionary[str, MissionOrchestrator] = weakref.WeakValue
 # MissionOrchestrator, and the refresh, the window refill and the actions all run under one
 # lock over one set of mirrors. Splitting the class by file keeps each file about one job
 # without a delegation layer; the rule above keeps one owner per piece of state.
-class MissionOrchestrator(StoreMirror, MissionControl):
+class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues):
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
 
     ``max_concurrent`` counts the missions this orchestrator started (its queue's and
@@ -96,7 +90,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         heartbeat_secs: float = 2.0,
         heartbeat_timeout_secs: float | None = None,
         cancel_grace_secs: float = 3.0,
-        _report_queues: bool = True,
+        _clone_of: set[str] | None = None,
         **backend_options: Any,
     ) -> None:
         if session is not None and not isinstance(session, SharedSession):
@@ -132,13 +126,17 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._owner = f"{owner_token()}:{next(_INSTANCES)}"
         self._subscribers: Subscribers[PollResult] = Subscribers()
         self._status_table = StatusTable(self.store)
+        #: The owners of this orchestrator's family (itself, its clones, what it is a clone
+        #: of; one set shared by all): they share a queue on purpose, none adopts another's.
+        self._siblings: set[str] = set() if _clone_of is None else _clone_of
+        self._siblings.add(self._owner)
         self._init_mirror()
         self._watcher = Watcher(self._watch, lambda: self.active)
         self._attach()
-        _OPEN[self._owner] = self
+        OPEN[self._owner] = self
         if self.running:
             self._watcher.ensure_running()
-        if _report_queues:
+        if _clone_of is None:
             self._report_queues_left()
 
     # -- configuration --------------------------------------------------------------------
@@ -325,105 +323,6 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         if not self.pending_queue:
             self._draining = False
         return started
-
-    # -- queues of other orchestrators of this process --------------------------------------
-
-    def _keeps_queue(self, owner: str | None) -> bool:
-        """Whether the queued rows of ``owner`` are left to it: it is another live process,
-        or an orchestrator of this process that is still open. The queue of a closed or
-        collected one (the cell that made it was run again) is adopted like a dead kernel's."""
-        if owner == self._owner:
-            return True
-        process = (owner or "").rpartition(":")[0]
-        if process and process == owner_token():
-            return owner in _OPEN
-        return self._owner_alive(owner)
-
-    def _queued_by_others_here(self) -> list[tuple[str, str]]:
-        """``(mission id, owner)`` of the queued rows of other open orchestrators of this
-        process on this store."""
-        here = owner_token() + ":"
-        rows = self.store.rows(
-            columns=("id", "owner"), where="WHERE status='pending' AND finished_at IS NULL"
-        )
-        return [
-            (row["id"], str(row["owner"]))
-            for row in rows
-            if (row["owner"] or "").startswith(here) and row["owner"] != self._owner
-        ]
-
-    def _report_queues_left(self) -> None:
-        """In a notebook, say so when queued missions of this store wait for another open
-        orchestrator of this process (they start only with it; ``adopt_queued()`` takes
-        them over). Scripts and tests that run two orchestrators on purpose hear nothing."""
-        shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-        if shell is None:
-            return
-        left = self._queued_by_others_here()
-        if left:
-            warnings.warn(
-                f"{len(left)} queued mission(s) of store {self.store.root} belong to another "
-                "open MissionOrchestrator of this process (an earlier run of this cell?): "
-                "they start only with it. Run them there, or take them over here with "
-                "orch.adopt_queued().",
-                UserWarning,
-                stacklevel=3,
-            )
-
-    def _adopt_left_here(self) -> None:
-        """Adopt the queues that orchestrators of this process left when they were closed or
-        dropped (``orch = MissionOrchestrator(...)`` run again: the earlier object is
-        garbage once the name is bound to the new one)."""
-        left = self._queued_by_others_here()
-        if left and any(owner in _OPEN for _, owner in left):
-            gc.collect()  # an orchestrator that is only garbage holds its queue until then
-        for mission_id, owner in left:
-            if owner not in _OPEN:
-                self._adopt_queued_row(mission_id, owner)
-
-    def adopt_queued(self) -> list[Mission]:
-        """Take over the queued missions of the other orchestrators of this process on this
-        store (the same Mission objects, when they are still open); returns them, now in
-        this orchestrator's queue. Each is adopted by exactly one orchestrator."""
-        adopted = []
-        for mission_id, owner in self._queued_by_others_here():
-            mission = self._adopt_queued_row(mission_id, owner)
-            if mission is not None:
-                adopted.append(mission)
-        self._changed()
-        return adopted
-
-    def _adopt_queued_row(self, mission_id: str, owner: str) -> Mission | None:
-        """Move a queued row of ``owner`` (of this process) to this orchestrator's queue."""
-        with self._lock:
-            if not self.store.adopt(mission_id, self._owner, owner):
-                return None
-            other = _OPEN.get(owner)
-            mission = other._give_up_queued(mission_id) if other is not None else None
-            if mission is None:
-                row = self.store.row(mission_id)
-                mission = self._load_pending(row) if row is not None else None
-            if mission is None:
-                return None
-            self._know(mission)
-            self._backend_of[mission_id] = self.backend.name
-            self.completed.discard(mission_id)
-            self.pending_queue.append(mission)
-        return mission
-
-    def _give_up_queued(self, mission_id: str) -> Mission | None:
-        """Hand a queued mission to the orchestrator that adopted it (its row is no longer
-        ours: our claim would fail); the Mission object, or None when it is not queued here."""
-        with self._lock:
-            mission = self._missions.get(mission_id)
-            if mission is None or mission not in self.pending_queue:
-                return None
-            self.pending_queue.remove(mission)
-            self._missions.pop(mission_id, None)
-            self._order.pop(mission_id, None)
-            self._backend_of.pop(mission_id, None)
-        self._changed()
-        return mission
 
     def _claimed_elsewhere(self, mission: Mission) -> None:
         """Another orchestrator claimed (or cancelled) this queued mission first: mirror it
@@ -612,7 +511,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             heartbeat_secs=self.heartbeat_secs,
             heartbeat_timeout_secs=self.heartbeat_timeout_secs,
             cancel_grace_secs=self.cancel_grace_secs,
-            _report_queues=False,  # the clone submits this queue itself
+            _clone_of=self._siblings,  # the clone submits this queue itself
             **self._backend_options,
         )
         for mission in self.pending_queue:
@@ -630,7 +529,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
     def close(self) -> None:
         """Stop the watcher and release the backend's helpers (missions keep running, the
         store keeps them; its queue is adopted by the next orchestrator on the store)."""
-        _OPEN.pop(self._owner, None)
+        OPEN.pop(self._owner, None)
         if self._watcher is not None:
             self._watcher.close()
         self.backend.shutdown()

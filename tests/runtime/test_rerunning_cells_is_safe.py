@@ -1,7 +1,8 @@
 """Re-running a notebook's cells is safe: a new orchestrator on a store whose queue belongs
-to an earlier orchestrator of this process adopts it (when the earlier one is closed or
-gone) or says so and takes it over on ``adopt_queued()``; ``counts()`` agrees with
-``status()``; re-submitting a finished mission is refused the same way for every end."""
+to an earlier orchestrator of this process adopts it (the earlier one is closed, or made the
+same way and idle: the same cell run again) or says so and takes it over on
+``adopt_queued()``; ``counts()`` agrees with ``status()``; re-submitting a finished mission
+is refused the same way for every end."""
 
 from __future__ import annotations
 
@@ -28,14 +29,13 @@ def test_running_the_orchestrator_cell_again_adopts_the_queue(store_dir):
     orch = MissionOrchestrator(2, store=store_dir)
     first, second = one_step("a", echo), one_step("b", echo)
     orch.submit(first).submit(second)
-    ids = [first.id, second.id]
-    del first, second
 
     orch = MissionOrchestrator(2, store=store_dir)  # the cell is run again
     try:
+        assert orch.pending_queue == [first, second]  # the very objects the notebook holds
         assert nonzero(orch.counts()) == counts_from_status(orch) == {"pending": 2}
-        ran = orch.run_all()  # the earlier orchestrator is gone: its queue is adopted
-        assert [(m.id, m.status) for m in ran] == [(i, "succeeded") for i in ids]
+        assert orch.run_all() == [first, second]
+        assert first.status == second.status == "succeeded"
         assert nonzero(orch.counts()) == counts_from_status(orch) == {"succeeded": 2}
     finally:
         orch.close()
@@ -52,7 +52,7 @@ def test_the_queue_of_a_closed_orchestrator_is_adopted(orchestrators):
 
 
 def test_an_open_earlier_orchestrators_queue_is_reported_and_taken_over(orchestrators, monkeypatch):
-    earlier = orchestrators(2)
+    earlier = orchestrators(3)  # made another way: not an earlier run of the same cell
     first, second = one_step("a", echo), one_step("b", echo)
     earlier.submit(first).submit(second)
 
