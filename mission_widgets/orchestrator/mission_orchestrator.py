@@ -32,6 +32,7 @@ from .control import MissionControl
 from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .mirror import StoreMirror
+from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
@@ -95,8 +96,11 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues):
     ) -> None:
         if session is not None and not isinstance(session, SharedSession):
             raise TypeError(f"session must be a SharedSession, got {type(session).__name__}")
-        if not isinstance(heartbeat_secs, int | float) or heartbeat_secs <= 0:
-            raise ValueError(f"heartbeat_secs must be a positive number, got {heartbeat_secs!r}")
+        check_store(store)
+        check_backend_options(backend, backend_options)
+        heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs = check_numbers(
+            heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs
+        )
         self._wakeup = threading.Condition()
         self._wakeups = 0  # counts _wake() calls, so a wake between poll and wait is not lost
         self._lock = threading.RLock()
