@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
+from .checks import number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .cost import price_model_call
 from .errors import (
@@ -154,11 +155,9 @@ class Mission:
                 f"session must be a SharedSession, got {type(session).__name__}"
             )
         if backoff_factor is not None:
-            if not isinstance(backoff_factor, int | float) or backoff_factor < 0:
-                raise MissionValidationError(
-                    f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
-                )
-            self.backoff_factor = float(backoff_factor)
+            self.backoff_factor = float(
+                number_option("backoff_factor", backoff_factor, error=MissionValidationError) or 0.0
+            )
         self.id = new_mission_id() if mission_id is None else mission_id
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")

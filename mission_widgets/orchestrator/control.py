@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..core.checks import number_option
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.status import MissionStatus
 from ..runtime.registry import backend_for_row
@@ -35,6 +36,7 @@ class MissionControl:
     store: MissionStore
     backend: Backend
     heartbeat_timeout_secs: float
+    no_progress_secs: float
     cancel_grace_secs: float
     pending_queue: list[Mission]
     running: list[Mission]
@@ -50,6 +52,7 @@ class MissionControl:
     _watch: Callable[[], None]
     _end_unstarted: Callable[[Mission, MissionStatus, str], None]
     _flag_unhealthy: Callable[[Mission, str, str], None]
+    _wake: Callable[[], None]
 
     # -- health -----------------------------------------------------------------------------
 
@@ -85,6 +88,11 @@ class MissionControl:
                 self._flag_unhealthy(mission, reason, detail)
         return unhealthy
 
+    def _health_tick(self) -> None:
+        """The health monitor's check, with this orchestrator's thresholds."""
+        if self._check_health(self.heartbeat_timeout_secs, self.no_progress_secs):
+            self._wake()  # the watcher reads the flag now and tells the panel
+
     def reconcile(
         self,
         stall_threshold_secs: float = 600,
@@ -105,6 +113,9 @@ class MissionControl:
         When a stopped worker holds the store, the flag stays on the mirror and its detail
         names the holder (the store's error); ``cancel()`` of that mission frees the store.
         """
+        number_option("stall_threshold_secs", stall_threshold_secs)
+        number_option("heartbeat_timeout_secs", heartbeat_timeout_secs, allow_none=True)
+        number_option("no_progress_secs", no_progress_secs, allow_none=True)
         self._watch()
         hb_timeout = (
             self.heartbeat_timeout_secs

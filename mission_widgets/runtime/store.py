@@ -32,7 +32,6 @@ from .store_base import (
     ADDED_COLUMNS,
     BUSY_TIMEOUT_SECS,
     MESSAGE_CHARS,
-    QUEUED,
     SCHEMA,
     SCHEMA_OBJECTS,
     STATUS_COLUMNS,
@@ -460,32 +459,6 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             self._insert_event(conn, event, json.dumps(event, default=repr))
             self._update_summary(conn, mission_id, event, None, None)
         return event
-
-    # -- claims: one process starts a queued row ----------------------------------------------
-
-    @guarded
-    def claim(self, mission_id: str, owner: str) -> bool:
-        """Claim a queued row for ``owner`` before launching it; False when another process
-        claimed or started it first (or it is queued by another owner: adopt() it first)."""
-        with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE missions SET claimed_by=?, claimed_at=? WHERE id=? AND {QUEUED}"
-                " AND (owner IS NULL OR owner=?) AND (claimed_by IS NULL OR claimed_by=?)",
-                (owner, time.time(), mission_id, owner, owner),
-            )
-            return cur.rowcount == 1
-
-    @guarded
-    def adopt(self, mission_id: str, new_owner: str, expected_owner: str | None) -> bool:
-        """Compare-and-swap the owner of a queued, not yet launched row (a dead kernel's
-        queue): True for exactly one of several processes racing to adopt it."""
-        with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE missions SET owner=?, claimed_by=NULL, claimed_at=NULL WHERE id=?"
-                f" AND {QUEUED} AND owner IS ? AND (claimed_by IS NULL OR claimed_by IS ?)",
-                (new_owner, mission_id, expected_owner, expected_owner),
-            )
-            return cur.rowcount == 1
 
     # -- reads --------------------------------------------------------------------------------
 
