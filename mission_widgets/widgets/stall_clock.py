@@ -21,7 +21,7 @@ class Redrawable(Protocol):
     closed: bool
     auto_refresh: bool
 
-    def redraw(self) -> None: ...
+    def request_redraw(self) -> None: ...
 
     def show_error(self, text: str) -> None: ...
 
@@ -64,7 +64,7 @@ class StallClock:
         for panel in list(self.panels):
             if not panel.closed:
                 try:
-                    panel.redraw()
+                    panel.request_redraw()  # coalesced: 40 submits are not 40 draws
                 except Exception as exc:  # a redraw must never break the watcher
                     panel.show_error(f"redraw failed: {describe_error(exc)}")
 
