@@ -68,6 +68,8 @@ __all__ = [
 
 #: Progress events of one step closer together than this are dropped (the value is kept).
 PROGRESS_EVENT_INTERVAL = 0.05
+#: Longest preview of a mission's result (status()["result_summary"], the panel's rows).
+RESULT_PREVIEW_CHARS = 200
 #: Most steps a mission may have (planned or given), unless ``Mission(max_steps=...)``.
 MAX_PLAN_STEPS = 100
 #: Most parallel steps running at once, unless ``Mission(max_parallel=...)``.
@@ -122,6 +124,8 @@ class Mission:
     backoff_factor: float = 1.0
     #: The last message a step gave ``report_progress`` (None until one does).
     message: str | None = None
+    #: Missions pickled before ``result_step`` existed read as "the last step".
+    result_step: str | None = None
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class Mission:
         max_steps: int = MAX_PLAN_STEPS,
         max_parallel: int = MAX_PARALLEL,
         decision_source: Callable[[MissionStep], Any] | None = None,
+        result_step: str | None = None,
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
@@ -187,6 +192,15 @@ class Mission:
             self._check_size(len(given), "the mission has")
             validate_dag((s.id, s.depends_on) for s in given)
             self.steps = given or None
+        if result_step is not None and (
+            not isinstance(result_step, str)
+            or (self.steps and result_step not in {s.id for s in self.steps})
+        ):
+            raise MissionValidationError(
+                f"result_step must name one of the mission's steps, got {result_step!r}"
+            )
+        #: The step whose result is the mission's (None: the last step of the plan).
+        self.result_step = result_step
         self.status = MissionStatus.PENDING
         self.error: str | None = None
         self.audit_log: list[Event] = []
@@ -434,12 +448,41 @@ class Mission:
             n_done=counts[StepStatus.DONE],
             n_failed=counts[StepStatus.FAILED],
             n_steps=len(self.steps or ()),
-            result_summary=self.large_results_summary(),
+            result_summary=self.result_preview(),
         )
         self._close_checkpoint()
         self._cancel.clear()  # the request is served; run() may be called again later
         self.run_model = self._active_model = None  # run(model=) was for that run only
         return self
+
+    @property
+    def result(self) -> Any:
+        """What the mission produced: the result of the step named ``result_step``, else of
+        the last step of the plan (None until that step is done; a skipped step has none)."""
+        step = self._result_source()
+        return None if step is None else step.result
+
+    def _result_source(self) -> MissionStep | None:
+        if not self._steps:
+            return None
+        if self.result_step is not None:
+            step = self._index.get(self.result_step)
+        else:
+            step = self._steps[-1]
+        if step is None or step.status != StepStatus.DONE or getattr(step, "skipped", False):
+            return None
+        return step
+
+    def result_preview(self, limit: int = RESULT_PREVIEW_CHARS) -> str | None:
+        """A short, one-line preview of :attr:`result` (a large one by its summary, never
+        loaded): what ``status()["result_summary"]`` and the panel show."""
+        step = self._result_source()
+        value = None if step is None else step.stored_result()
+        if value is None:
+            return None
+        if isinstance(value, LargeValue):
+            return value.describe()
+        return " ".join(summarize(value, limit).split())
 
     def large_results_summary(self) -> str | None:
         """One line naming the results kept in files of their own (over LARGE_VALUE_BYTES):

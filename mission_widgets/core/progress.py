@@ -345,6 +345,12 @@ def _last_step_error(steps: Iterable[Any]) -> str | None:
     return latest[1] if latest else None
 
 
+def _result_summary(mission: Any) -> str | None:
+    """A store row's or status() record's ``result_summary``; a Mission's result preview."""
+    preview = None if isinstance(mission, Mapping) else getattr(mission, "result_preview", None)
+    return _text(preview() if callable(preview) else _get(mission, "result_summary"))
+
+
 def mission_view(mission: Any, now: float) -> MissionView:
     """The view-model of one mission at time ``now`` (epoch seconds).
 
@@ -386,6 +392,11 @@ def mission_view(mission: Any, now: float) -> MissionView:
     else:
         elapsed = max(float(now) - started, 0.0)
 
+    if finished and status in ("failed", "stalled") and n_steps:
+        # What a mission that gave up did is the steps it finished: its failed attempts'
+        # progress would show "40%" beside "0/5" (a cancelled one keeps its bar where it
+        # stopped, as the work in progress was interrupted, not refused).
+        progress = min(n_done / n_steps, 1.0)
     if not finished and progress >= 1.0:
         progress = 0.999  # every step reported 100% but the mission has not ended yet
     eta = estimate_eta(progress, elapsed) if status in ACTIVE_STATUSES else None
@@ -407,7 +418,7 @@ def mission_view(mission: Any, now: float) -> MissionView:
         message=_text(_get(mission, "message")),
         started_at=started,
         heartbeat_at=_finite(_get(mission, "last_heartbeat")),
-        result_summary=_text(_get(mission, "result_summary")),
+        result_summary=_result_summary(mission),
     )
 
 

@@ -118,6 +118,7 @@ def _apply_step_event(step: MissionStep, name: str | None, event: Event) -> None
                 "error": event.get("error_message"),
                 "error_type": event.get("error_type"),
                 "timestamp": event.get("timestamp"),
+                "traceback": event.get("traceback"),
             }
         )
     elif name == "retry_start":

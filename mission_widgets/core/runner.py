@@ -315,8 +315,15 @@ class StepRunner:
         failed_at = time.time()  # one time for the history and the event
         step.last_exception = exc  # for the hooks (the event carries its description)
         message = describe_error(exc) if isinstance(exc, Exception) else repr(exc)
+        trace = bounded_traceback(exc)
         step.error_history.append(
-            {"attempt": attempt, "error": message, "error_type": error_type, "timestamp": failed_at}
+            {
+                "attempt": attempt,
+                "error": message,
+                "error_type": error_type,
+                "timestamp": failed_at,
+                "traceback": trace,
+            }
         )
         self.emit(
             "step_failure",
@@ -324,6 +331,7 @@ class StepRunner:
             attempt=attempt,
             error_type=error_type,
             error_message=message,
+            traceback=trace,
             duration_ms=(failed_at - started) * 1000.0,
             timestamp=failed_at,
         )
@@ -448,3 +456,18 @@ class DaemonPool:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+#: Longest traceback kept with a failed attempt (its end: where it was raised).
+TRACEBACK_CHARS = 4000
+
+
+def bounded_traceback(exc: BaseException) -> str | None:
+    """The traceback of ``exc`` as text, its last TRACEBACK_CHARS characters (None when it
+    has none, as for an error made rather than raised)."""
+    if exc.__traceback__ is None:
+        return None
+    import traceback  # only when something failed: worker start-up stays lean
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return text if len(text) <= TRACEBACK_CHARS else "\u2026" + text[-TRACEBACK_CHARS:]

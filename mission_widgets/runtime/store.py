@@ -30,6 +30,7 @@ from ..core.ids import validate_mission_id
 from .store_base import (
     ADDED_COLUMNS,
     BUSY_TIMEOUT_SECS,
+    MESSAGE_CHARS,
     QUEUED,
     SCHEMA,
     SCHEMA_OBJECTS,
@@ -386,6 +387,9 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         if name == "mission_start":
             sets["started_at"] = ts
             sets["finished_at"] = None
+            sets["message"] = None
+        elif name == "progress" and event.get("message"):
+            sets["message"] = str(event["message"])[:MESSAGE_CHARS]
         elif name == "mission_stall":
             sets["stall_reason"] = event.get("reason") or event.get("error_message")
             if event.get("status"):

@@ -41,6 +41,22 @@ def test_a_failed_row_keeps_its_progress_and_shows_its_first_error_line():
     assert view.finished
 
 
+def test_a_mission_that_gave_up_shows_the_percent_of_its_steps_that_finished():
+    # The demo's [fail] mission: two parallel steps ran their attempts to the end and failed.
+    failed = pg.mission_view(row("failed", progress=0.4, n_steps=5, n_done=0, finished_at=NOW), NOW)
+    assert (failed.progress, pg.format_steps(failed)) == (0.0, "0/5")
+    stalled = pg.mission_view(
+        row("stalled", progress=0.7, n_steps=4, n_done=2, finished_at=NOW), NOW
+    )
+    assert stalled.progress == 0.5
+    # A cancelled one keeps its bar where it stopped; a running one its reported progress.
+    cancelled = pg.mission_view(
+        row("cancelled", progress=0.4, n_steps=5, n_done=1, finished_at=NOW), NOW
+    )
+    assert cancelled.progress == 0.4
+    assert pg.mission_view(row("running", progress=0.4, n_steps=5, n_done=0), NOW).progress == 0.4
+
+
 def test_a_succeeded_mission_has_no_error_even_after_recovered_retries():
     view = pg.mission_view(row("succeeded", error="retry 1 failed", finished_at=NOW), NOW)
     assert view.last_error is None
