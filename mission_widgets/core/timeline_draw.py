@@ -47,11 +47,9 @@ def _attr(value: Any) -> str:
 
 def shape_svg(shape: Shape) -> str:
     attrs = " ".join(f'{k}="{_attr(v)}"' for k, v in shape.attrs.items() if v is not None)
-    inner = ""
+    inner = "" if shape.text is None else html.escape(shape.text, quote=False)
     if shape.title:
         inner += f"<title>{html.escape(shape.title, quote=False)}</title>"
-    if shape.text is not None:
-        inner += html.escape(shape.text, quote=False)
     return f"<{shape.tag} {attrs}>{inner}</{shape.tag}>" if inner else f"<{shape.tag} {attrs}/>"
 
 
