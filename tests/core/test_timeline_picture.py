@@ -122,6 +122,7 @@ def test_attempts_backoffs_waits_and_calls_come_from_the_events():
     assert kinds == [("backoff", 2.0, 3.0), ("wait", 5.0, 7.0)]
     assert (trace.plan.start - T0, trace.plan.end - T0) == pytest.approx((0.1, 1.0))
     plan_call, step_call = trace.model_calls
+    assert step_call.step_id == "a" and step_call.attempt == 2
     assert (plan_call.start - T0, plan_call.end - T0) == pytest.approx((0.2, 0.9), abs=1e-6)
     assert trace.tokens == 1515
     assert math.isnan(trace.cost_usd)  # one call of unknown price: the total is unknown
@@ -227,7 +228,7 @@ def test_save_writes_svg_and_html_that_parse(tmp_path):
     timeline = Timeline(mission_traces(retry_wait_and_call() + stalled_then_cancelled()))
     svg_path = timeline.save(tmp_path / "t.svg")
     assert len(with_class(ET.parse(svg_path).getroot(), "attempt")) == 4
-    html_path = timeline.save(tmp_path / "t.html")
+    assert timeline.save(tmp_path / "t.html") == str(tmp_path / "t.html")
     text = (tmp_path / "t.html").read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and text.count("<details") == 2
     assert timeline._repr_html_().count('class="attempt') == 4
