@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import progress as pg
+from ..runtime.store_base import STATUS_COLUMNS
 from .common import (
-    EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -35,23 +35,9 @@ if TYPE_CHECKING:
 
 #: Rows ``status`` prints without ``--all``.
 DEFAULT_STATUS_ROWS = 20
-#: The columns a status line needs (``mission_view`` reads these from a row).
-STATUS_VIEW_COLUMNS = (
-    "id",
-    "goal",
-    "status",
-    "n_steps",
-    "n_done",
-    "n_failed",
-    "progress",
-    "started_at",
-    "finished_at",
-    "error",
-    "stall_reason",
-    "backend",
-    "pid",
-    "pid_started",
-)
+#: The columns a status line reads: those of ``status()`` (one list, the store's), and the
+#: process start time that tells a live worker from a reused pid.
+STATUS_VIEW_COLUMNS = (*STATUS_COLUMNS, "pid_started")
 #: SIGTERM -> SIGKILL grace when cancelling a worker.
 CANCEL_GRACE_SECS = 3.0
 #: How long ``cancel`` waits, by default, for another process to honour its request.
@@ -187,11 +173,16 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
             now = store.row(mission_id)
             if now is None or now["finished_at"] is not None:
                 status = now["status"] if now else "forgotten"
+                if status not in ("cancelled", "forgotten"):
+                    raise CommandError(
+                        f"{PROG} cancel: mission {mission_id} ended {status} before process "
+                        f"{owner}, which runs it, cancelled it; nothing was cancelled"
+                    )
                 console.print(
                     f"Cancelled mission {mission_id}: process {owner}, which runs it, honoured "
                     f"the request ({status})."
                 )
-                return EXIT_OK if status in ("cancelled", "forgotten") else EXIT_FAIL
+                return EXIT_OK
             time.sleep(0.1)
         raise CommandError(
             f"{PROG} cancel: asked process {owner}, which has mission {mission_id}, to cancel "

@@ -13,13 +13,23 @@ works. Answers:
 
 An answer is a string, or a mapping ``{"action": ..., "explanation": ...}``. With no answer
 within ``decision_timeout_secs`` the policy's ``decision_fallback`` applies, with a reason
-that says so. With no ``decision_source`` at all (a plain ``Mission.run()`` in a script)
-nobody can answer: the mission stalls at once, as an ``escalate`` without an answer does,
-with a message that says how to give one.
+that says so.
+
+Each question has an id (``question`` in its ``mission_waiting`` event and in the
+``escalation_*`` event that answers it). A source that can bind answers to questions (the
+store's) has ``bind_question(question)``, called before it is polled, so an answer to an
+earlier question never answers this one, and ``settle_timeout(question, step_id, fallback)``,
+which claims the question for the fallback and returns None, or the person's action when
+their answer claimed the question a moment before the timeout (it wins over the fallback).
+
+With no ``decision_source`` at all (a plain ``Mission.run()`` in a script) nobody can
+answer: the mission stalls at once, as an ``escalate`` without an answer does, with a
+message that says how to give one.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -76,11 +86,17 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
         f"waiting for a decision on step {step.id!r} (failed {attempts} attempt(s): "
         f"{step.last_error}); answer retry, skip or abort"
     )
+    # Unique per question, also across workers that resume the mission from a checkpoint.
+    question = f"{step.id}:{os.urandom(4).hex()}"
+    bind = getattr(source, "bind_question", None)
+    if bind is not None:
+        bind(question)
     mission.waiting_on = step.id
     mission.stall_reason = reason
     mission.status = MissionStatus.STALLED
     mission._emit(
         "mission_waiting",
+        question=question,
         step_id=step.id,
         waiting_on=step.id,
         reason=reason,
@@ -89,7 +105,7 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
         options=list(DECISION_ACTIONS),
         timeout_secs=policy.decision_timeout_secs,
     )
-    action, explanation, decided_by = _wait(mission, step, source)
+    action, explanation, decided_by = _wait(mission, step, source, question)
     mission.waiting_on = None
     mission.stall_reason = None
     if action == "cancelled":
@@ -99,7 +115,12 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
         why = f"no decision within {policy.decision_timeout_secs:g} s: fallback {action!r} applied"
     else:
         why = f"decided by a person: {action}"
-    fields: dict[str, Any] = {"step_id": step.id, "decided_by": decided_by, "reason": why}
+    fields: dict[str, Any] = {
+        "step_id": step.id,
+        "question": question,
+        "decided_by": decided_by,
+        "reason": why,
+    }
     if explanation:
         fields["explanation"] = explanation
         step.error_history.append(
@@ -118,7 +139,9 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
     return ("retry_once" if action == "retry" else "skip_decided"), why
 
 
-def _wait(mission: MissionLike, step: MissionStep, source: Any) -> tuple[str, str | None, str]:
+def _wait(
+    mission: MissionLike, step: MissionStep, source: Any, question: str
+) -> tuple[str, str | None, str]:
     """Poll ``source`` until an answer, the timeout or a cancel: (action, explanation, by)."""
     policy = mission.stall_policy
     timeout = policy.decision_timeout_secs
@@ -151,7 +174,20 @@ def _wait(mission: MissionLike, step: MissionStep, source: Any) -> tuple[str, st
         if ends_at is not None:
             left = ends_at - time.monotonic()
             if left <= 0:
-                return policy.decision_fallback, explanation, "timeout"
+                action, by = _settle_timeout(source, question, step, policy.decision_fallback)
+                return action, explanation, by
             wait = min(wait, left)
         if mission._cancel.wait(wait):
             return "cancelled", None, "cancel"
+
+
+def _settle_timeout(
+    source: Any, question: str, step: MissionStep, fallback: str
+) -> tuple[str, str]:
+    """``(action, by)`` when the time to answer ran out: the fallback, unless the source's
+    claim on the question says a person answered first (their answer wins)."""
+    settle = getattr(source, "settle_timeout", None)
+    if settle is None:
+        return fallback, "timeout"
+    won = settle(question, step.id, fallback)  # None: the fallback's claim won
+    return (fallback, "timeout") if won is None else (str(won), "person")

@@ -52,6 +52,11 @@ class StepRaisedBaseException(MissionError):
         self.error_type = type(error).__name__
 
 
+class DecisionConflictError(MissionError):
+    """``decide()`` came too late: the question was already answered (by a person in another
+    process, or by the timeout's fallback); the message names who decided what."""
+
+
 class MissionCancelled(MissionError):
     """Raised inside the engine when a mission was asked to stop."""
 

@@ -36,11 +36,20 @@ class DecisionSource:
     def __init__(self, mission: Mission, take: Callable[[], list[dict[str, Any]]]) -> None:
         self.mission = mission
         self.take = take
+        #: The question asked now (core.decisions binds it): a decision for another one is
+        #: late and answers nothing.
+        self.question: str | None = None
+
+    def bind_question(self, question: str) -> None:
+        self.question = question
 
     def __call__(self, step: MissionStep) -> str | dict[str, str | None] | None:
         action = explanation = None
         for request in self.take():
             payload = request.get("payload") or {}
+            asked = payload.get("question")
+            if asked is not None and self.question is not None and asked != self.question:
+                continue  # an answer to an earlier question (decide() binds every answer)
             if request["kind"] == "explanation":
                 explanation = str(payload.get("text") or "") or explanation
             elif action is None:
@@ -51,7 +60,24 @@ class DecisionSource:
 
 
 class StoreDecisionSource(DecisionSource):
-    """Takes the mission's requests from the store's requests table."""
+    """Takes the mission's requests from the store's requests table; a question whose time
+    ran out is claimed in the store for the fallback, so exactly one answer counts."""
 
     def __init__(self, store: MissionStore, mission: Mission) -> None:
         super().__init__(mission, lambda: store.take_requests([mission.id], list(DECISION_KINDS)))
+        self.store = store
+
+    def settle_timeout(self, question: str, step_id: str, fallback: str) -> str | None:
+        """Claim ``question`` for ``fallback``; None when that claim won, else the action a
+        person claimed first (its request is taken now, so it answers nothing later)."""
+        first = self.store.claim_decision(
+            self.mission.id,
+            question,
+            step_id=step_id,
+            action=fallback,
+            decided_by="timeout (decision_fallback)",
+        )
+        if first is None:
+            return None
+        self.take()
+        return str(first["action"])

@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_mission ON requests (mission_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    mission_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    step_id TEXT,
+    action TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (mission_id, question)
+);
 DROP INDEX IF EXISTS missions_unfinished;
 CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at)
     WHERE finished_at IS NULL;
@@ -95,6 +104,7 @@ SCHEMA_OBJECTS = frozenset(
         "missions",
         "events",
         "requests",
+        "decisions",
         "store_meta",
         "mission_states",
         "events_by_mission",

@@ -2,6 +2,8 @@
 
 ``requests`` carries what one process asks of the process running a mission (cancel a
 queued mission, a person's decision, an explanation); each request is taken exactly once.
+``decisions`` holds the one answer to each question a waiting mission asked (claimed once:
+of two racing answers exactly one is recorded; the other learns who answered what).
 ``prune``/``forget`` remove finished missions: rows, events, requests and files.
 """
 
@@ -86,6 +88,44 @@ class StoreRequestsAndHistory:
             for rid, mid, kind, payload, created in found
         ]
 
+    @guarded
+    def claim_decision(
+        self,
+        mission_id: str,
+        question: str,
+        *,
+        step_id: str | None,
+        action: str,
+        decided_by: str,
+        request: Any = None,
+    ) -> dict[str, Any] | None:
+        """Record ``action`` as the one answer to ``question`` of ``mission_id`` and, in the
+        same transaction, add ``request`` (a "decision" request's payload) for the worker.
+        Returns None when this call's answer won, else the answer recorded first (dict with
+        ``action``, ``decided_by``, ``decided_at``, ``step_id``); nothing is written then."""
+        with self._write() as conn:
+            first = _decision(conn, mission_id, question)
+            if first is not None:
+                return first
+            now = time.time()
+            conn.execute(
+                "INSERT INTO decisions (mission_id, question, step_id, action, decided_by,"
+                " decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (mission_id, question, step_id, action, decided_by, now),
+            )
+            if request is not None:
+                conn.execute(
+                    "INSERT INTO requests (mission_id, kind, payload, created_at)"
+                    " VALUES (?, 'decision', ?, ?)",
+                    (mission_id, json.dumps(request), now),
+                )
+        return None
+
+    @guarded
+    def decision_of(self, mission_id: str, question: str) -> dict[str, Any] | None:
+        """The answer recorded for ``question`` of ``mission_id``, else None."""
+        return _decision(self._connect(), mission_id, question)
+
     # -- history ------------------------------------------------------------------------------
 
     def forget(self, ids: Iterable[str]) -> list[str]:
@@ -122,6 +162,7 @@ class StoreRequestsAndHistory:
             for table, column in (
                 ("events", "mission_id"),
                 ("requests", "mission_id"),
+                ("decisions", "mission_id"),
                 ("mission_states", "id"),
                 ("missions", "id"),
             ):
@@ -144,6 +185,17 @@ class StoreRequestsAndHistory:
                     os.unlink(entry.path)
             elif entry.name in (mission_id, f"{mission_id}.large") and entry.is_dir():
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+
+_DECISION_FIELDS = ("action", "decided_by", "decided_at", "step_id")
+
+
+def _decision(conn: sqlite3.Connection, mission_id: str, question: str) -> dict[str, Any] | None:
+    found = conn.execute(
+        f"SELECT {', '.join(_DECISION_FIELDS)} FROM decisions WHERE mission_id=? AND question=?",
+        (mission_id, question),
+    ).fetchone()
+    return None if found is None else dict(zip(_DECISION_FIELDS, found))
 
 
 @contextmanager

@@ -77,7 +77,7 @@ class Reply:
     ) -> Reply:
         body = {
             "error": {
-                "message": message or f"fake error {status}",
+                "message": message or _ERROR_MESSAGES.get(status, f"fake error {status}"),
                 "type": type or _ERROR_TYPES.get(status, "api_error"),
                 "param": None,
                 "code": None,
@@ -107,7 +107,17 @@ _ERROR_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     429: "rate_limit_error",
+    422: "invalid_request_error",
     500: "server_error",
+}
+
+#: Default error texts. They never name the status code (nor words such as "forbidden" or
+#: "not found"), so a client that classifies these errors must read the status, not the text.
+_ERROR_MESSAGES = {
+    401: "Incorrect API key provided (fake)",
+    403: "This project may not use the requested model (fake)",
+    404: "No model of that name is served here (fake)",
+    422: "The request body could not be processed (fake)",
 }
 
 
@@ -181,8 +191,9 @@ class FakeLLMServer:
     default planner returns (else three steps derived from the goal). ``usage``: fixed
     ``(prompt_tokens, completion_tokens)`` for default replies (else word counts).
     ``latency``: seconds every default reply waits (to watch missions run in a notebook).
-    ``reject_response_format``: answer 400 to requests that set ``response_format``, like
-    servers without JSON mode.
+    ``reject_response_format``: answer requests that set ``response_format`` with an error,
+    like servers without JSON mode: ``True`` answers 400, a number answers that status
+    (servers built on FastAPI answer 422).
     """
 
     def __init__(
@@ -193,7 +204,7 @@ class FakeLLMServer:
         plan: list[dict[str, Any]] | None = None,
         usage: tuple[int, int] | None = None,
         latency: float = 0.0,
-        reject_response_format: bool = False,
+        reject_response_format: bool | int = False,
         port: int = 0,
     ) -> None:
         self.script = list(script or [])
@@ -288,7 +299,9 @@ class FakeLLMServer:
             return Reply.error(404, f"no route {request.method} {request.path}")
         body = request.body if isinstance(request.body, dict) else {}
         if self.reject_response_format and "response_format" in body:
-            return Reply.error(400, "response_format is not supported by this server")
+            rejected = self.reject_response_format
+            status = 400 if rejected is True else int(rejected)
+            return Reply.error(status, "response_format is not supported by this server")
         if request.is_planning:
             goal = request.prompt.rsplit("GOAL:", 1)[-1].strip()
             steps = self.plan if self.plan is not None else default_plan(goal)

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from support.waiting import wait_for
 
 from mission_widgets import CheckpointError, Mission, MissionStep, MissionValidationError
 from mission_widgets.core import checkpoint
@@ -71,28 +72,51 @@ def test_a_huge_plan_is_refused_quickly():
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize(("limit", "n"), [(8, 40), (3, 10), (1, 5)])
-def test_parallel_steps_run_on_a_bounded_pool(limit, n):
-    lock = threading.Lock()
-    state = {"now": 0, "most": 0}
-    threads = set()
+class Turnstile:
+    """Executor of parallel steps that counts how many run at once: a step comes in, then
+    waits until the test lets one step out (no step ends by itself, so none ends early)."""
 
-    def work(task, session, context):
-        with lock:
-            state["now"] += 1
-            state["most"] = max(state["most"], state["now"])
-            threads.add(threading.get_ident())
-        time.sleep(0.02)
-        with lock:
-            state["now"] -= 1
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.now = self.most = self.passes = self.out = 0
+        self.threads: set[int] = set()
+
+    def __call__(self, task, session, context):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.threads.add(threading.get_ident())
+            assert self.lock.wait_for(lambda: self.passes > self.out, timeout=60)
+            self.out += 1
+            self.now -= 1
         return task
 
-    steps = [MissionStep(f"p{i}", f"p{i}", executor=work, parallel=True) for i in range(n)]
+    def let_one_out(self) -> None:
+        with self.lock:
+            self.passes += 1
+            self.lock.notify_all()
+
+
+@pytest.mark.parametrize(("limit", "n"), [(8, 12), (3, 7), (2, 5), (1, 3)])
+def test_parallel_steps_never_run_more_than_max_parallel_at_once(limit, n):
+    """The pool is filled to ``max_parallel`` and refilled one for one: each time a step is let
+    out, exactly ``min(limit, steps left)`` are in, never one more."""
+    gate = Turnstile()
+    steps = [MissionStep(f"p{i}", f"p{i}", executor=gate, parallel=True) for i in range(n)]
+    mission = Mission("g", steps=steps, max_parallel=limit)
     before = threading.active_count()
-    mission = Mission("g", steps=steps, max_parallel=limit).run()
+    runner = threading.Thread(target=mission.run, daemon=True)
+    runner.start()
+    for released in range(n):
+        expected = min(limit, n - released)
+        wait_for(lambda e=expected: gate.now >= e, 60, f"{expected} steps in")
+        assert gate.now == expected
+        gate.let_one_out()
+        wait_for(lambda r=released: gate.out == r + 1, 60, "a step out")
+    runner.join(60)
     assert mission.status == "succeeded"
-    assert state["most"] == limit  # reached, never passed
-    assert len(threads) <= limit
+    assert gate.most == limit  # reached, never passed
+    assert len(gate.threads) <= limit
     assert threading.active_count() <= before + 1
 
 

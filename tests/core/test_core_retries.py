@@ -9,7 +9,7 @@ import pytest
 
 from mission_widgets import Mission, MissionStep, StepTimeoutError
 from mission_widgets.core import classify_error
-from mission_widgets.core.mission import MAX_BACKOFF_SECS, retry_delay
+from mission_widgets.core.mission import retry_delay
 from mission_widgets.core.timeouts import call_with_timeout, enable_signal_timeouts
 
 
@@ -125,8 +125,10 @@ def test_errors_are_classified_in_the_error_history():
 
 
 class _HttpError(Exception):
+    """An HTTP client's error that carries the status only: its text names no code."""
+
     def __init__(self, status_code):
-        super().__init__(f"HTTP {status_code}")
+        super().__init__("the server refused the request")
         self.status_code = status_code
 
 
@@ -134,13 +136,27 @@ class AuthenticationError(Exception):
     pass
 
 
+class PermissionDeniedError(Exception):
+    """Named like the openai SDK's 403 error, with no status and a text that says nothing."""
+
+
+class NotFoundError(Exception):
+    """Named like the openai SDK's 404 error, with no status and a text that says nothing."""
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
         (StepTimeoutError("x"), "timeout"),
         (RuntimeError("the request timed out"), "timeout"),
+        (_HttpError(401), "permission"),
         (_HttpError(403), "permission"),
+        (_HttpError(422), "execution_error"),
         (AuthenticationError("key"), "permission"),
+        (PermissionDeniedError("no"), "permission"),
+        (NotFoundError("no"), "missing_resource"),
+        (RuntimeError("the server answered 403"), "permission"),
+        (RuntimeError("the server answered 404"), "missing_resource"),
         (RuntimeError("Permission denied: /etc"), "permission"),
         (_HttpError(404), "missing_resource"),
         (KeyError("k"), "missing_resource"),
@@ -159,8 +175,9 @@ def test_classify_error(error, kind):
     + [(3, 0.5, 2.0), (7, 0.5, 15.0), (4, 0.0, 0.0)],
 )
 def test_retry_delay(attempt, factor, delay):
+    """Concrete delays (1, 2, 4, ... s, capped at 30 s, times the factor), never the formula
+    recomputed."""
     assert retry_delay(attempt, factor) == delay
-    assert min(2 ** (attempt - 1), MAX_BACKOFF_SECS) * factor == delay
 
 
 def test_retry_waits_the_backoff_and_reports_it():

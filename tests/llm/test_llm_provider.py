@@ -163,7 +163,8 @@ def test_401_while_planning_fails_the_mission(fake_llm, make_model):
     [
         (Reply.error(401), "permission", "AuthenticationError"),
         (Reply.error(403), "permission", "PermissionDeniedError"),
-        (Reply.error(404, "model 'nope' not found"), "missing_resource", "NotFoundError"),
+        (Reply.error(404), "missing_resource", "NotFoundError"),
+        (Reply.error(422), "execution_error", "UnprocessableEntityError"),
         (Reply.rate_limited(), "execution_error", "RateLimitError"),
         (Reply.error(500), "execution_error", "InternalServerError"),
         (Reply(status=200, raw=b"this is not json"), "execution_error", None),
@@ -177,6 +178,25 @@ def test_http_errors_are_classified(fake_llm, make_model, reply, error_type, err
     if error_name:
         assert type(info.value).__name__ == error_name
     assert classify_error(info.value) == error_type
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [(401, "permission"), (403, "permission"), (404, "missing_resource")],
+)
+def test_403_and_404_are_classified_by_their_status_not_their_text(
+    fake_llm, make_model, status, error_type
+):
+    """The server's text names neither the code nor a word a text match knows (the fake's
+    default texts): a step failing this way is reported as the user's problem (a key, a
+    model name), and a retry policy keyed on the error type sees it."""
+    server = fake_llm(Reply.error(status))
+    mission = one_step_mission(make_model(server)).run()
+
+    assert mission.status == "failed"
+    failure = mission.get_step("answer").error_history[0]
+    assert failure["error_type"] == error_type
+    assert events(mission, "step_failure")[0]["error_type"] == error_type
 
 
 def test_slow_reply_hits_the_client_timeout(fake_llm, make_model):
@@ -219,6 +239,20 @@ def test_server_without_json_mode_gets_plain_prompts(fake_llm, make_model):
     second = Mission("Another goal", model=model, backoff_factor=0).run()
     assert second.status == "succeeded", second.error
     assert "response_format" not in server.chat_requests[before].body  # remembered
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_server_rejecting_json_mode_with_400_or_422_is_asked_again_without_it(
+    fake_llm, make_model, status
+):
+    server = fake_llm(reject_response_format=status)
+    mission = Mission(GOAL, model=make_model(server), backoff_factor=0).run()
+
+    assert mission.status == "succeeded", mission.error
+    first, second = server.chat_requests[:2]
+    assert first.wants_json_object
+    assert second.is_planning and "response_format" not in second.body
+    assert events(mission, "model_call")[0]["json_mode"] is False
 
 
 def test_a_400_after_json_mode_worked_is_not_retried_without_it(fake_llm, make_model):

@@ -7,8 +7,15 @@ import asyncio
 import threading
 
 import pytest
-from support.executors import Gated, Touch, echo, noop
-from support.runtime import max_overlap, one_step, spans, wait_for, worker_processes
+from support.executors import Gated, Touch, echo, noop, touch
+from support.runtime import (
+    max_overlap,
+    one_step,
+    peak_running,
+    spans,
+    wait_for,
+    worker_processes,
+)
 
 
 def test_short_missions_start_while_a_long_one_runs(orchestrators, store_dir, tmp_path):
@@ -34,6 +41,40 @@ def test_short_missions_start_while_a_long_one_runs(orchestrators, store_dir, tm
         assert start < long_done and start < finish
     assert sum(times[m.id][0] > long_start for m in shorts) >= 3
     assert max_overlap(times[m.id] for m in done) == 2
+
+
+@pytest.mark.parametrize("limit", [2, 3])
+def test_the_window_runs_exactly_max_concurrent_workers_at_once(
+    orchestrators, store_dir, tmp_path, limit
+):
+    """Counted, not timed: every mission holds its worker until the test opens its gate, and
+    the test opens one gate at a time only once every started worker is inside its gate. The
+    window is full (``limit`` started, the rest queued), refills one for one, and the store's
+    events never show more than ``limit`` missions running."""
+    orch = orchestrators(limit)
+    n = limit + 3
+    gates = [tmp_path / f"gate{i}" for i in range(n)]
+    inside = [tmp_path / f"inside{i}" for i in range(n)]
+    missions = [one_step(f"held {i}", Gated(gates[i], inside[i], result=i)) for i in range(n)]
+    index = {m.id: i for i, m in enumerate(missions)}
+    for mission in missions:
+        orch.submit(mission)
+
+    started = orch.start_queued()
+    assert len(started) == len(orch.running) == limit
+    assert len(orch.pending_queue) == n - limit
+    for released in range(n):
+        running = [index[m.id] for m in orch.running]
+        assert len(running) == min(limit, n - released), running
+        wait_for(lambda r=running: all(inside[i].exists() for i in r), 60, "workers inside")
+        assert sum(path.exists() for path in inside) == released + len(running)
+        first = min(running)
+        touch(gates[first])
+        wait_for(lambda m=missions[first]: m not in orch.running, 60, f"mission {first} ends")
+        wait_for(lambda r=released: len(orch.running) == min(limit, n - r - 1), 60, "the refill")
+
+    assert [orch.wait(m.id, timeout=60).status for m in missions] == ["succeeded"] * n
+    assert peak_running(store_dir) == limit
 
 
 def test_run_all_inside_a_running_event_loop(orchestrators):

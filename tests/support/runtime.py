@@ -162,6 +162,20 @@ def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
     return peak
 
 
+def peak_running(store_dir) -> int:
+    """The most missions running at once, counted from the store's events in the order the
+    store wrote them (``mission_start`` opens one, ``mission_done`` closes it): no clocks."""
+    running: set[str] = set()
+    peak = 0
+    for event in store_events(store_dir):
+        if event["event"] == "mission_start":
+            running.add(event["mission_id"])
+        elif event["event"] == "mission_done":
+            running.discard(event["mission_id"])
+        peak = max(peak, len(running))
+    return peak
+
+
 class BackgroundRunAll:
     """``orchestrator.run_all()`` on a thread (so a test can act while it blocks)."""
 
