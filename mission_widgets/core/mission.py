@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
+from .budget import Budget, Usage, check_on_budget, guard_for
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .cost import price_model_call
 from .errors import (
@@ -120,6 +121,8 @@ class Mission:
     _goal_ref: LargeValue | None = None
 
     backoff_factor: float = 1.0
+    budget: Budget | None = None  # (class defaults: missions pickled before budgets)
+    on_budget: str = "abort"
 
     def __init__(
         self,
@@ -137,6 +140,8 @@ class Mission:
         max_steps: int = MAX_PLAN_STEPS,
         max_parallel: int = MAX_PARALLEL,
         decision_source: Callable[[MissionStep], Any] | None = None,
+        budget: Budget | Mapping[str, Any] | None = None,
+        on_budget: str = "abort",
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
@@ -152,6 +157,10 @@ class Mission:
                 )
             self.backoff_factor = float(backoff_factor)
         self.id = new_mission_id() if mission_id is None else mission_id
+        #: Limits on the model calls, checked before each (see :mod:`.budget`).
+        self.budget = Budget.coerce(budget)
+        self.on_budget = check_on_budget(on_budget)
+        self.usage = Usage()  # what the model calls used, counted where the mission runs
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -221,6 +230,7 @@ class Mission:
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
             price_model_call(fields)
+            self.usage.add(fields)
         event = make_event(name, self.id, **fields)
         with self._lock:
             if name == "progress":
@@ -463,11 +473,12 @@ class Mission:
         if model is None:
             raise ModelResolutionError(f"mission {self.id} needs a model to plan its goal")
         started = time.time()
-        token = set_step_context(StepContext(emit=self._emit, step=None, attempt=1))
+        token = set_step_context(StepContext(self._emit, None, 1, guard_for(self)))
         try:
             reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
             reset_step_context(token)
+            self.usage.release()
         try:
             specs = parse_plan(reply if isinstance(reply, str) else str(reply))
             if len(specs) > self.max_steps:
@@ -593,6 +604,7 @@ class Mission:
         state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
         if "goal" in state:
             state["_goal"] = state.pop("goal")
+        state.setdefault("usage", Usage())  # pickled before budgets
         self.__dict__.update(state)
         self._init_runtime_state()
 

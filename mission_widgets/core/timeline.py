@@ -14,16 +14,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: How an attempt ended -> its colour in the picture (and its name in traces).
+from .progress import status_style
+
+#: How an attempt ended -> its colour in the picture: the package's palette (core.progress)
+#: for the statuses, and colours of their own for what is not a status.
 OUTCOME_COLOURS = {
-    "succeeded": "#2e7d32",
-    "failed": "#c62828",
-    "timeout": "#ef6c00",
-    "cancelled": "#616161",
-    "stalled": "#6a1b9a",
-    "running": "#1565c0",
-    "skipped": "#9e9e9e",
+    status: status_style(status).colour
+    for status in ("succeeded", "failed", "cancelled", "stalled", "running")
 }
+OUTCOME_COLOURS.update(timeout="#ff8f00", skipped="#9e9e9e")
+#: Backoff gaps, stall flags (a health flag, not the ``stalled`` status) and budget marks.
+BACKOFF_COLOUR, STALL_FLAG_COLOUR, BUDGET_COLOUR = "#8d6e63", "#ad1457", "#d50000"
 #: Events that say nothing about when things ran (many, and not drawn).
 IGNORED_EVENTS = frozenset({"heartbeat", "progress"})
 _WAIT_ENDS = frozenset(

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .cost import format_usd
-from .timeline import OUTCOME_COLOURS, MissionTrace
+from .timeline import BACKOFF_COLOUR, OUTCOME_COLOURS, MissionTrace
 from .timeline_layout import (
     AXIS_HEIGHT,
     HATCH,
@@ -107,7 +107,7 @@ _LEGEND = "".join(
     for name, colour in OUTCOME_COLOURS.items()
 ) + (
     " &nbsp; ⚑ stall flag &nbsp; ✕ cancel &nbsp; ◆ decision &nbsp; ▮ model call"
-    ' &nbsp; <span style="border-bottom:2px dashed #ef6c00">backoff</span>'
+    f' &nbsp; <span style="border-bottom:2px dashed {BACKOFF_COLOUR}">backoff</span>'
     ' &nbsp; <span style="background:#fff8e1;outline:1px solid #f9a825">waiting for a'
     " person</span>"
 )

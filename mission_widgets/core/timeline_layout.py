@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cost import format_usd
-from .timeline import OUTCOME_COLOURS, MissionTrace, concurrency
+from .timeline import (
+    BACKOFF_COLOUR,
+    BUDGET_COLOUR,
+    OUTCOME_COLOURS,
+    STALL_FLAG_COLOUR,
+    MissionTrace,
+    concurrency,
+)
 
 LABEL_WIDTH = 220
 MISSION_ROW = 22
@@ -200,7 +207,7 @@ def _lane(
                     "x2": scale.x(t1),
                     "y1": y(window),
                     "y2": y(window),
-                    "stroke": "#c62828",
+                    "stroke": "#455a64",
                     "stroke-dasharray": "4 3",
                     "class": "window",
                 },
@@ -269,7 +276,7 @@ def _interval(iv: Any, scale: Scale, y: float, h: float, now: float, prefix: str
                 "x2": x + w,
                 "y1": y + h / 2,
                 "y2": y + h / 2,
-                "stroke": "#ef6c00",
+                "stroke": BACKOFF_COLOUR,
                 "stroke-dasharray": "2 2",
                 "class": "backoff",
                 **base,
@@ -304,7 +311,7 @@ def _interval(iv: Any, scale: Scale, y: float, h: float, now: float, prefix: str
             "x2": x + w,
             "y1": y + h,
             "y2": y + h,
-            "stroke": "#6a1b9a",
+            "stroke": STALL_FLAG_COLOUR,
             "stroke-width": 2,
             "class": "stall-span",
             **base,
@@ -323,11 +330,11 @@ _MARK_GLYPHS = {
 }
 _MARK_COLOURS = {
     "cancel": "#212121",
-    "stall": "#6a1b9a",
-    "recovered": "#2e7d32",
+    "stall": STALL_FLAG_COLOUR,
+    "recovered": OUTCOME_COLOURS["succeeded"],
     "escalation": "#f9a825",
-    "skip": "#757575",
-    "budget": "#c62828",
+    "skip": OUTCOME_COLOURS["skipped"],
+    "budget": BUDGET_COLOUR,
 }
 
 

@@ -14,7 +14,7 @@ from mission_widgets.core.timeline_draw import Timeline
 MISSING = chromium_missing_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
-GREEN, RED = (0x2E, 0x7D, 0x32), (0xC6, 0x28, 0x28)
+GREEN, RED = (0x2E, 0x7D, 0x32), (0xC6, 0x28, 0x28)  # the palette of core.progress
 T0 = 1_700_000_000.0
 
 
