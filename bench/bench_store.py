@@ -44,8 +44,9 @@ sys.path.insert(0, str(BENCH_DIR))
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(1, str(REPO_DIR))
 
-from bench_runtime import interleaved, median  # noqa: E402
+from bench_runtime import interleaved, median, p90  # noqa: E402
 
+from mission_widgets.core.events import make_event  # noqa: E402
 from mission_widgets.runtime.processes import owner_token  # noqa: E402
 from mission_widgets.runtime.store import STATUS_COLUMNS, MissionStore  # noqa: E402
 
@@ -160,22 +161,27 @@ def measure(n: int, reps: int, *, queued: bool) -> dict[str, Any]:
     result["status_s"], result["dataframe_s"] = median(status), median(frame)
     result["status_ratio"] = result["status_s"] / result["dataframe_s"]
 
+    counter = itertools.count()
+
     def status_after_a_change() -> float:
-        # What a refresh costs right after a mission finished: the finished rows' cache
-        # (keyed by finished_signature) is invalid, so status() reads every row again.
-        bump = sqlite3.connect(root / "store.sqlite")
-        with bump:
-            bump.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'")
-        bump.close()
+        # Right after a mission finished: one row written by the store's own calls (as a
+        # worker writes it), then status() -- it reads that row and patches its cache.
+        mission_id = f"late_{next(counter):05d}"
+        store.register(mission_id, "one more", backend="subprocess", owner=None)
+        store.append_event(make_event("mission_start", mission_id), {"status": "running"})
+        store.finish_if_unfinished(mission_id, "succeeded", None)
         return timed(orch.status)
 
-    result["status_cold_s"] = median([status_after_a_change() for _ in range(reps)])
-    result["status_cold_ratio"] = result["status_cold_s"] / result["dataframe_s"]
+    cold, frame2 = interleaved(
+        [status_after_a_change, lambda: timed(lambda: pd.DataFrame(dicts))], reps, warmup=1
+    )
+    result["status_cold_s"], result["status_cold_p90_s"] = median(cold), p90(cold)
+    result["status_cold_ratio"] = result["status_cold_s"] / median(frame2)
     result["status_records_s"] = median([timed(store.status_records) for _ in range(reps)])
     result["unfinished_s"] = median(
         [timed(lambda: store.status_records(finished=False)) for _ in range(reps)]
     )
-    result["signature_s"] = median([timed(store.finished_signature) for _ in range(reps)])
+    result["signature_s"] = median([timed(store.change_versions) for _ in range(reps)])
     result["max_seq_s"] = median([timed(store.max_seq) for _ in range(reps)])
 
     def first_draw() -> None:
@@ -218,18 +224,19 @@ def warm_up() -> None:
 
 
 FIGURES = [
-    ("attach_s", "attach: MissionOrchestrator(store=...)", "<= 1 s at 100k"),
+    ("attach_s", "attach: MissionOrchestrator(store=...)", "<= 0.5 s at 100k"),
     ("status_s", "status()", ""),
     ("dataframe_s", "pandas.DataFrame of the same rows", ""),
     ("status_ratio", "status() / DataFrame (ratio)", "<= 2x"),
-    ("status_cold_s", "status() right after a mission finished (cache miss)", ""),
+    ("status_cold_s", "status() right after a mission finished", ""),
+    ("status_cold_p90_s", "  same, p90", ""),
     ("status_cold_ratio", "  same / DataFrame (ratio)", "<= 2x"),
     ("panel_s", "panel first draw (MissionPanel + redraw)", "<= 0.3 s"),
     ("cli_s", "`mission-widgets status`", "<= 1 s"),
     ("cli_import_s", "  beside: python -c 'import mission_widgets.cli'", ""),
     ("status_records_s", "store.status_records() (all rows)", ""),
     ("unfinished_s", "store.status_records(finished=False)", ""),
-    ("signature_s", "store.finished_signature()", ""),
+    ("signature_s", "store.change_versions()", ""),
     ("max_seq_s", "store.max_seq()", ""),
     ("build_s", "build the store (bench helper, executemany)", ""),
     ("db_mib", "store.sqlite size (MiB)", ""),

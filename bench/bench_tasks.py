@@ -19,3 +19,10 @@ def sleeper(task, session, context):
     """Sleeps the number of seconds that ends the step description ("sleep 0.25")."""
     time.sleep(float(task.split()[-1]))
     return "slept"
+
+
+def import_numpy(task, session, context):
+    """Imports numpy (free when the warm server preloaded it) and uses it once."""
+    import numpy
+
+    return float(numpy.arange(3).sum())

@@ -124,11 +124,11 @@ class MissionControl:
                     except StoreError as exc:  # a stopped worker holds the store
                         mission.status = MissionStatus.STALLED
                         mission.stall_reason = f"{reason}; {exc}"
-                if kill:
-                    self._terminate(mission.id, row)
+                if kill:  # recorded first: see _record_then_stop
                     self.store.finish_if_unfinished(
                         mission.id, MissionStatus.STALLED, reason + " (killed)"
                     )
+                    self._terminate(mission.id, row)
         self._watch()
         return stalled
 
@@ -159,13 +159,7 @@ class MissionControl:
             # Outside the lock: the grace period must not freeze the watcher (and the panel).
             self._cancelling.add(mission_id)
             try:
-                self._terminate(mission_id, row)
-                done = self.store.finish_if_unfinished(
-                    mission_id, MissionStatus.CANCELLED, "cancelled by user"
-                )
-                ended = self.store.row(mission_id)
-                if done is None and ended is not None and ended["status"] == "cancelled":
-                    done = "stopped"  # its own last event said so (a Dask worker's does)
+                done = self._record_then_stop(mission_id, row)
             finally:
                 self._cancelling.discard(mission_id)
         elif not queued:
@@ -181,6 +175,24 @@ class MissionControl:
         if handle is not None:
             handle.settle()
         return queued or done is not None
+
+    def _record_then_stop(self, mission_id: str, row: Row) -> dict[str, Any] | None:
+        """Record the cancel, then stop the worker: a kernel killed (or interrupted) between
+        the two leaves the mission ``cancelled``, and its worker, finding its row ended,
+        stops itself. Only when the store cannot take the record (its write lock held, maybe
+        by this very worker, stopped inside a write) is the worker stopped first."""
+        try:
+            done = self.store.finish_if_unfinished(
+                mission_id, MissionStatus.CANCELLED, "cancelled by user"
+            )
+        except StoreError:
+            self._terminate(mission_id, row)
+            return self.store.finish_if_unfinished(
+                mission_id, MissionStatus.CANCELLED, "cancelled by user"
+            )
+        if done is not None:
+            self._terminate(mission_id, row)
+        return done
 
     def can_cancel(self, mission_id: str) -> bool:
         """Whether :meth:`cancel` can still stop ``mission_id`` (asked of the backend that runs

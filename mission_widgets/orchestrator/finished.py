@@ -29,6 +29,14 @@ class FinishedMirrors(Sequence[Mission]):
         """A finished mission known by id and status only (attach)."""
         self._items.setdefault(mission_id, status)
 
+    def add_unloaded_many(self, items: list[tuple[str, str]]) -> None:
+        """Many ``(id, status)`` at once, as :meth:`add_unloaded` (attaching to 100,000)."""
+        if not self._items:
+            self._items = dict(items)
+        else:
+            for mission_id, status in items:
+                self._items.setdefault(mission_id, status)
+
     def append(self, mission: Mission) -> None:
         self._items.pop(mission.id, None)  # a mission that ends again goes last
         self._items[mission.id] = mission

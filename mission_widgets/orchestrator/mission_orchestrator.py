@@ -189,7 +189,6 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
         except ModelResolutionError:
             if mission.model is not None:
                 raise  # a model that cannot resolve: say so now
-        self.backend.check(mission)
         return mission
 
     def submit(self, mission: Mission) -> MissionOrchestrator:
@@ -204,6 +203,10 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
         return self
 
     def _register(self, mission: Mission, backend: str) -> None:
+        """Record the mission, then write its files (the backend's check: the payload a
+        worker loads). Record first: a submit the store refuses (locked, full) leaves no
+        file, and a file in the store always has its row, so a repair never brings back a
+        mission that was never submitted. When the files cannot be written, the row goes."""
         self.store.register(
             mission.id,
             mission.goal,
@@ -212,6 +215,11 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
             n_steps=len(mission.steps or []),
             model=model_label(mission.model),
         )
+        try:
+            self.backend.check(mission)
+        except BaseException:
+            self.store.unregister(mission.id)
+            raise
         self._know(mission)
         self._backend_of[mission.id] = backend
         self.completed.discard(mission.id)

@@ -27,7 +27,18 @@ from contextlib import contextmanager
 
 from ..core.events import make_event
 from ..core.ids import validate_mission_id
-from .store_base import ADDED_COLUMNS, QUEUED, SCHEMA, SCHEMA_OBJECTS, STATUS_COLUMNS, guarded
+from .store_base import (
+    ADDED_COLUMNS,
+    BUSY_TIMEOUT_SECS,
+    QUEUED,
+    SCHEMA,
+    SCHEMA_OBJECTS,
+    STATUS_COLUMNS,
+    WORKER_LOCK_TIMEOUT_ENV,
+    busy_timeout,
+    connect_sqlite,
+    guarded,
+)
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
     DB_NAME,
@@ -53,8 +64,10 @@ if TYPE_CHECKING:
     from .store_row import MissionRow
 
 __all__ = [
+    "BUSY_TIMEOUT_SECS",
     "DB_NAME",
     "STATUS_COLUMNS",
+    "WORKER_LOCK_TIMEOUT_ENV",
     "MissionStore",
     "StoreError",
     "StorePathError",
@@ -66,8 +79,7 @@ __all__ = [
     "resolve_store_path",
 ]
 
-#: Writes from a kernel give up after this long and name the lock holder; workers wait longer.
-BUSY_TIMEOUT_SECS = {"kernel": 3.0, "worker": 30.0}
+
 #: Goals and final states larger than this are not kept inline in a row.
 LARGE_VALUE_BYTES = 1 << 20
 
@@ -83,17 +95,6 @@ def __getattr__(name: str) -> Any:
 
         return getattr(store_repair, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def connect_sqlite(
-    path: str | os.PathLike[str], timeout: float = 30.0, **options: Any
-) -> sqlite3.Connection:
-    """A connection as every SQLite file of a store is used: autocommit, WAL, a busy wait."""
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, **options)
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
 
 
 class _ConnectionHolder:
@@ -131,6 +132,7 @@ class MissionStore(StoreRequestsAndHistory):
         if role not in BUSY_TIMEOUT_SECS:
             raise ValueError(f"role must be one of {sorted(BUSY_TIMEOUT_SECS)}, got {role!r}")
         self.role = role
+        self.busy_timeout = busy_timeout(role)
         self._root, self.reason = resolve_root(path)
         self._db = os.path.join(self._root, DB_NAME)
         self._local = threading.local()
@@ -144,7 +146,7 @@ class MissionStore(StoreRequestsAndHistory):
         holder = getattr(self._local, "holder", None)
         if holder is None:
             # Used by its own thread only; closed by whichever thread drops the holder.
-            conn = connect_sqlite(self._db, BUSY_TIMEOUT_SECS[self.role], check_same_thread=False)
+            conn = connect_sqlite(self._db, self.busy_timeout, check_same_thread=False)
             holder = self._local.holder = _ConnectionHolder(conn)
         return holder.conn
 
@@ -186,7 +188,7 @@ class MissionStore(StoreRequestsAndHistory):
                 ]
             except sqlite3.Error:
                 running = []
-            waited = BUSY_TIMEOUT_SECS[self.role]
+            waited = self.busy_timeout
             return StoreError(
                 f"{where} is locked: {action}() waited {waited:g} s for the write lock, "
                 f"{describe_holder(self._db, running)}"
@@ -303,12 +305,15 @@ class MissionStore(StoreRequestsAndHistory):
             )
 
     @guarded
-    def heartbeat(self, mission_id: str, when: float | None = None) -> None:
+    def heartbeat(self, mission_id: str, when: float | None = None) -> bool:
+        """Stamp the mission's heartbeat; False when its row has ended (or is gone): another
+        process recorded its end (a cancel), and its worker should stop."""
         with self._write() as conn:
-            conn.execute(
-                "UPDATE missions SET last_heartbeat=? WHERE id=?",
+            cur = conn.execute(
+                "UPDATE missions SET last_heartbeat=? WHERE id=? AND finished_at IS NULL",
                 (time.time() if when is None else when, mission_id),
             )
+            return cur.rowcount == 1
 
     @guarded
     def append_event(
@@ -317,12 +322,24 @@ class MissionStore(StoreRequestsAndHistory):
         summary: Mapping[str, Any] | None = None,
         final_state: Mapping[str, Any] | None = None,
     ) -> int:
-        """Append one event; update the mission's summary row in the same transaction."""
+        """Append one event; update the mission's summary row in the same transaction.
+
+        A mission whose end another process recorded first (a cancel records the end, then
+        stops the worker) keeps that end: the worker's later events are appended but change
+        no summary, and a second ``mission_done`` is not written (returns 0).
+        """
         payload = json.dumps(event, default=repr)
         state_json = None
         if final_state is not None:
             state_json = self._state_json(event["mission_id"], final_state)
         with self._write() as conn:
+            ended = conn.execute(
+                "SELECT finished_at FROM missions WHERE id=?", (event["mission_id"],)
+            ).fetchone()
+            if ended is not None and ended[0] is not None and event["event"] != "mission_start":
+                if event["event"] == "mission_done":
+                    return 0  # the mission ends once: the end recorded first stands
+                return self._insert_event(conn, event, payload)
             seq = self._insert_event(conn, event, payload)
             self._update_summary(conn, event["mission_id"], event, summary, state_json)
         return seq
@@ -532,6 +549,16 @@ class MissionStore(StoreRequestsAndHistory):
         found: list[Any] = [dict(zip(names, values)) for values in cur.fetchall()]
         return found
 
+    @guarded
+    def attach_index(self) -> list[tuple[str, str, bool, bool, str | None]]:
+        """``(id, status, finished, queued, owner)`` of every row in submission order, as
+        tuples (attach: a dict per row was most of attaching to 100,000 missions)."""
+        cur = self._connect().execute(
+            f"SELECT id, status, finished_at IS NOT NULL, {QUEUED}, owner FROM missions"
+            " ORDER BY submitted_at, id"
+        )
+        return cur.fetchall()
+
     def rows_by_id(self, ids: Iterable[str]) -> dict[str, MissionRow]:
         """The rows of the missions ``ids`` that exist, by id (one query per 500 ids)."""
         wanted = list(dict.fromkeys(ids))
@@ -544,31 +571,38 @@ class MissionStore(StoreRequestsAndHistory):
 
     @guarded
     def status_records(
-        self, finished: bool | None = None
+        self, finished: bool | None = None, *, changed_since: int | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order.
-        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones)."""
-        where = {
-            None: " ORDER BY rowid",
-            True: " WHERE finished_at IS NOT NULL ORDER BY rowid",
-            # Found by a partial index whose keys are all NULL: its entries are in rowid
-            # order, so a store of finished missions costs nothing here and no sort is made.
-            False: " WHERE finished_at IS NULL ORDER BY rowid",
-        }
+        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones);
+        ``changed_since`` (a :meth:`change_versions` version) only the rows changed after it
+        (an index on ``row_version`` finds them: the cost is that of the change)."""
+        # Unfinished rows: a partial index whose entries are in rowid order (no scan, no sort).
+        where = "" if finished is None else " WHERE finished_at IS NULL"
+        where = where.replace(" IS NULL", " IS NOT NULL") if finished else where
+        args: tuple[Any, ...] = ()
+        if changed_since is not None:
+            where += (" AND" if where else " WHERE") + " row_version > ?"
+            args = (int(changed_since),)
         cur = self._connect().execute(
-            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where[finished]}"
+            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where} ORDER BY rowid", args
         )
         return ["rowid", *STATUS_COLUMNS], cur.fetchall()
+
+    @guarded
+    def change_versions(self) -> tuple[int, int]:
+        """``(row_version, rows_deleted)``: grow with every row added or changed, and removed
+        (by any process: triggers keep them); ``status_records(changed_since=...)``."""
+        query = "SELECT key, value FROM store_meta WHERE key IN ('row_version', 'rows_deleted')"
+        found = dict(self._connect().execute(query))
+        return int(found.get("row_version", 0)), int(found.get("rows_deleted", 0))
 
     @guarded
     def finished_signature(self) -> tuple[Any, ...]:
         """Changes whenever a finished row is added, removed or changed (a trigger counts):
         a cache key for the finished part of status(), read in constant time."""
-        row = (
-            self._connect()
-            .execute("SELECT value FROM store_meta WHERE key='finished_version'")
-            .fetchone()
-        )
+        query = "SELECT value FROM store_meta WHERE key='finished_version'"
+        row = self._connect().execute(query).fetchone()
         return (row[0] if row else None,)
 
     @guarded

@@ -1,4 +1,5 @@
-"""What the store modules share: the SQLite schema, the status columns and the error guard.
+"""What the store modules share: the SQLite schema, the status columns, how connections are
+made and how long a write waits for the lock, and the error guard.
 
 The schema is created (or migrated: columns added since, with ALTER TABLE) when a store is
 opened; ``guarded`` turns any sqlite3/OS error of a public store method into a StoreError.
@@ -8,6 +9,7 @@ Standard library only: the worker imports this module.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 
 TYPE_CHECKING = False
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
+# Statements are split at ";" + newline: a trigger's body keeps its ";"s inside a line.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS missions (
     id TEXT PRIMARY KEY,
@@ -45,7 +48,8 @@ CREATE TABLE IF NOT EXISTS missions (
     claimed_by TEXT,
     claimed_at REAL,
     result_summary TEXT,
-    cost_usd REAL DEFAULT 0
+    cost_usd REAL DEFAULT 0,
+    row_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,15 +93,32 @@ CREATE TRIGGER IF NOT EXISTS finished_changed_on_insert AFTER INSERT ON missions
 CREATE TRIGGER IF NOT EXISTS finished_changed_on_delete AFTER DELETE ON missions
     WHEN OLD.finished_at IS NOT NULL
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'finished_version'; END;
+INSERT OR IGNORE INTO store_meta VALUES ('row_version', 0);
+INSERT OR IGNORE INTO store_meta VALUES ('rows_deleted', 0);
+CREATE INDEX IF NOT EXISTS missions_by_row_version ON missions (row_version);
+CREATE TRIGGER IF NOT EXISTS row_version_on_update AFTER UPDATE ON missions
+    WHEN NEW.row_version IS OLD.row_version
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'row_version'; UPDATE missions
+        SET row_version = (SELECT value FROM store_meta WHERE key = 'row_version')
+        WHERE rowid = NEW.rowid; END;
+CREATE TRIGGER IF NOT EXISTS row_version_on_insert AFTER INSERT ON missions
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'row_version'; UPDATE missions
+        SET row_version = (SELECT value FROM store_meta WHERE key = 'row_version')
+        WHERE rowid = NEW.rowid; END;
+CREATE TRIGGER IF NOT EXISTS rows_deleted_on_delete AFTER DELETE ON missions
+    BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'rows_deleted'; END;
 """
 #: Columns added since the first release: ALTERed into older stores when they are opened.
 #: cost_usd: USD of the mission's model calls, NULL once one of them had no known price
 #: (NULL + x stays NULL: unknown is never summed into a number).
+#: row_version: the store's change counter when the row last changed (kept by triggers: every
+#: writer's change is seen), so status() reads only the rows changed since its last answer.
 ADDED_COLUMNS = {
     "claimed_by": "TEXT",
     "claimed_at": "REAL",
     "result_summary": "TEXT",
     "cost_usd": "REAL DEFAULT 0",
+    "row_version": "INTEGER NOT NULL DEFAULT 0",
 }
 SCHEMA_OBJECTS = frozenset(
     {
@@ -114,6 +135,10 @@ SCHEMA_OBJECTS = frozenset(
         "finished_changed_on_update",
         "finished_changed_on_insert",
         "finished_changed_on_delete",
+        "missions_by_row_version",
+        "row_version_on_update",
+        "row_version_on_insert",
+        "rows_deleted_on_delete",
     }
 )
 
@@ -143,6 +168,40 @@ STATUS_COLUMNS = (
 )
 # A queued row: handed to no backend yet.
 QUEUED = "status = 'pending' AND started_at IS NULL AND pid IS NULL AND finished_at IS NULL"
+
+
+#: Writes from a kernel give up after this long and name the lock holder; workers wait longer
+#: (``$MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS`` sets the workers' wait). A worker whose
+#: write gives up keeps the event and writes it later (runtime/worker.py: StoreSink).
+BUSY_TIMEOUT_SECS = {"kernel": 3.0, "worker": 30.0}
+WORKER_LOCK_TIMEOUT_ENV = "MISSION_WIDGETS_WORKER_LOCK_TIMEOUT_SECS"
+
+
+def busy_timeout(role: str) -> float:
+    """Seconds a write of ``role`` waits for the write lock."""
+    if role == "worker" and os.environ.get(WORKER_LOCK_TIMEOUT_ENV):
+        try:
+            value = float(os.environ[WORKER_LOCK_TIMEOUT_ENV])
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise ValueError(
+                f"${WORKER_LOCK_TIMEOUT_ENV} must be a positive number of seconds, got "
+                f"{os.environ[WORKER_LOCK_TIMEOUT_ENV]!r}"
+            )
+        return value
+    return BUSY_TIMEOUT_SECS[role]
+
+
+def connect_sqlite(
+    path: str | os.PathLike[str], timeout: float = 30.0, **options: Any
+) -> sqlite3.Connection:
+    """A connection as every SQLite file of a store is used: autocommit, WAL, a busy wait."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, **options)
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
 
 
 def guarded(method: _Method) -> _Method:

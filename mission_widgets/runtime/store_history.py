@@ -128,6 +128,26 @@ class StoreRequestsAndHistory:
 
     # -- history ------------------------------------------------------------------------------
 
+    @guarded
+    def unregister(self, mission_id: str) -> None:
+        """Remove a mission that never started (a submit whose files could not be written):
+        its row, events, requests and files, as if it had never been submitted."""
+        with self._write() as conn:
+            self._delete_missions(conn, [mission_id])
+        self._remove_files(mission_id)
+
+    @staticmethod
+    def _delete_missions(conn: sqlite3.Connection, ids: list[str]) -> None:
+        keys = [(mid,) for mid in ids]
+        for table, column in (
+            ("events", "mission_id"),
+            ("requests", "mission_id"),
+            ("decisions", "mission_id"),
+            ("mission_states", "id"),
+            ("missions", "id"),
+        ):
+            conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
+
     def forget(self, ids: Iterable[str]) -> list[str]:
         """Remove the finished missions among ``ids`` (rows, events, files); the ids removed."""
         return self.prune(ids=list(ids))
@@ -158,15 +178,7 @@ class StoreRequestsAndHistory:
             removed = [
                 mid for (mid,) in conn.execute(f"SELECT id FROM missions WHERE {where}", args)
             ]
-            keys = [(mid,) for mid in removed]
-            for table, column in (
-                ("events", "mission_id"),
-                ("requests", "mission_id"),
-                ("decisions", "mission_id"),
-                ("mission_states", "id"),
-                ("missions", "id"),
-            ):
-                conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
+            self._delete_missions(conn, removed)
         for mission_id in removed:
             self._remove_files(mission_id)
         return removed

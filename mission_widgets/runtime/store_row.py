@@ -38,6 +38,7 @@ class MissionRow(TypedDict):
     claimed_at: float | None
     result_summary: str | None  # results kept in files of their own (large), by their summary
     cost_usd: float | None  # USD of the model calls; None once a call had no known price
+    row_version: int  # the store's change counter at the row's last change (status() cache)
 
 
 #: Every column, in table order (checked against the schema by the tests).

@@ -71,15 +71,49 @@ def event_record(mission: Mission, event: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreSink:
-    """Event sink that writes each event, the mission's summary and, at the end, its state."""
+    """Event sink that writes each event, the mission's summary and, at the end, its state.
+
+    No event is dropped: one the store cannot take (its write lock held longer than the
+    worker's wait, a full disk) is kept, in order, and written before the next one; what is
+    still unwritten when the mission ends is written by :meth:`flush` (retried with the
+    end), or, failing that, carried in the end the worker writes to its log.
+    """
 
     def __init__(self, store: MissionStore, mission: Mission) -> None:
         self.store = store
         self.mission = mission
+        #: Records not written yet, oldest first.
+        self.unwritten: list[dict[str, Any]] = []
+        self._lock = threading.Lock()  # parallel steps emit from several threads
+        self._said = False
 
     def __call__(self, event: dict[str, Any]) -> None:
         record = event_record(self.mission, event)
-        self.store.append_event(record["event"], record["summary"], record["final"])
+        with self._lock:
+            self.unwritten.append(record)
+            try:
+                self._write_unwritten()
+            except Exception as exc:  # kept: written with the next event or at the end
+                if not self._said:
+                    self._said = True
+                    say(
+                        f"the store cannot take events of mission {self.mission.id} now "
+                        f"({describe_error(exc)}); keeping them to write later"
+                    )
+
+    def flush(self) -> None:
+        """Write what is still unwritten; raises the store's error when it cannot."""
+        with self._lock:
+            self._write_unwritten()
+
+    def _write_unwritten(self) -> None:
+        while self.unwritten:
+            record = self.unwritten[0]
+            self.store.append_event(record["event"], record["summary"], record["final"])
+            self.unwritten.pop(0)
+        if self._said:
+            self._said = False
+            say(f"the store took the kept events of mission {self.mission.id}")
 
 
 def end_row(store: MissionStore, mission: Mission, error: str | None) -> dict[str, Any] | None:
@@ -117,6 +151,9 @@ class Heartbeat:
         self._beat_once = beat if beat is not None else self._stamp
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="mission-heartbeat", daemon=True)
+        #: Called (once, from the heartbeat thread) when the store says the mission's row
+        #: has ended although this worker did not end it: another process recorded a cancel.
+        self.on_ended: Callable[[], None] | None = None
 
     def start(self) -> Heartbeat:
         self._thread.start()
@@ -127,7 +164,9 @@ class Heartbeat:
 
     def _stamp(self) -> None:
         assert self.store is not None and self.mission_id is not None
-        self.store.heartbeat(self.mission_id)
+        if not self.store.heartbeat(self.mission_id) and self.on_ended is not None:
+            ended, self.on_ended = self.on_ended, None
+            ended()
 
     def _beat(self) -> None:
         while True:
@@ -137,6 +176,29 @@ class Heartbeat:
                 say(f"heartbeat failed: {describe_error(exc)}")
             if self._stop.wait(self.interval):
                 return
+
+
+#: Seconds a worker whose mission was ended by another process gives the mission to stop
+#: by itself before it takes its process group down.
+ENDED_ELSEWHERE_GRACE_SECS = 3.0
+
+
+def stop_when_ended_elsewhere(mission: Mission) -> Callable[[], None]:
+    """What a worker does when its row ended without it (a cancel recorded by a process that
+    could not stop it, e.g. a kernel killed between recording and signalling): the mission
+    is asked to stop; after a grace period the worker's process group is killed."""
+
+    def ended() -> None:
+        if mission.is_finished:
+            return  # its own end: nothing to stop
+        say(f"mission {mission.id} was ended by another process; stopping")
+        mission.request_cancel()
+        time.sleep(ENDED_ELSEWHERE_GRACE_SECS)  # on the heartbeat thread: beats have ended
+        import signal
+
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    return ended
 
 
 def run_payload(
@@ -191,10 +253,12 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         return 2 if stored else END_IN_LOG_EXIT_CODE
     mission: Mission = payload["mission"]
     mission.decision_source = StoreDecisionSource(store, mission)
+    heartbeat.on_ended = stop_when_ended_elsewhere(mission)
+    sink = StoreSink(store, mission)
     try:
         error = run_payload(
             payload,
-            StoreSink(store, mission),
+            sink,
             checkpoint_path=store.path_of("checkpoint", mission_id),
         )
     except BaseException as exc:
@@ -211,25 +275,32 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         "status": str(mission.status) if finished else MissionStatus.FAILED.value,
         "error": mission.error if finished else error,
     }
-    if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error)):
+    if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error), sink):
         return END_IN_LOG_EXIT_CODE
     return 0 if error is None else 1
 
 
 def _ensure_end(
-    store: MissionStore, mission_id: str, end: dict[str, Any], write_end: Callable[[], object]
+    store: MissionStore,
+    mission_id: str,
+    end: dict[str, Any],
+    write_end: Callable[[], object],
+    sink: StoreSink | None = None,
 ) -> bool:
-    """Make sure the store has the mission's end (``write_end()`` writes it if not).
+    """Make sure the store has the mission's events still kept by ``sink`` and its end
+    (``write_end()`` writes it if no event did).
 
-    A store that cannot take it (full, read-only, locked) is tried again for
+    A store that cannot take them (full, read-only, locked) is tried again for
     ``$MISSION_WIDGETS_END_RETRY_SECS`` (default 30 s: space freed, a lock released); then
-    the end goes to the log as one line that :func:`read_end_from_log` reads, and the
-    result is False.
+    the end goes to the log as one line that :func:`read_end_from_log` reads, carrying the
+    events the store never took (``unwritten_events``), and the result is False.
     """
     deadline = time.monotonic() + float(os.environ.get(END_RETRY_ENV, "30"))
     said = False
     while True:
         try:
+            if sink is not None:
+                sink.flush()
             row = store.row(mission_id)
             if row is None or row["finished_at"] is None:
                 write_end()
@@ -243,6 +314,13 @@ def _ensure_end(
             said = True
         time.sleep(0.5)
     end = {**end, "store_error": problem, "timestamp": time.time()}
+    if sink is not None and sink.unwritten:
+        lost = [record["event"] for record in sink.unwritten]
+        end["unwritten_events"] = lost
+        end["error"] = (
+            f"{end.get('error') or ''}{'; ' if end.get('error') else ''}{len(lost)} event(s) "
+            "the store never took are in the worker's log (unwritten_events)"
+        )
     say("END " + json.dumps(end, default=str))
     return False
 

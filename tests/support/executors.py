@@ -198,3 +198,35 @@ class AsyncModel:
     async def generate(self, prompt: str) -> str:
         await asyncio.sleep(0.01)
         return "async model answer"
+
+
+class Report:
+    """Writes what the process running the step sees to ``path`` as JSON: an environment
+    variable, the working directory, the import path, its pid and parent, a random number
+    (and numpy's, when ``numpy_too``), and whether ``module`` (if given) imports."""
+
+    def __init__(self, path, env_key="", module="", numpy_too=False):
+        self.path, self.env_key, self.module = str(path), env_key, module
+        self.numpy_too = numpy_too
+
+    def __call__(self, task, session, context):
+        import importlib
+        import json
+        import random
+
+        seen = {
+            "env": os.environ.get(self.env_key) if self.env_key else None,
+            "cwd": os.getcwd(),
+            "sys_path": list(sys.path),
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "pgid": os.getpgid(0),
+            "random": random.random(),
+            "module": importlib.import_module(self.module).VALUE if self.module else None,
+        }
+        if self.numpy_too:
+            import numpy
+
+            seen["numpy"] = float(numpy.random.random())
+        touch(self.path, json.dumps(seen))
+        return "reported"

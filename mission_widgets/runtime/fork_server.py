@@ -1,0 +1,189 @@
+"""The warm-worker fork server: a process that has imported the worker, forked per mission.
+
+Started by the kernel (:mod:`.warm_start`) as ``python -m mission_widgets.runtime.fork_server
+STORE_DIR REQUEST_FD REPLY_FD IDLE_SECS [MODULE ...]`` in a session of its own, never as a
+fork of the kernel. It imports the worker's modules (and the ``preload`` modules), then,
+single-threaded, waits for requests on a pipe. Each request (one JSON line: the worker's
+argv, the kernel's environment, working directory and import path *as they are at launch*,
+the log file) is answered by a ``fork()``: the child leaves for a session and process group
+of its own, takes that environment, directory and path, points stdout/stderr at the log,
+reseeds the random generators, takes the command line a fresh worker would have
+(setproctitle) and runs the worker exactly as ``python -m mission_widgets.worker`` would.
+The server replies with the child's pid and, when it is reaped, its exit status
+(``os.waitstatus_to_exitcode``: negative for a signal, as Popen reports it).
+
+It exits when the kernel closes the pipe (close(), or the kernel died) or after ``IDLE_SECS``
+without a request while no mission of its own runs. Missions outlive it: they are in their
+own sessions. Standard library only (setproctitle if installed), plus what it preloads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _send(fd: int, message: dict[str, Any]) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _base_path() -> list[str]:
+    """The server's import path without what came from its own start (its cwd, PYTHONPATH):
+    a mission's path is its launch's cwd + PYTHONPATH + this, as a fresh interpreter's is."""
+    own = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    own.add(os.path.abspath(os.getcwd()))
+    return [p for p in sys.path[1:] if p and os.path.abspath(p) not in own]
+
+
+def _child(request: dict[str, Any], base_path: list[str], keep_open: tuple[int, ...]) -> None:
+    """In the forked child: become the worker a fresh interpreter would have been. Never
+    returns (os._exit)."""
+    code = 70
+    try:
+        os.setsid()  # own session and process group: survives the kernel, cancel kills it
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in keep_open:
+            os.close(fd)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(null)
+        # Unbuffered text streams on the log (PYTHONUNBUFFERED for a fresh worker).
+        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:] = list(dict.fromkeys([request["cwd"], *extra, *base_path]))
+        importlib.invalidate_caches()  # modules written after the server started are found
+        _reseed()
+        _retitle(request["argv"])
+        from . import worker
+
+        sys.argv = [worker.__file__, *request["argv"]]
+        worker.main(request["argv"])  # exits with os._exit(code)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # the log says why; the kernel sees the exit code
+        try:
+            print(f"[mission_widgets] warm worker failed: {exc!r}", file=sys.stderr, flush=True)
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def _retitle(argv: list[str]) -> None:
+    """The command line a fresh worker would have (ps, psutil and people find the mission
+    by its store and id); without setproctitle the server's stays."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        return
+    setproctitle(" ".join([sys.executable, "-m", "mission_widgets.worker", *argv]))
+
+
+def _reseed() -> None:
+    """Forked children would share the server's random state: give each its own (random
+    reseeds itself after a fork; numpy's global generator does not)."""
+    import random
+
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def _preload(preload: list[str]) -> None:
+    import cloudpickle  # noqa: F401 - missions are cloudpickled: unpickling needs it
+
+    from . import worker  # noqa: F401 - what every mission needs, imported once here
+
+    try:
+        from setproctitle import getproctitle, setproctitle
+    except ImportError:
+        pass
+    else:  # set up now, while argv and environ are as the interpreter found them
+        setproctitle(getproctitle())
+
+    for name in preload:
+        importlib.import_module(name)
+
+
+def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) -> int:
+    try:
+        _preload(preload)
+    except BaseException as exc:  # the kernel says it in its one warning
+        _send(reply_fd, {"error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    base_path = _base_path()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() through wake_w
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    children: set[int] = set()
+    pending = b""
+    last_busy = time.monotonic()
+    _send(reply_fd, {"ready": os.getpid()})
+    while True:
+        timeout = None if children else max(0.0, last_busy + idle_secs - time.monotonic())
+        readable, _, _ = select.select([request_fd, wake_r], [], [], timeout)
+        if wake_r in readable:
+            os.read(wake_r, 512)
+        while children:  # reap every child that ended
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            children.discard(pid)
+            _send(reply_fd, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+            last_busy = time.monotonic()
+        if request_fd in readable:
+            chunk = os.read(request_fd, 65536)
+            if not chunk:
+                return 0  # the kernel closed the pipe: close() or it is gone
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _child(request, base_path, (request_fd, reply_fd, wake_r, wake_w))
+                children.add(pid)
+                _send(reply_fd, {"started": request["token"], "pid": pid})
+            last_busy = time.monotonic()
+        if not children and not readable and time.monotonic() >= last_busy + idle_secs:
+            _send(reply_fd, {"idle": True})
+            return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    # args[0] is the store it serves: there to be seen in ps, not used.
+    request_fd, reply_fd, idle_secs = int(args[1]), int(args[2]), float(args[3])
+    try:
+        code = serve(request_fd, reply_fd, idle_secs, args[4:])
+    except BrokenPipeError:
+        code = 0  # the kernel went away while we replied
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
