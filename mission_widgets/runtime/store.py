@@ -38,6 +38,7 @@ from .store_base import (
     busy_timeout,
     connect_sqlite,
     guarded,
+    usage_increments,
 )
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
@@ -400,20 +401,7 @@ class MissionStore(StoreRequestsAndHistory):
                 "INSERT OR REPLACE INTO mission_states (id, state_json) VALUES (?, ?)",
                 (mission_id, state_json),
             )
-        increments = ""
-        args: list[Any] = []
-        for field in ("prompt_tokens", "completion_tokens"):
-            value = event.get(field)
-            if isinstance(value, int) and value > 0:
-                increments += f", {field} = {field} + ?"
-                args.append(value)
-        if name == "model_call":
-            cost = event.get("cost_usd")
-            if isinstance(cost, int | float) and cost == cost:
-                increments += ", cost_usd = cost_usd + ?"
-                args.append(float(cost))
-            else:
-                increments += ", cost_usd = NULL"
+        increments, args = usage_increments(event)
         if not sets and not increments:
             return
         assignments = ", ".join(f"{key} = ?" for key in sets) or "id = id"
