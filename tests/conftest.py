@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.stores import small_tmpfs
 from support.waiting import check_no_worker_left
 
 from mission_widgets import MissionOrchestrator
@@ -24,6 +25,13 @@ def no_worker_left(tmp_path):
     (waited for with a deadline; stragglers are killed, by pid, and fail the test)."""
     yield
     check_no_worker_left(str(tmp_path.resolve()) + os.sep)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs, a disk a test can fill (skips, saying why, without root)."""
+    with small_tmpfs(tmp_path / "small-disk", "4m") as mount:
+        yield mount
 
 
 @pytest.fixture

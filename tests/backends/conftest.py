@@ -43,7 +43,9 @@ class Launcher:
 
 @pytest.fixture
 def store(store_dir) -> MissionStore:
-    return MissionStore(store_dir)
+    made = MissionStore(store_dir)
+    yield made
+    made.close()
 
 
 @pytest.fixture

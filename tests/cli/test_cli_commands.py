@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import cli_env, wait_for, worker_processes
+from support.waiting import default_sigint
 
 from mission_widgets import Mission, MissionOrchestrator
 from mission_widgets.cli import main
@@ -181,6 +182,7 @@ def start_hanging_demo(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Pat
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(tmp_path),
+        preexec_fn=default_sigint,  # a test sends it Ctrl-C, also under nohup
     )
     return proc, store
 

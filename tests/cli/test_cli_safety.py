@@ -3,13 +3,12 @@ cannot be stores are refused by every command with exit 2 and one clear line."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 from support.cli import cli_env
+from support.stores import needs_root
 
 from mission_widgets.cli.terminal import escape_control, safe_view
 from mission_widgets.core.progress import mission_view
@@ -122,10 +121,7 @@ def test_a_default_store_that_is_a_file_exits_2(run_cli, tmp_path, command):
     assert "is a file" in line
 
 
-@pytest.mark.skipif(
-    sys.platform == "win32" or os.geteuid() != 0 or not shutil.which("setpriv"),
-    reason="runs the command as another user (nobody) through setpriv, as root",
-)
+@needs_root
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
 def test_an_unreadable_store_exits_2(tmp_path, command):
     """A store the user cannot read (here: root's 0700 store, read by nobody)."""

@@ -12,7 +12,8 @@ from mission_widgets import Mission, MissionStep, emit_event, report_progress
 from mission_widgets.core import EVENT_FIELDS, make_event
 from mission_widgets.core.planning import PLAN_PROMPT_HEADER
 
-DESIGN_FIELDS = (
+#: The fields every event carries (read by sinks, the store and users' own log readers).
+PUBLIC_FIELDS = (
     "event",
     "timestamp",
     "mission_id",
@@ -49,10 +50,10 @@ def eventful_mission(**kwargs):
     )
 
 
-def test_event_fields_match_the_design():
-    assert tuple(EVENT_FIELDS) == DESIGN_FIELDS
+def test_event_fields_are_the_public_ones():
+    assert tuple(EVENT_FIELDS) == PUBLIC_FIELDS
     event = make_event("custom", "m1", extra=1)
-    assert set(DESIGN_FIELDS) <= set(event)
+    assert set(PUBLIC_FIELDS) <= set(event)
     assert (event["event"], event["mission_id"], event["extra"]) == ("custom", "m1", 1)
     assert event["step_id"] is None
 
@@ -62,7 +63,7 @@ def test_every_event_in_the_audit_log_has_all_fields():
     assert mission.status == "succeeded"
     assert mission.audit_log
     for event in mission.audit_log:
-        missing = set(DESIGN_FIELDS) - set(event)
+        missing = set(PUBLIC_FIELDS) - set(event)
         assert not missing, (event["event"], missing)
         assert event["mission_id"] == mission.id
         assert isinstance(event["timestamp"], float)
@@ -253,7 +254,7 @@ def test_emit_event_inside_an_executor():
         42,
         "m",
     )
-    assert set(DESIGN_FIELDS) <= set(event)
+    assert set(PUBLIC_FIELDS) <= set(event)
 
 
 def test_report_progress_and_emit_event_during_planning():

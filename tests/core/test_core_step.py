@@ -16,7 +16,7 @@ from mission_widgets import (
 from mission_widgets.core.planning import PLAN_PROMPT_HEADER
 
 
-def test_defaults_match_the_design():
+def test_a_new_step_has_the_documented_defaults():
     step = MissionStep("a", "do a")
     assert (step.id, step.description, step.executor) == ("a", "do a", None)
     assert step.status == "pending"

@@ -251,10 +251,8 @@ def test_history_survives_the_client_going_away(cluster, tmp_path):
 
 
 def test_panel_draws_rows_of_dask_missions(dask_orchestrators):
-    try:
-        from mission_widgets.widgets import MissionPanel
-    except ImportError as exc:  # the panel is being built in parallel
-        pytest.skip(f"mission_widgets.widgets.MissionPanel is not importable yet: {exc}")
+    from mission_widgets.widgets import MissionPanel  # a panel that cannot import fails here
+
     orch = dask_orchestrators(max_concurrent=2)
     missions = [two_steps(f"panel {i}") for i in range(2)]
     for mission in missions:

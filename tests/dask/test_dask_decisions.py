@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from distributed import Client
 from support.dask_tasks import Analyst, FlakyOnce, Steady, wait_for
+from support.waiting import wait_until_waiting
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep, StallPolicy
 
@@ -31,20 +32,14 @@ def events_named(orch, mission_id: str, name: str) -> list[dict]:
     return [e for e in orch.store.events_for(mission_id) if e["event"] == name]
 
 
-def wait_until_waiting(orch, mission: Mission) -> dict:
-    waiting = wait_for(
-        lambda: events_named(orch, mission.id, "mission_waiting"), 60, "the mission to ask"
-    )
-    return waiting[0]
-
-
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 @pytest.mark.parametrize("action", ["retry", "skip", "abort"])
 def test_a_waiting_mission_on_dask_takes_the_decision(dask_orchestrators, isolation, action):
     orch = dask_orchestrators(isolation=isolation)
     mission = asking(f"asks, then {action}")
     handle = orch.run_async(mission)
-    waiting = wait_until_waiting(orch, mission)
+    assert wait_until_waiting(mission, orch) == "flaky"
+    waiting = events_named(orch, mission.id, "mission_waiting")[0]
     assert waiting["step_id"] == "flaky" and waiting.get("waiting_on") == "flaky"
     # Waiting is not hanging: the heartbeat goes on, the mission is not over.
     beat = orch.store.row(mission.id)["last_heartbeat"]
@@ -76,7 +71,7 @@ def test_a_decision_from_a_second_orchestrator_reaches_the_dask_worker(dask_orch
     orch = dask_orchestrators()
     mission = asking("asks; another process answers")
     handle = orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    wait_until_waiting(mission, orch)
 
     # e.g. another notebook naming the store: it answers, it does not own (or cancel) the mission
     other = MissionOrchestrator(store=orch.store.root)
@@ -97,7 +92,7 @@ def test_explain_reaches_the_retry_on_the_dask_worker(dask_orchestrators, isolat
     mission = asking("explained, then retried", executor=FlakyOnce(show_context=True))
     mission.model = Analyst()
     handle = orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    wait_until_waiting(mission, orch)
 
     assert orch.explain(mission.id) == Analyst.answer
     orch.decide(mission.id, "retry")
@@ -128,7 +123,7 @@ def test_cancel_stops_a_mission_waiting_on_dask(dask_orchestrators, isolation):
     orch = dask_orchestrators(isolation=isolation)
     mission = asking("waits, then is cancelled")
     handle = orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    wait_until_waiting(mission, orch)
 
     orch.cancel(mission.id)
     handle.wait(timeout=60)
@@ -144,7 +139,7 @@ def test_the_question_survives_a_kernel_restart_on_dask(cluster, tmp_path):
     with Client(cluster, set_as_default=False) as first:
         orch = MissionOrchestrator(backend="dask", client=first, store=store, heartbeat_secs=0.3)
         orch.run_async(mission)
-        wait_until_waiting(orch, mission)
+        wait_until_waiting(mission, orch)
         orch.close()  # the kernel goes away; the mission waits on its Dask worker
     with Client(cluster, set_as_default=False) as second:
         again = MissionOrchestrator(backend="dask", client=second, store=store)

@@ -13,6 +13,7 @@ import pytest
 from support.executors import EchoModel, Fail
 from support.faults import FailOnceThenShowContext
 from support.runtime import TESTS_DIR, asking, event_names, store_events, wait_for
+from support.waiting import wait_until_waiting
 
 from mission_widgets.core.errors import MissionError
 
@@ -31,15 +32,11 @@ RESTARTED_KERNEL = textwrap.dedent(
 )
 
 
-def wait_until_waiting(orch, mission) -> None:
-    wait_for(lambda: orch.waiting_on(mission.id) == "fragile", 30, "the mission to ask")
-
-
 def test_waiting_on_and_skip_from_a_restarted_kernel(orchestrators, store_dir, tmp_path):
     orch = orchestrators(2)
     mission = asking(Fail("flaky mirror"))
     handle = orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    assert wait_until_waiting(mission, orch) == "fragile"
     # Nobody polls: the watcher's mirror and the store's table agree.
     wait_for(
         lambda: orch.status().set_index("id").loc[mission.id, "waiting_on"] == "fragile",
@@ -71,7 +68,7 @@ def test_abort_fails_the_mission(orchestrators):
     orch = orchestrators(2)
     mission = asking(Fail("broken"))
     orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    assert wait_until_waiting(mission, orch) == "fragile"
     assert orch.decide(mission.id, "abort") == "fragile"
     assert orch.wait(mission.id, 30).status == "failed"
     assert "escalation_abort" in [e["event"] for e in mission.audit_log]
@@ -82,7 +79,7 @@ def test_explain_asks_the_model_and_the_retry_gets_the_analysis(orchestrators, s
     shown = tmp_path / "context.txt"
     mission = asking(FailOnceThenShowContext(shown), model=EchoModel())
     orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    assert wait_until_waiting(mission, orch) == "fragile"
 
     text = orch.explain(mission.id)
 

@@ -16,6 +16,7 @@ from support.runtime import (
     wait_for,
     worker_processes,
 )
+from support.waiting import sigint_raises_keyboard_interrupt
 
 
 def test_short_missions_start_while_a_long_one_runs(orchestrators, store_dir, tmp_path):
@@ -111,12 +112,14 @@ def test_keyboard_interrupt_cancels_what_run_all_started(orchestrators, store_di
         _thread.interrupt_main()
 
     interrupter = threading.Thread(target=interrupt_when_started)
-    interrupter.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            orch.run_all()
-    finally:
-        interrupter.join()
+    # interrupt_main() does nothing while SIGINT is ignored (a suite run under nohup).
+    with sigint_raises_keyboard_interrupt():
+        interrupter.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                orch.run_all()
+        finally:
+            interrupter.join()
     assert problems == []
     assert [m.status for m in missions] == ["cancelled"] * 3
     assert not started[2].exists()  # the queued one never ran

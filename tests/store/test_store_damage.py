@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.executors import echo
 from support.runtime import one_step
-from support.stores import finished_row, run_python, small_tmpfs
+from support.stores import finished_row, run_python
 from support.waiting import wait_for, worker_processes
 
 from mission_widgets import MissionOrchestrator
@@ -151,17 +151,11 @@ def test_a_read_only_store_is_a_store_error_naming_it(nobody_dir):
     assert "read-only" in done.stdout or "unable to open" in done.stdout
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    with small_tmpfs(tmp_path / "small") as mount:
-        yield mount
-
-
 def test_a_full_disk_is_a_store_error_and_loses_what_was_stored(small_disk):
     store = MissionStore(small_disk / "s")
     written = []
     with pytest.raises(StoreError) as caught:
-        for i in range(100):
+        for i in range(1000):  # 20 MB of goals on a 4 MiB disk
             store.register(f"m{i}", "x" * 20_000, backend="subprocess", owner=None)
             written.append(f"m{i}")
     message = str(caught.value)

@@ -8,7 +8,7 @@ import pickle
 import stat
 
 import pytest
-from support.stores import NOBODY, run_python
+from support.stores import NOBODY, needs_root, run_python
 
 from mission_widgets import MissionOrchestrator
 from mission_widgets.core.events import make_event
@@ -75,6 +75,7 @@ def _chown_tree(root, uid) -> None:
             os.chown(name, uid, uid)
 
 
+@needs_root
 def test_a_store_of_another_user_is_refused_before_any_pickle_is_read(tmp_path, no_worker_left):
     marker = tmp_path / "pickle-ran"
     _plant_pickle(tmp_path / "s", marker)

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 from support.executors import BigResult
-from support.stores import child_env, run_python
+from support.stores import child_env, needs_root, run_python
 
 from mission_widgets import Mission, MissionOrchestrator, MissionStep, MissionValidationError
 from mission_widgets.runtime.store import StoreError
@@ -81,9 +81,7 @@ def test_a_world_writable_store_whose_state_holds_a_pickle_is_refused_before_loa
     assert os.path.exists(marker)
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
-)
+@needs_root
 def test_another_user_opening_my_readable_store_is_refused_before_any_pickle_is_loaded(
     orchestrators,
 ):

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from mission_widgets.runtime.store import MissionStore
 
 NOBODY = 65534
+
+#: Why this process cannot give files to another user or run a helper as user nobody
+#: (None: it can). Tests that must skip, with this reason, rather than fail.
+NOT_ROOT = (
+    None
+    if os.geteuid() == 0 and shutil.which("setpriv")
+    else "changes file owners and runs helpers as user nobody: needs root and setpriv"
+)
+needs_root = pytest.mark.skipif(NOT_ROOT is not None, reason=str(NOT_ROOT))
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -59,8 +71,6 @@ def finished_row(store: MissionStore, mission_id: str, status: str = "succeeded"
 def small_tmpfs(mount_point, size: str = "256k"):
     """Mount a tmpfs of ``size`` at ``mount_point`` (a disk that fills up); unmounted after.
     Skips the test where mount(2) is not allowed (needs root)."""
-    import pytest
-
     os.makedirs(mount_point, exist_ok=True)
     made = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount_point)],

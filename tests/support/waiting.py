@@ -1,6 +1,8 @@
 """Waiting on conditions and finding worker processes: for the tests.
 
 ``wait_for`` polls a condition with a deadline instead of sleeping and hoping;
+``default_sigint`` and ``sigint_raises_keyboard_interrupt`` let a test interrupt a child or
+itself even when the suite runs with SIGINT ignored;
 ``worker_processes`` finds the live workers of a store, and ``check_no_worker_left`` proves
 none is left behind (the guard of the ``no_worker_left`` fixture).
 """
@@ -37,6 +39,35 @@ def wait_for(
             name = what or getattr(predicate, "__doc__", None) or repr(predicate)
             raise AssertionError(f"timed out after {timeout:g} s waiting for: {name}")
         time.sleep(interval)
+
+
+def wait_until_waiting(mission: Any, orch: Any = None, timeout: float = 60.0) -> str:
+    """Wait until ``mission`` waits for a person and return the step it waits on: as its
+    orchestrator ``orch`` reads it from the store (any backend, any process), or, with no
+    ``orch``, as the Mission itself says while it runs in this process."""
+
+    def step() -> str | None:
+        return mission.waiting_on if orch is None else orch.waiting_on(mission.id)
+
+    return wait_for(step, timeout, f"mission {mission.id} to ask a person")
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child that a test interrupts with SIGINT: Ctrl-C reaches it as from
+    a terminal even when this suite runs with SIGINT ignored (``nohup``, ``cmd &``), whose
+    ignoring every child inherits (Python then never installs its KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def sigint_raises_keyboard_interrupt():
+    """In this (main) thread, SIGINT raises KeyboardInterrupt while the block runs, however
+    the suite was started; the handler before is put back after."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def is_alive(proc: psutil.Process) -> bool:

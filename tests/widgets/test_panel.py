@@ -344,19 +344,18 @@ def test_bad_panel_options_are_refused(orchestrators):
 
 
 def wait_for_the_question(panel: MissionPanel, mission: Mission) -> None:
-    """Wait until the mission's row asks for a decision (skip while the worker side cannot
-    take decisions yet: ORCH/RUNTIME wire ``decision_source`` into the subprocess worker)."""
+    """Wait until the mission's row asks for a decision. A mission that ends instead fails
+    the test (it never asked: the very regression these tests are for), it does not skip."""
 
     def asking() -> bool:
         row = row_of(panel, mission.id)
         return row.decision_box is not None and row.decision_box.layout.display == ""
 
-    def unanswerable() -> bool:  # it ended instead of waiting: nobody could answer it
+    def ended() -> bool:
         return mission.finished_at is not None
 
-    settle(panel, lambda: asking() or unanswerable(), "the row to ask for a decision")
-    if not asking():
-        pytest.skip("the subprocess worker cannot take decisions yet (no decision_source)")
+    settle(panel, lambda: asking() or ended(), "the row to ask for a decision")
+    assert asking(), f"the mission ended {mission.status} instead of asking: {mission.error}"
 
 
 def test_a_mission_waiting_for_a_person_asks_in_its_row_and_the_buttons_answer(
