@@ -384,8 +384,7 @@ class MissionStore(StoreRequestsAndHistory):
         if summary:
             sets.update(summary)
         if name == "mission_start":
-            sets["started_at"] = ts
-            sets["finished_at"] = None
+            sets.update(started_at=ts, finished_at=None)
         elif name == "mission_stall":
             sets["stall_reason"] = event.get("reason") or event.get("error_message")
             if event.get("status"):
