@@ -106,3 +106,18 @@ class MissionViews:
         with open(target, "w", encoding="utf-8") as handle:
             json.dump(document, handle)
         return target
+
+    def export_spans(
+        self, tracer_provider: Any = None, ids: str | Iterable[str] | None = None
+    ) -> int:
+        """Emit the missions (all, or ``ids``) as OpenTelemetry spans after the GenAI
+        semantic conventions, with the events' real times, through ``tracer_provider`` (the
+        global one by default); returns how many spans were made. Needs the ``[otel]`` extra
+        (``pip install "mission-widgets[otel]"``); see :mod:`.otel_spans`."""
+        try:
+            from .otel_spans import export_spans
+        except ImportError as exc:  # the extra is not installed
+            raise ImportError(
+                "export_spans needs OpenTelemetry: pip install 'mission-widgets[otel]'"
+            ) from exc
+        return export_spans(read_traces(self.store, ids), tracer_provider)

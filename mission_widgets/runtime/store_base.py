@@ -207,7 +207,8 @@ def connect_sqlite(
 def usage_increments(event: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The ``SET`` additions of an event's usage: its tokens added up, and for a model call
     its cost (``cost_usd = NULL`` when unknown: unknown never sums into a number)."""
-    increments, args = "", list[Any]()
+    increments = ""
+    args: list[Any] = []
     for field in ("prompt_tokens", "completion_tokens"):
         value = event.get(field)
         if isinstance(value, int) and value > 0:
