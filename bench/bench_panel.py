@@ -26,10 +26,11 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from mission_widgets.widgets.row import MissionRow
+
 from mission_widgets import Mission, MissionOrchestrator
 from mission_widgets.core.progress import mission_view
 from mission_widgets.widgets.panel import MissionPanel
-from mission_widgets.widgets.row import MissionRow
 
 
 def timed(action: Callable[[], object]) -> float:

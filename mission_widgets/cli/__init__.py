@@ -24,12 +24,12 @@ from .commands import (
     cmd_cancel,
     cmd_decide,
     cmd_explain,
-    cmd_lab,
     cmd_status,
 )
 from .common import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_USAGE, PROG, CommandError
 from .demo import add_demo_parser, cmd_demo
 from .history import add_history_parsers, cmd_prune, cmd_store
+from .lab import cmd_lab
 from .terminal import Console, escape_control
 
 __all__ = ["PROG", "CommandError", "build_parser", "main"]
@@ -154,10 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         "lab",
         help="open JupyterLab on the quickstart notebook",
         usage=f"{PROG} lab [-h] [--store DIR] [--port P] [JUPYTER ARGS ...]",
-        description="Start JupyterLab (python -m jupyter lab) on notebooks/01-quickstart.ipynb. "
-        "Any other argument is passed on to Jupyter as given (e.g. --no-browser, "
-        "--ServerApp.token=..., a notebook to open instead). As root, --allow-root is added "
-        "unless you pass --allow-root/--no-allow-root yourself.",
+        description="Start JupyterLab (python -m jupyter lab) on the quickstart lesson: "
+        "./notebooks when run from a checkout, else your own copy of the lessons shipped "
+        "with the package ($XDG_DATA_HOME/mission_widgets/lessons). Any other argument is "
+        "passed on to Jupyter as given (e.g. --no-browser, --ServerApp.token=..., a notebook "
+        "to open instead). As root, --allow-root is added unless you pass "
+        "--allow-root/--no-allow-root yourself. SIGTERM or Ctrl-C stops JupyterLab and its "
+        "kernels.",
     )
     lab.add_argument(
         "--store", metavar="DIR", help="store for the notebooks (sets $MISSION_WIDGETS_STORE)"

@@ -1,5 +1,5 @@
 """The commands that look at or act on one store: ``status``, ``cancel``, ``decide`` and
-``explain``; and ``lab``.
+``explain`` (``lab`` is in :mod:`.lab`).
 
 ``status`` reads only the columns it shows and, by default, only the most recent rows (with a
 count by status of all of them), so it answers at once on a store of 100,000 missions.
@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import progress as pg
 from ..runtime.store_base import STATUS_COLUMNS
 from .common import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     PROG,
     CommandError,
     open_store,
     resolve_mission_id,
-    store_location,
 )
 from .terminal import Console, escape_control
 
@@ -225,68 +220,3 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> int:
         raise CommandError(f"{PROG} explain: {exc}") from None
     console.print(escape_control(text))
     return EXIT_OK
-
-
-# -- lab ------------------------------------------------------------------------------------
-
-
-def quickstart_notebook() -> Path:
-    return Path(__file__).resolve().parents[2] / "notebooks" / "01-quickstart.ipynb"
-
-
-def _names_a_path(arg: str) -> bool:
-    """Whether a Jupyter argument names something to open (not an option or its value)."""
-    return not arg.startswith("-") and (arg.endswith(".ipynb") or os.path.exists(arg))
-
-
-def lab_command(
-    jupyter_args: list[str], *, notebook: Path | None, port: int | None, is_root: bool
-) -> tuple[list[str], Path | None]:
-    """The ``jupyter lab`` command line and its working directory: the quickstart notebook
-    (opened from its own folder) unless the user names something to open, the user's
-    arguments passed on as given, and ``--allow-root`` when running as root (Jupyter refuses
-    root otherwise) unless the user already said either way."""
-    command = [sys.executable, "-m", "jupyter", "lab"]
-    cwd = None
-    if notebook is not None and not any(_names_a_path(a) for a in jupyter_args):
-        command.append(notebook.name)
-        cwd = notebook.parent
-    if port is not None:
-        command.append(f"--port={port}")
-    command += jupyter_args
-    root_flags = ("--allow-root", "--no-allow-root", "--ServerApp.allow_root")
-    if is_root and not any(a.split("=")[0] in root_flags for a in jupyter_args):
-        command.append("--allow-root")
-    return command, cwd
-
-
-def cmd_lab(args: argparse.Namespace, console: Console) -> int:
-    import importlib.util
-    import subprocess
-
-    if importlib.util.find_spec("jupyterlab") is None:
-        raise CommandError(
-            f"{PROG} lab: JupyterLab is not installed in {sys.prefix}; install it with "
-            f"`{sys.executable} -m pip install jupyterlab` (or `pip install -e '.[dev]'`)"
-        )
-    env = dict(os.environ)
-    if args.store is not None:
-        env["MISSION_WIDGETS_STORE"] = str(store_location(args.store, "lab").resolve())
-    notebook: Path | None = quickstart_notebook()
-    if notebook is not None and not notebook.is_file():
-        console.print(
-            f"note: the quickstart notebook is not at {notebook} (it ships with the source "
-            "repository); opening JupyterLab in the current directory."
-        )
-        notebook = None
-    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    command, cwd = lab_command(
-        args.jupyter_args, notebook=notebook, port=args.port, is_root=is_root
-    )
-    console.print("Starting: " + escape_control(" ".join(command)))
-    try:
-        return subprocess.call(command, cwd=cwd, env=env)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except OSError as exc:
-        raise CommandError(f"{PROG} lab: could not start JupyterLab: {exc}", EXIT_USAGE) from None

@@ -151,9 +151,10 @@ class DemoRun:
             m.id for m in self.missions if m.id not in rows or rows[m.id]["finished_at"] is None
         ]
 
-    def cancel(self, orch: MissionOrchestrator, mission_id: str) -> bool:
+    def cancel(self, orch: MissionOrchestrator, mission_id: str, reason: str) -> bool:
+        """Cancel one of the demo's missions, saying why (its error in the table)."""
         self.cancelled_here.add(mission_id)
-        return orch.cancel(mission_id)
+        return orch.cancel(mission_id, reason=f"cancelled by the demo: {reason}")
 
     def handle_stalls(self, orch: MissionOrchestrator) -> None:
         flagged = orch.reconcile(
@@ -169,7 +170,7 @@ class DemoRun:
             if mission_id in self.cancelled_here or now - seen < STALL_SHOW_SECS:
                 continue
             # reconcile() keeps a flagged mission in orch.running, so cancel() stops it.
-            self.cancel(orch, mission_id)
+            self.cancel(orch, mission_id, f"no progress for {self.args.stall_secs:g} s")
 
     def header(self, views: Sequence[pg.MissionView]) -> str:
         counts = pg.format_counts(pg.status_counts(views))
@@ -283,7 +284,7 @@ class DemoRun:
         stopped = []
         for mission_id in self.unfinished(orch):
             try:
-                if self.cancel(orch, mission_id):
+                if self.cancel(orch, mission_id, why):
                     stopped.append(mission_id)
             except Exception as exc:  # keep stopping the others
                 self.console.print(f"could not cancel {mission_id}: {escape_control(str(exc))}")

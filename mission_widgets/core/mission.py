@@ -123,6 +123,8 @@ class Mission:
     backoff_factor: float = 1.0
     budget: Budget | None = None  # (class defaults: missions pickled before budgets)
     on_budget: str = "abort"
+    #: The last message a step gave ``report_progress`` (None until one does).
+    message: str | None = None
 
     def __init__(
         self,
@@ -234,6 +236,8 @@ class Mission:
         event = make_event(name, self.id, **fields)
         with self._lock:
             if name == "progress":
+                if fields.get("message"):
+                    self.message = fields["message"]
                 key = fields.get("step_id")
                 last = self._last_progress_emit.get(key, 0.0)
                 if (
@@ -398,6 +402,7 @@ class Mission:
         self.status = MissionStatus.PENDING
         self.error = None
         self.started_at = time.time()
+        self.message = None
         self.finished_at = None
         # Resolved lazily: a "provider:name" string is looked up only when a plan or an
         # executor-less step needs it.

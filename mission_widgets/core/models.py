@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from .errors import ModelResolutionError
 from .events import report_progress
-from .planning import PLAN_PROMPT_HEADER
+from .planning import EXPLAIN_PROMPT_HEADER, PLAN_PROMPT_HEADER
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -190,6 +190,8 @@ def model_label(model: Any) -> str | None:
 SIMULATED_LABEL = "[simulated by the offline demo model]"
 
 _DEMO_SPEEDS = {"": 1.0, "fast": 0.0, "slow": 3.0, "instant": 0.0}
+#: The step that ``[fail-step]`` fails (the first one of every plan).
+FAILING_STEP = "gather"
 
 
 class DemoModel:
@@ -198,8 +200,12 @@ class DemoModel:
     It plans any goal into 3-5 steps (two of them parallel) and "executes" a step by
     sleeping in small ticks while reporting progress. About one step in five fails its first
     attempt with a simulated transient error, so retries show up. Goals containing
-    ``[fail]`` fail every attempt; ``[hang]`` makes steps hang (for stall demos);
-    ``[slow]`` makes steps three times slower.
+    ``[fail]`` fail every attempt; ``[fail-step]`` fails every attempt of one step only
+    (``gather``: a service it needs is down, so a person can skip it and the mission go
+    on); ``[hang]`` makes steps hang (for stall demos);
+    ``[slow]`` makes steps three times slower. Asked to explain a step's failures
+    (``orch.explain``), it builds an analysis from the step's error history
+    (:mod:`~mission_widgets.core.demo_analysis`).
     """
 
     label = "demo"
@@ -222,6 +228,10 @@ class DemoModel:
     def generate(self, prompt: str) -> str:
         if prompt.startswith(PLAN_PROMPT_HEADER):
             return self._plan(prompt.rsplit("GOAL:", 1)[-1].strip())
+        if prompt.startswith(EXPLAIN_PROMPT_HEADER):
+            from .demo_analysis import explain_failures  # only when asked to explain
+
+            return explain_failures(prompt, SIMULATED_LABEL)
         return self._execute(prompt)
 
     @staticmethod
@@ -289,6 +299,11 @@ class DemoModel:
             report_progress(tick / self.ticks, f"simulated work {tick}/{self.ticks}")
         if "[fail]" in goal_line:
             raise RuntimeError(f"simulated failure (the goal asks for [fail]) in {step_line}")
+        if "[fail-step]" in goal_line and step_line.startswith(f"CURRENT STEP ({FAILING_STEP})"):
+            raise ConnectionError(
+                f"simulated: the catalogue service is down (the goal asks for [fail-step], "
+                f"so step {FAILING_STEP!r} fails every attempt)"
+            )
         is_step = step_line != "a step"  # explanations and other questions never fail
         if self.transient_errors and is_step and not retrying and self._digest(prompt) % 5 == 0:
             raise ConnectionError("simulated transient error from the offline demo model")

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 #: First line of every planning prompt (the offline demo model recognises it).
 PLAN_PROMPT_HEADER = "You are the planner of a multi-step mission."
+#: The first line of the question ``explain`` asks a model (the demo model answers it).
+EXPLAIN_PROMPT_HEADER = (
+    "A step of a mission has failed after all its retries. Analyse the failures."
+)
 
 PLAN_PROMPT = (
     PLAN_PROMPT_HEADER

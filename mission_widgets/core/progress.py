@@ -28,10 +28,12 @@ ACTIVE_STATUSES = frozenset({"planning", "running"})
 class StatusStyle(NamedTuple):
     """How every display draws one status: the one palette of the package.
 
-    ``colour`` is a CSS colour (panel, static HTML), ``glyph`` a symbol for HTML,
-    ``mark`` / ``mark_ascii`` one character for text tables, ``bar_style`` ipywidgets'
-    ``FloatProgress.bar_style`` and ``ansi`` the SGR code of the terminal colour. Failed,
-    cancelled and stalled differ in colour *and* in symbol, so no one has to tell red from
+    ``colour`` is a CSS colour for light backgrounds (panel, static HTML) and ``dark`` the
+    same status on dark backgrounds (the panel in a dark theme); each is at least 4.5:1
+    against its background (white, and JupyterLab's dark ``#111111``). ``glyph`` is a
+    symbol for HTML, ``mark`` / ``mark_ascii`` one character for text tables, ``bar_style``
+    ipywidgets' ``FloatProgress.bar_style`` names and ``ansi`` the SGR code of the terminal
+    colour. Every status differs in colour *and* in symbol, so no one has to tell red from
     orange to read the panel.
     """
 
@@ -41,18 +43,20 @@ class StatusStyle(NamedTuple):
     mark_ascii: str
     bar_style: str
     ansi: str
+    dark: str = "#bdbdbd"
 
 
 STATUS_STYLES: dict[str, StatusStyle] = {
-    "pending": StatusStyle("#757575", "\u25cb", " ", " ", "", "2"),  # white circle
-    "planning": StatusStyle("#1976d2", "\u25b7", ">", ">", "info", "36"),  # white triangle
-    "running": StatusStyle("#1976d2", "\u25b6", ">", ">", "info", "36"),  # black triangle
-    "succeeded": StatusStyle("#2e7d32", "\u2714", "\u2713", "+", "success", "32"),  # check
-    "failed": StatusStyle("#c62828", "\u2716", "\u2717", "x", "danger", "31"),  # heavy x
-    "stalled": StatusStyle("#ef6c00", "\u26a0", "!", "!", "warning", "33"),  # warning sign
-    "cancelled": StatusStyle("#6a1b9a", "\u2298", "-", "-", "", "35"),  # circled slash
+    "pending": StatusStyle("#616161", "\u25cb", " ", " ", "", "2", "#bdbdbd"),  # white circle
+    "planning": StatusStyle("#1565c0", "\u25b7", ">", ">", "info", "36", "#90caf9"),  # triangle
+    "running": StatusStyle("#1565c0", "\u25b6", ">", ">", "info", "36", "#90caf9"),  # triangle
+    "waiting": StatusStyle("#00695c", "?", "?", "?", "warning", "36", "#80cbc4"),  # a question
+    "succeeded": StatusStyle("#2e7d32", "\u2714", "\u2713", "+", "success", "32", "#81c784"),
+    "failed": StatusStyle("#c62828", "\u2716", "\u2717", "x", "danger", "31", "#ef9a9a"),
+    "stalled": StatusStyle("#b45309", "\u26a0", "!", "!", "warning", "33", "#ffb74d"),
+    "cancelled": StatusStyle("#6a1b9a", "\u2298", "-", "-", "", "35", "#ce93d8"),
 }
-_UNKNOWN_STYLE = StatusStyle("#757575", "?", "?", "?", "", "")
+_UNKNOWN_STYLE = StatusStyle("#616161", "\u00b7", "?", "?", "", "", "#bdbdbd")
 
 #: ``bar_style`` per status (ipywidgets' names); derived from :data:`STATUS_STYLES`.
 BAR_STYLES = {status: style.bar_style for status, style in STATUS_STYLES.items()}
@@ -61,7 +65,16 @@ STATUS_MARKS = {status: style.mark for status, style in STATUS_STYLES.items()}
 STATUS_MARKS_ASCII = {status: style.mark_ascii for status, style in STATUS_STYLES.items()}
 
 #: Statuses from the worst to the best: an overall bar takes the style of the worst present.
-SEVERITY = ("failed", "stalled", "cancelled", "running", "planning", "pending", "succeeded")
+SEVERITY = (
+    "waiting",
+    "failed",
+    "stalled",
+    "cancelled",
+    "running",
+    "planning",
+    "pending",
+    "succeeded",
+)
 
 
 def status_style(status: str) -> StatusStyle:
@@ -104,6 +117,10 @@ class MissionView(NamedTuple):
     finished: bool = False
     n_failed: int = 0
     waiting_on: str | None = None
+    message: str | None = None
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    result_summary: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -273,68 +290,6 @@ def format_counts(counts: Mapping[str, int]) -> str:
     return ", ".join(parts) if parts else "no missions"
 
 
-def worst_status(counts: Mapping[str, int]) -> str | None:
-    """The worst status with a non-zero count (see :data:`SEVERITY`); None when empty."""
-    present = [status for status, n in counts.items() if n]
-    if not present:
-        return None
-    return min(present, key=lambda status: _index(list(SEVERITY), status))
-
-
-class OverallView(NamedTuple):
-    """The header of a panel: every mission as one bar, like tqdm's bar over iterations.
-
-    ``fraction`` is ended / total; ``status`` the worst status present (its style is the
-    bar's); ``rate`` missions ended per second since tracking began, ``eta`` seconds until
-    all have ended at that rate (None when not estimable).
-    """
-
-    total: int
-    ended: int
-    fraction: float
-    status: str | None
-    rate: float | None
-    eta: float | None
-
-    @property
-    def style(self) -> StatusStyle:
-        return status_style(self.status or "pending")
-
-
-def overall_view(
-    counts: Mapping[str, int],
-    now: float,
-    since: tuple[float, int] | None = None,
-    in_flight: int = 0,
-) -> OverallView:
-    """The :class:`OverallView` of missions counted by status, at time ``now``.
-
-    ``since`` is ``(time, ended count)`` when the watcher began to track (the panel keeps
-    it); the rate is what ended since then over the time since then. ``in_flight`` counts
-    missions whose status is a final one but which have not ended (flagged stalled while
-    their worker runs, or waiting for a person).
-    """
-    total = sum(int(n) for n in counts.values())
-    finished = sum(int(n) for status, n in counts.items() if status in FINISHED_STATUSES)
-    ended = max(finished - int(in_flight), 0)
-    rate = None
-    if since is not None:
-        spent = float(now) - float(since[0])
-        done_since = ended - int(since[1])
-        if spent > 0 and done_since > 0:
-            rate = done_since / spent
-    left = total - ended
-    eta = left / rate if rate and left > 0 else None
-    return OverallView(
-        total=total,
-        ended=ended,
-        fraction=ended / total if total else 0.0,
-        status=worst_status(counts),
-        rate=rate,
-        eta=eta,
-    )
-
-
 def format_rate(rate: float | None) -> str:
     """``'2.5 missions/s'``, or the time per mission when slower than one a second
     (``'12s/mission'``), as tqdm inverts ``it/s`` to ``s/it``; ``''`` when unknown."""
@@ -344,16 +299,6 @@ def format_rate(rate: float | None) -> str:
     if value >= 1:
         return f"{value:.1f} missions/s"
     return f"{format_duration(1 / value)}/mission"
-
-
-def format_overall(view: OverallView) -> str:
-    """``'12/40 ended · 2.5 missions/s · ETA 11s'`` (parts that are unknown left out)."""
-    parts = [f"{view.ended}/{view.total} ended"]
-    if view.rate is not None:
-        parts.append(format_rate(view.rate))
-    if view.eta is not None:
-        parts.append(f"ETA {format_duration(view.eta)}")
-    return " \u00b7 ".join(parts)
 
 
 def page_count(n_items: int, page_size: int) -> int:
@@ -441,6 +386,11 @@ def mission_view(mission: Any, now: float) -> MissionView:
     else:
         elapsed = max(float(now) - started, 0.0)
 
+    if finished and status in ("failed", "stalled") and n_steps:
+        # What a mission that gave up did is the steps it finished: its failed attempts'
+        # progress would show "40%" beside "0/5" (a cancelled one keeps its bar where it
+        # stopped, as the work in progress was interrupted, not refused).
+        progress = min(n_done / n_steps, 1.0)
     if not finished and progress >= 1.0:
         progress = 0.999  # every step reported 100% but the mission has not ended yet
     eta = estimate_eta(progress, elapsed) if status in ACTIVE_STATUSES else None
@@ -459,6 +409,10 @@ def mission_view(mission: Any, now: float) -> MissionView:
         finished=finished,
         n_failed=n_failed,
         waiting_on=_text(_get(mission, "waiting_on")),
+        message=_text(_get(mission, "message")),
+        started_at=started,
+        heartbeat_at=_finite(_get(mission, "last_heartbeat")),
+        result_summary=_text(_get(mission, "result_summary")),
     )
 
 

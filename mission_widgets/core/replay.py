@@ -51,6 +51,12 @@ def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
         mission.started_at = ts
         mission.finished_at = None
         mission.error = None
+        mission.message = None
+    elif name == "progress" and event.get("message"):
+        mission.message = event["message"]
+        step = _step(mission, event)
+        if step is not None:
+            _apply_step_event(step, name, event)
     elif name == "planner_start":
         mission.status = MissionStatus.PLANNING
     elif name in ("planner_done", "mission_planned"):

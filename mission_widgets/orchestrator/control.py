@@ -134,14 +134,21 @@ class MissionControl:
 
     # -- cancel -----------------------------------------------------------------------------
 
-    def cancel(self, mission_id: str) -> bool:
+    def cancel(self, mission_id: str, *, reason: str = "cancelled by user") -> bool:
         """Stop a queued or running mission of the store; False when it had already ended.
+        ``reason`` becomes the mission's error (a program that cancels on a timeout of its
+        own says so, instead of "cancelled by user").
 
         This orchestrator's own missions: a queued one ends at once; a running one gets
         SIGTERM to its process group, SIGKILL after ``cancel_grace_secs``. Another
         process's: see :func:`mission_widgets.orchestrator.cancellation.cancel_in_store` (a queued
         mission of a live owner is ended by that owner, on a request in the store).
         """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"cancel reason must be a non-empty string, got {reason!r}")
+        before = "cancelled before it started"
+        if reason != "cancelled by user":
+            before = f"{reason} (before it started)"
         with self._lock:
             mission = self._missions.get(mission_id)
             queued = mission is not None and mission in self.pending_queue
@@ -152,21 +159,21 @@ class MissionControl:
             )
             if mission is not None and queued:
                 self.pending_queue.remove(mission)
-                self._end_unstarted(mission, MissionStatus.CANCELLED, "cancelled before it started")
+                self._end_unstarted(mission, MissionStatus.CANCELLED, before)
             row = self.store.row(mission_id) if own else None
         done: dict[str, Any] | str | None = None
         if own and row is not None:
             # Outside the lock: the grace period must not freeze the watcher (and the panel).
             self._cancelling.add(mission_id)
             try:
-                done = self._record_then_stop(mission_id, row)
+                done = self._record_then_stop(mission_id, row, reason)
             finally:
                 self._cancelling.discard(mission_id)
         elif not queued:
             done = cancel_in_store(
                 self.store,
                 mission_id,
-                reason="cancelled by user",
+                reason=reason,
                 grace=self.cancel_grace_secs,
                 current=self.backend,
             )
@@ -176,20 +183,16 @@ class MissionControl:
             handle.settle()
         return queued or done is not None
 
-    def _record_then_stop(self, mission_id: str, row: Row) -> dict[str, Any] | None:
+    def _record_then_stop(self, mission_id: str, row: Row, reason: str) -> dict[str, Any] | None:
         """Record the cancel, then stop the worker: a kernel killed (or interrupted) between
         the two leaves the mission ``cancelled``, and its worker, finding its row ended,
         stops itself. Only when the store cannot take the record (its write lock held, maybe
         by this very worker, stopped inside a write) is the worker stopped first."""
         try:
-            done = self.store.finish_if_unfinished(
-                mission_id, MissionStatus.CANCELLED, "cancelled by user"
-            )
+            done = self.store.finish_if_unfinished(mission_id, MissionStatus.CANCELLED, reason)
         except StoreError:
             self._terminate(mission_id, row)
-            return self.store.finish_if_unfinished(
-                mission_id, MissionStatus.CANCELLED, "cancelled by user"
-            )
+            return self.store.finish_if_unfinished(mission_id, MissionStatus.CANCELLED, reason)
         if done is not None:
             self._terminate(mission_id, row)
         return done

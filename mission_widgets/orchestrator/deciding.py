@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import DecisionConflictError, MissionError, describe_error
 from ..core.events import make_event
+from ..core.planning import EXPLAIN_PROMPT_HEADER
 from .mirror import waiting_step
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def explanation_prompt(mission: Mission | None, step_id: str, events: list[dict[
         if e.get("event") == "step_failure" and e.get("step_id") == step_id
     ]
     return (
-        "A step of a mission has failed after all its retries. Analyse the failures.\n"
+        f"{EXPLAIN_PROMPT_HEADER}\n"
         f"Mission goal: {goal}\n"
         f"Step {step_id}: {description}\n"
         "Errors:\n" + ("\n".join(failures) or "- (none recorded)") + "\n"

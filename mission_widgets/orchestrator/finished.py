@@ -61,6 +61,11 @@ class FinishedMirrors(Sequence[Mission]):
         self._items[mission_id] = mission
         return mission
 
+    def status_of(self, mission_id: str) -> str | None:
+        """The status of finished mission ``mission_id`` without loading it (None if unknown)."""
+        item = self._items.get(mission_id)
+        return None if item is None else str(item.status if isinstance(item, Mission) else item)
+
     def loaded(self, mission_id: str) -> Mission | None:
         item = self._items.get(mission_id)
         return item if isinstance(item, Mission) else None

@@ -27,6 +27,7 @@ from ..runtime.backend import Backend
 from ..runtime.processes import owner_token
 from ..runtime.registry import make_backend
 from ..runtime.store import MissionStore
+from .blocking import abandon, interrupted, track
 from .cancellation import is_queued
 from .control import MissionControl
 from .finished import MissionsView
@@ -54,8 +55,9 @@ _INSTANCES = itertools.count(1)
 #
 #   mission_orchestrator.py  configuration (max_concurrent, heartbeat_*, cancel_grace_secs,
 #                            global_model/session), store, backend, the queue and the window
-#                            (pending_queue, running, async_handles, _draining, _owner), the
-#                            lock and wake-ups, the watcher, subscribers and the status table.
+#                            (pending_queue, running, async_handles, _draining, _owner,
+#                            _from_queue), the lock and wake-ups, the watcher, subscribers and
+#                            the status table.
 #   mirror.py (StoreMirror)  what the store said: _missions, _order, completed, _cursor,
 #                            _replayed, _backend_of, _stall_flags, _waiting_on, _since_poll,
 #                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
@@ -118,6 +120,9 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
         self.running: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
         self._draining = False
+        #: Missions the window started from the queue (start_queued, run_all), by id, so that
+        #: run_all() after start_queued() waits for them too.
+        self._from_queue: dict[str, Mission] = {}
         #: Who owns and claims this orchestrator's queue: its process plus an instance
         #: number, so a clone in the same process never starts the same row.
         self._owner = f"{owner_token()}:{next(_INSTANCES)}"
@@ -128,6 +133,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
         self._attach()
         if self.running:
             self._watcher.ensure_running()
+        track(self)  # a script that exits while missions run says so
 
     # -- configuration --------------------------------------------------------------------
 
@@ -277,6 +283,9 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
 
     def _fill_window(self) -> list[Mission]:
         started = []
+        for mission_id, mission in list(self._from_queue.items()):
+            if mission not in self.running:
+                del self._from_queue[mission_id]  # ended: nothing left to wait for
         while self.pending_queue and len(self.running) < self.max_concurrent:
             mission = self.pending_queue.pop(0)
             if not self.store.claim(mission.id, self._owner):
@@ -290,6 +299,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
                 )
                 continue
             started.append(mission)
+            self._from_queue[mission.id] = mission
         if not self.pending_queue:
             self._draining = False
         return started
@@ -369,27 +379,72 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
                     )
 
     def wait(self, mission_id: str, timeout: float | None = None) -> Mission:
-        """Block until mission ``mission_id`` ends; TimeoutError after ``timeout`` seconds."""
+        """Block until mission ``mission_id`` ends; TimeoutError after ``timeout`` seconds.
+
+        Ctrl-C raises :class:`~mission_widgets.orchestrator.blocking.MissionsInterrupted`
+        (a KeyboardInterrupt) saying the mission still runs: waiting cancels nothing.
+        """
         mission = self.get(mission_id)
-        if not self._wait_until(
-            lambda: mission.is_finished and mission not in self.running, timeout
-        ):
+        try:
+            ended = self._wait_until(
+                lambda: mission.is_finished and mission not in self.running, timeout
+            )
+        except KeyboardInterrupt:
+            raise self._interrupted("wait()", [mission]) from None
+        if not ended:
             raise TimeoutError(f"mission {mission_id} still {mission.status} after {timeout} s")
         return mission
+
+    def wait_all(self, timeout: float | None = None) -> list[Mission]:
+        """Block until nothing is in flight: every queued mission has been started (within
+        the window, as :meth:`start_queued` does) and has ended, and so has every running one
+        (started here by :meth:`run_async`, :meth:`start_queued` or :meth:`run_all`, or found
+        running in the store when this orchestrator attached). A mission that waits for a
+        person's decision keeps it waiting. Returns the missions that were in flight when
+        it was called, in submission order.
+
+        The call for scripts: ``start_queued()`` (or ``run_async``) then ``wait_all()``.
+        :meth:`run_all` is the same for the queue alone, except that Ctrl-C there cancels
+        what it ran; here it cancels nothing (``MissionsInterrupted`` says what still runs).
+        TimeoutError after ``timeout`` seconds, naming what still runs; nothing is cancelled.
+        """
+        with self._lock:
+            batch = self._in_submission_order([*self.running, *self.pending_queue])
+        if self.pending_queue:
+            self.start_queued()
+        try:
+            ended = self._wait_until(lambda: not self.running and not self.pending_queue, timeout)
+        except KeyboardInterrupt:
+            raise self._interrupted("wait_all()", list(self.running)) from None
+        if not ended:
+            left = self._in_submission_order([*self.running, *self.pending_queue])
+            raise TimeoutError(
+                f"wait_all(): {len(left)} missions still in flight after {timeout} s: "
+                + ", ".join(m.id for m in left[:5])
+                + (" ..." if len(left) > 5 else "")
+            )
+        return batch
 
     def run_all(self, model: Any = None) -> list[Mission]:
         """Run every queued mission through the sliding window and block until all end.
 
         ``model`` overrides the missions' own models for this run (aisdk). A new mission
-        starts as soon as one finishes. Safe to call from a notebook cell (it does not need
-        the event loop). Ctrl-C / kernel interrupt cancels what it started and re-raises.
-        Returns the missions it ran, in submission order.
+        starts as soon as one finishes. Missions an earlier :meth:`start_queued` took from
+        the queue are waited for too (so ``start_queued(); run_all()`` waits for all of
+        them); missions started with :meth:`run_async` are not (:meth:`wait_all` waits for
+        everything). Safe to call from a notebook cell (it does not need the event loop).
+        Ctrl-C / kernel interrupt cancels what it ran and raises
+        :class:`~mission_widgets.orchestrator.blocking.MissionsInterrupted` (a
+        KeyboardInterrupt) saying what was cancelled and what still runs. Returns the
+        missions it ran, in submission order.
         """
         batch = self._start_batch(model)
         try:
             self._wait_until(lambda: self._batch_done(batch), None)
+        except KeyboardInterrupt:
+            raise self._abandon_batch(batch, "run_all()") from None
         except BaseException:
-            self._abandon_batch(batch)
+            self._abandon_batch(batch, "run_all()")
             raise
         return batch
 
@@ -400,32 +455,49 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
             while not self._batch_done(batch):
                 await asyncio.sleep(POLL_INTERVAL)
                 self._watch()
+        except KeyboardInterrupt:
+            raise self._abandon_batch(batch, "arun_all()") from None
         except BaseException:
-            self._abandon_batch(batch)
+            self._abandon_batch(batch, "arun_all()")
             raise
         return batch
 
     def _start_batch(self, model: Any) -> list[Mission]:
-        """What run_all and arun_all run: the queue, with ``model`` over their own."""
+        """What run_all and arun_all run: the queue and what the window already took from
+        it, with ``model`` over their own (for those not started yet)."""
         with self._lock:
-            batch = list(self.pending_queue)
+            queued = list(self.pending_queue)
             if model is not None:
-                for mission in batch:
+                for mission in queued:
                     mission.model = model
+            started = [m for m in self._from_queue.values() if m in self.running]
+            batch = self._in_submission_order([*started, *queued])
         self.start_queued()
         return batch
+
+    def _in_submission_order(self, missions: list[Mission]) -> list[Mission]:
+        position = {mission_id: i for i, mission_id in enumerate(self._order)}
+        unique = {m.id: m for m in missions}
+        return sorted(unique.values(), key=lambda m: position.get(m.id, len(position)))
 
     def _batch_done(self, batch: list[Mission]) -> bool:
         return not self.pending_queue and all(
             m.is_finished and m not in self.running for m in batch
         )
 
-    def _abandon_batch(self, batch: list[Mission]) -> None:
-        """Interrupted: stop draining and cancel what of ``batch`` is queued or running."""
+    def _abandon_batch(self, batch: list[Mission], call: str) -> BaseException:
+        """Interrupted: stop draining, cancel what of ``batch`` is queued or running, and
+        return the summary to raise (what was cancelled, what else still runs)."""
         self._draining = False
-        for mission in batch:
-            if mission in self.running or mission in self.pending_queue:
-                self.cancel(mission.id)
+        return abandon(self, batch, call)
+
+    def _interrupted(self, call: str, still_running: list[Mission]) -> BaseException:
+        return interrupted(
+            call,
+            self.store.root,
+            still_running=[m for m in still_running if not m.is_finished],
+            queued=list(self.pending_queue),
+        )
 
     # -- views --------------------------------------------------------------------------------
 
@@ -461,6 +533,17 @@ class MissionOrchestrator(StoreMirror, MissionControl, MissionViews):
         for status in [*statuses, *self.completed.unloaded_statuses()]:
             counts[status] = counts.get(status, 0) + 1
         return counts
+
+    def mission_statuses(self) -> dict[str, str]:
+        """Every mission's status by id, in submission order, without loading any (what the
+        panel pages and pins from; O(missions) dictionary reads, no store access)."""
+        missions = self._missions
+        statuses = {}
+        for mission_id in list(self._order):
+            mission = missions.get(mission_id)
+            status = str(mission.status) if mission is not None else None
+            statuses[mission_id] = status or self.completed.status_of(mission_id) or "pending"
+        return statuses
 
     def clone(self, deep: bool = False) -> MissionOrchestrator:
         """A new orchestrator with the same settings and store.

@@ -54,6 +54,7 @@ from .store_location import (
     resolve_root,
     resolve_store_path,
 )
+from .store_status import StoreStatusReads
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -116,7 +117,7 @@ class _ConnectionHolder:
     __del__ = close
 
 
-class MissionStore(StoreRequestsAndHistory):
+class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
     """A store directory. Safe to use from many threads and processes at once.
 
     ``role="kernel"`` (the default) waits at most a few seconds for the write lock and then
@@ -536,16 +537,6 @@ class MissionStore(StoreRequestsAndHistory):
         found: list[Any] = [dict(zip(names, values)) for values in cur.fetchall()]
         return found
 
-    @guarded
-    def attach_index(self) -> list[tuple[str, str, bool, bool, str | None]]:
-        """``(id, status, finished, queued, owner)`` of every row in submission order, as
-        tuples (attach: a dict per row was most of attaching to 100,000 missions)."""
-        cur = self._connect().execute(
-            f"SELECT id, status, finished_at IS NOT NULL, {QUEUED}, owner FROM missions"
-            " ORDER BY submitted_at, id"
-        )
-        return cur.fetchall()
-
     def rows_by_id(self, ids: Iterable[str]) -> dict[str, MissionRow]:
         """The rows of the missions ``ids`` that exist, by id (one query per 500 ids)."""
         wanted = list(dict.fromkeys(ids))
@@ -555,42 +546,6 @@ class MissionStore(StoreRequestsAndHistory):
             where = f"WHERE id IN ({', '.join('?' * len(chunk))})"
             found.update((row["id"], row) for row in self.rows(where=where, args=chunk))
         return found
-
-    @guarded
-    def status_records(
-        self, finished: bool | None = None, *, changed_since: int | None = None
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """The status() columns plus ``rowid`` (submission order) as tuples, in rowid order.
-        ``finished`` selects finished or unfinished rows (an index finds the unfinished ones);
-        ``changed_since`` (a :meth:`change_versions` version) only the rows changed after it
-        (an index on ``row_version`` finds them: the cost is that of the change)."""
-        # Unfinished rows: a partial index whose entries are in rowid order (no scan, no sort).
-        where = "" if finished is None else " WHERE finished_at IS NULL"
-        where = where.replace(" IS NULL", " IS NOT NULL") if finished else where
-        args: tuple[Any, ...] = ()
-        if changed_since is not None:
-            where += (" AND" if where else " WHERE") + " row_version > ?"
-            args = (int(changed_since),)
-        cur = self._connect().execute(
-            f"SELECT rowid, {', '.join(STATUS_COLUMNS)} FROM missions{where} ORDER BY rowid", args
-        )
-        return ["rowid", *STATUS_COLUMNS], cur.fetchall()
-
-    @guarded
-    def change_versions(self) -> tuple[int, int]:
-        """``(row_version, rows_deleted)``: grow with every row added or changed, and removed
-        (by any process: triggers keep them); ``status_records(changed_since=...)``."""
-        query = "SELECT key, value FROM store_meta WHERE key IN ('row_version', 'rows_deleted')"
-        found = dict(self._connect().execute(query))
-        return int(found.get("row_version", 0)), int(found.get("rows_deleted", 0))
-
-    @guarded
-    def finished_signature(self) -> tuple[Any, ...]:
-        """Changes whenever a finished row is added, removed or changed (a trigger counts):
-        a cache key for the finished part of status(), read in constant time."""
-        query = "SELECT value FROM store_meta WHERE key='finished_version'"
-        row = self._connect().execute(query).fetchone()
-        return (row[0] if row else None,)
 
     @guarded
     def final_state(self, mission_id: str) -> dict[str, Any] | None:

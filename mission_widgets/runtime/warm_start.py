@@ -188,11 +188,12 @@ class WarmStarter:
                 elif "idle" in message:
                     reason = "idle"
         code = server.wait()
+        owned = False  # the request pipe is closed once, by whoever takes it from self
         with self._lock:
+            if self._request_fd == request_fd:
+                self._request_fd, owned = None, True
             if self._server is server:
                 self._server = None
-                if self._request_fd == request_fd:
-                    self._request_fd = None
                 if reason == "idle" or self._closing:
                     self._state = "off"
                 else:
@@ -203,10 +204,8 @@ class WarmStarter:
             for waiter in self._answers.values():
                 waiter.answered.set()  # a launch waiting for an answer gives up now
             self._answers.clear()
-        try:
+        if owned:
             os.close(request_fd)
-        except OSError:
-            pass
         if orphans:  # missions outlive the server: watch them by pid and start time
             threading.Thread(
                 target=_watch_orphans, args=(orphans, self._on_end), daemon=True

@@ -1,10 +1,10 @@
-"""The live ipywidgets panel: a thin view over :class:`~mission_widgets.MissionOrchestrator`.
+"""The live panel: one anywidget over :class:`~mission_widgets.MissionOrchestrator`.
 
-Made of standard ipywidgets only (no front-end build), so it works in JupyterLab,
-Notebook 7, VS Code and Colab. Rows draw view-models computed in ``core.progress``.
+Its front-end is a plain ES module and CSS file shipped beside the Python (``panel.js``,
+``panel.css``; no build step), so it renders wherever anywidget does: JupyterLab,
+Notebook 7, VS Code, Colab and marimo. What it shows is computed in ``core.panel_view``.
 """
 
 from .panel import MissionPanel
-from .row import MissionRow
 
-__all__ = ["MissionPanel", "MissionRow"]
+__all__ = ["MissionPanel"]

@@ -1,84 +1,138 @@
-"""MissionPanel: a header (overall bar, rate and ETA, counts that filter, one line of
-controls), a summary by status, a paged list of one-line mission rows, and a static snapshot
-that saved notebooks keep.
+"""MissionPanel: one anywidget. Python computes what to show (``panel_state``) and syncs it as
+one traitlet, ``view``; the browser (``panel.js`` + ``panel.css``, shipped beside this file,
+no build step) draws the header, rows, bars and buttons, ticks the clocks, and sends what
+the user does back as custom messages.
 
-The panel draws view-models from :mod:`mission_widgets.core.progress` and asks the
-orchestrator's public API for everything else. It redraws when the orchestrator says that
-something changed (``orch.subscribe``), touching only traits whose value changed, each
-widget's inside ``hold_sync()``. Rows exist for one page only, so a store of 100,000
-missions costs one page of views per redraw. Every click handler is guarded: an error shows
-in the panel and the button comes back enabled.
+One change is one message: the whole view of what is on screen (the pinned rows, one page,
+the open queued list), bounded by the page size. Redraws the orchestrator asks for are
+coalesced (at most one every ``MIN_DRAW_INTERVAL`` seconds, in a thread), so 40 submits in a
+cell cost a few draws, not 40. Every action is also a Python method (``submit``, ``cancel``,
+``decide``, ``set_filter``, ``next_page``, ...) for tests and scripts; an action that fails
+shows its error in the panel instead of raising.
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import ipywidgets as W
+import anywidget
+import traitlets
 
 from ..core.errors import describe_error
 from ..core.mission import MISSION_STATUSES, Mission
-from ..core.progress import (
-    FINISHED_STATUSES,
-    SEVERITY,
-    MissionView,
-    OverallView,
-    format_overall,
-    mission_view,
-    overall_view,
-    page_count,
-    status_style,
-)
-from .row import MissionRow, fixed, update
+from ..core.progress import STATUS_STYLES, truncate
+from .panel_state import SORT_ORDERS, PanelState
 from .stall_clock import MIN_REFRESH_INTERVAL, StallClock
-from .static import decision_html, details_html, snapshot_html, summary_html
+from .static import decision_html, details_html, snapshot_html
 
-#: Row orders the panel offers: (label, key).
-SORT_ORDERS = (("newest first", "newest"), ("oldest first", "oldest"), ("worst first", "status"))
+_HERE = Path(__file__).resolve().parent
+#: Fewest seconds between two coalesced redraws.
+MIN_DRAW_INTERVAL = 0.1
+#: Most missions whose details can be open at once (each is part of every message).
+DETAILS_OPEN_MAX = 5
+#: Decisions a person can take for a waiting mission.
+DECISIONS = ("retry", "skip", "abort")
 
 
-def guarded(method: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a click handler: errors go to the panel's message line; the button comes back."""
+def palette_css() -> str:
+    """The status colours as CSS variables, from the one palette (light, and dark themes)."""
+    light = "".join(f"--mw-{s}:{style.colour};" for s, style in STATUS_STYLES.items())
+    dark = "".join(f"--mw-{s}:{style.dark};" for s, style in STATUS_STYLES.items())
+    dark_scopes = ", ".join(
+        f"{scope} .mw-panel"
+        for scope in ('body[data-jp-theme-light="false"]', ".dark", '[data-theme="dark"]')
+    )
+    return f".mw-panel{{{light}}}\n{dark_scopes}{{{dark}--mw-dark:1;}}\n"
+
+
+def goal_name(goal: str) -> str:
+    """A goal as messages name it: quoted, cut to one short line."""
+    return f"\u201c{truncate(goal, 60)}\u201d"
+
+
+def action(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A user action: its error goes to the panel's message line; the panel redraws after."""
 
     @functools.wraps(method)
-    def handler(
-        self: MissionPanel, button: W.Button | None = None, *args: Any, **kwargs: Any
-    ) -> None:
-        if button is not None:
-            button.disabled = True
+    def run(self: MissionPanel, *args: Any, **kwargs: Any) -> Any:
         try:
-            method(self, button, *args, **kwargs)
+            return method(self, *args, **kwargs)
         except Exception as exc:
             self.show_error(describe_error(exc))
+            return None
         finally:
-            if button is not None:
-                button.disabled = False
-            self._update_submit_state()
-            self.redraw(force=True)  # buttons whose state depends on the mission (Cancel)
+            self.redraw()
 
-    return handler
+    return run
 
 
-class MissionPanel(W.VBox):
-    """The live panel of an orchestrator's missions.
+class Coalescer:
+    """Runs ``draw`` in a thread of its own after any number of requests, at most once per
+    ``interval`` seconds; the thread ends when no request is left."""
 
-    ``page_size`` rows per page (widgets exist only for them), newest first by default
-    (``sort="oldest"`` / ``"status"``); the panel follows missions that are submitted or
-    start onto the visible page, and keeps its place when the user pages.
+    def __init__(self, draw: Callable[[], Any], interval: float) -> None:
+        self._draw = draw
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._pending = False
+        self._thread: threading.Thread | None = None
+        self._last = 0.0
+        self._stop = threading.Event()
 
-    The panel redraws when the orchestrator reports a change. ``no_progress_secs``,
-    ``heartbeat_timeout_secs`` and ``stall_threshold_secs`` are the stall thresholds it
-    reconciles with every ``reconcile_every_secs`` while missions run (``auto_refresh=False``:
-    only on Poll); ``refresh_interval`` is how often the static snapshot a saved notebook
-    keeps is rewritten while missions run; ``log_lines`` the log tail in the details.
+    def request(self) -> None:
+        with self._lock:
+            self._pending = True
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="mission-panel-draw", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending or self._stop.is_set():
+                    self._thread = None
+                    return
+            # Wait out the interval since the last draw (requests meanwhile join this draw).
+            if self._stop.wait(max(self._last + self._interval - time.monotonic(), 0.0)):
+                continue
+            with self._lock:
+                self._pending = False
+            self._last = time.monotonic()
+            self._draw()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class MissionPanel(anywidget.AnyWidget):
+    """The live panel of an orchestrator's missions, drawn in the browser.
+
+    Rows that need attention (waiting for a person, failed, stalled, hung) are pinned above
+    the others and never paged away; queued missions fold into one line that opens; the
+    rest are ``page_size`` a page, newest first by default (``sort="oldest"`` /
+    ``"status"``). ``no_progress_secs``, ``heartbeat_timeout_secs`` and
+    ``stall_threshold_secs`` are the stall thresholds it reconciles with every
+    ``reconcile_every_secs`` while missions run (``auto_refresh=False``: only on Poll);
+    ``refresh_interval`` is how often the static snapshot a saved notebook keeps is
+    rewritten while missions run; ``log_lines`` the log tail in the details.
     """
+
+    _esm = _HERE / "panel.js"
+    _css = palette_css() + (_HERE / "panel.css").read_text(encoding="utf-8")
+    #: Everything the browser draws, as one JSON object (one message per change).
+    view = traitlets.Dict().tag(sync=True)
+    #: Bumped when the browser says hello: a view that sees it knows the kernel listens
+    #: (a notebook reopened without its kernel draws the saved view read-only).
+    kernel_seen = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -94,15 +148,18 @@ class MissionPanel(W.VBox):
         log_lines: int = 30,
         sort: str = "newest",
     ) -> None:
-        if not isinstance(page_size, int) or not 1 <= page_size <= 200:
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise ValueError(f"page_size must be an int in 1..200, got {page_size!r}")
+        if not 1 <= page_size <= 200:
             raise ValueError(f"page_size must be an int in 1..200, got {page_size!r}")
         if refresh_interval < MIN_REFRESH_INTERVAL:
             raise ValueError(
                 f"refresh_interval must be >= {MIN_REFRESH_INTERVAL} s, got {refresh_interval!r}"
             )
-        sorts = [key for _, key in SORT_ORDERS]
+        sorts = [key for key, _ in SORT_ORDERS]
         if sort not in sorts:
             raise ValueError(f"sort must be one of {sorts}, got {sort!r}")
+        super().__init__()
         self.orchestrator = orchestrator
         self.page_size = page_size
         self.stall_threshold_secs = stall_threshold_secs
@@ -111,279 +168,110 @@ class MissionPanel(W.VBox):
         self.reconcile_every_secs = reconcile_every_secs
         self.log_lines = log_lines
         self.refresh_interval = refresh_interval
+        self.auto_refresh = auto_refresh
         self.closed = False
-        self.page = 0
-        self.filter = "all"
-        self.following = True
-        self._anchor: str | None = None  # first mission of the page the user paged to
-        self._reveal: str | None = None  # a mission to bring onto the page at the next draw
-        self._seen_running: set[str] = set()
-        self._since: tuple[float, int] | None = None  # (time, ended) when work was first seen
-        self._views: dict[str, MissionView] = {}
+        self.snapshot_class = f"mission-widgets-static-{uuid.uuid4().hex[:12]}"
+        self.screen = PanelState(orchestrator, page_size, sort)
+        self.message: dict[str, Any] = {"kind": "", "text": "", "seq": 0}
+        self.details_open: list[str] = []
+        self.explanations: dict[str, str] = {}
         self._draw_lock = threading.RLock()
-        self._submitted_at = 0.0
+        self._sent: dict[str, Any] = {}
         self._display_id: str | None = None
         self._snapshot_sent = ("", 0.0)
         self._post_run_cell: Callable[..., None] | None = None
-        self.snapshot_class = f"mission-widgets-static-{uuid.uuid4().hex[:12]}"
-
-        self.overall_bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=fixed("220px"))
-        self.overall = W.HTML(layout=W.Layout(flex="1 1 auto"))
-        # Hides this panel's static snapshot wherever the live widget renders (the snapshot
-        # is for viewers without widgets: nbconvert, GitHub, a notebook without its kernel).
-        self.snapshot_hider = W.HTML(
-            f"<style>.{self.snapshot_class}{{display:none !important}}</style>",
-            layout=W.Layout(display="none"),
-        )
-        self.goal_input = W.Text(
-            placeholder="Describe a goal, press Enter",
-            continuous_update=False,
-            layout=W.Layout(flex="1 1 200px", min_width="160px"),
-        )
-        self.submit_button = W.Button(
-            description="Submit", button_style="primary", icon="play", layout=fixed("96px")
-        )
-        self.run_queued_button = W.Button(
-            description="Run queued", icon="forward", layout=fixed("116px")
-        )
-        self.poll_button = W.Button(description="Poll", icon="refresh", layout=fixed("80px"))
-        self.clear_button = W.Button(
-            description="Clear finished",
-            icon="trash",
-            tooltip="Forget finished missions (rows, logs, files)",
-            layout=fixed("136px"),
-        )
-        self.max_concurrent = W.BoundedIntText(
-            value=orchestrator.max_concurrent,
-            min=1,
-            max=10_000,
-            description="at once",
-            tooltip="max_concurrent",
-            style={"description_width": "50px"},
-            layout=fixed("130px"),
-        )
-        self.sort = W.Dropdown(options=SORT_ORDERS, value=sort, layout=fixed("120px"))
-        self.filter_buttons = {
-            status: W.Button(layout=W.Layout(width="auto", flex="0 0 auto"))
-            for status in ("all", *MISSION_STATUSES)
-        }
-        self.prev_button = W.Button(description="◀", tooltip="newer", layout=fixed("40px"))
-        self.next_button = W.Button(description="▶", tooltip="older", layout=fixed("40px"))
-        self.page_label = W.Label(layout=W.Layout(width="auto", flex="0 0 auto"))
-        self.summary = W.HTML(layout=W.Layout(width="100%"))
-        self.message = W.HTML()
-        self.rows_box = W.VBox(layout=W.Layout(width="100%"))
-        self.rows: list[MissionRow] = []
-
-        self.goal_input.observe(self._goal_entered, names="value")
-        self.submit_button.on_click(self._submit_clicked)
-        self.run_queued_button.on_click(self._run_queued_clicked)
-        self.poll_button.on_click(self._poll_clicked)
-        self.clear_button.on_click(self._clear_clicked)
-        self.max_concurrent.observe(self._max_concurrent_changed, names="value")
-        self.sort.observe(self._sort_changed, names="value")
-        for status, button in self.filter_buttons.items():
-            button.on_click(functools.partial(self._filter_clicked, status=status))
-        self.prev_button.on_click(self._prev_clicked)
-        self.next_button.on_click(self._next_clicked)
-
-        nowrap = W.Layout(width="100%", align_items="center", flex_flow="row nowrap")
-        header = W.VBox(
-            [
-                W.HBox(
-                    [
-                        W.HTML("<b>Missions</b>", layout=fixed("72px")),
-                        self.overall_bar,
-                        self.overall,
-                        self.snapshot_hider,
-                    ],
-                    layout=nowrap,
-                ),
-                W.HBox(
-                    [
-                        self.goal_input,
-                        self.submit_button,
-                        self.run_queued_button,
-                        self.poll_button,
-                        self.clear_button,
-                        self.max_concurrent,
-                        self.sort,
-                    ],
-                    layout=nowrap,
-                ),
-                W.HBox(
-                    [
-                        *self.filter_buttons.values(),
-                        W.HTML(layout=W.Layout(flex="1 1 auto")),
-                        self.prev_button,
-                        self.page_label,
-                        self.next_button,
-                    ],
-                    layout=W.Layout(width="100%", align_items="center", flex_flow="row wrap"),
-                ),
-                self.summary,
-                self.message,
-            ]
-        )
-        super().__init__([header, self.rows_box], layout=W.Layout(width="100%"))
-        self.add_class("mission-widgets-panel")
-        self._update_submit_state()
-        self.auto_refresh = auto_refresh
+        self._coalescer = Coalescer(self.redraw, MIN_DRAW_INTERVAL)
+        self.on_msg(self._on_browser_message)
         self._refresher = StallClock.of(orchestrator)
-        # Listen before the first draw: a change the watcher reports in between (the last
-        # one before missions go quiet) would otherwise leave the panel stale for good.
+        # Listen before the first draw: a change reported in between (the last one before
+        # missions go quiet) would otherwise leave the panel stale for good.
         self._refresher.panels.add(self)
         self.redraw()
         self._refresher.wake()
 
-    # -- what is on the page ------------------------------------------------------------------
+    # -- what the browser draws -------------------------------------------------------------
 
-    def ordered_ids(self) -> list[str]:
-        """Ids of the missions the filter keeps, in the chosen order."""
-        missions = self.orchestrator.missions
-        if self.filter == "all":
-            ids = list(missions)
-        else:
-            ids = [i for i, m in missions.items() if m.status == self.filter]
-        if self.sort.value == "status":
-            rank = {status: n for n, status in enumerate(SEVERITY)}
-            ids.reverse()  # newest first within a status (the sort is stable)
-            ids.sort(key=lambda i: rank.get(missions[i].status, len(rank)))
-        elif self.sort.value == "newest":
-            ids.reverse()
-        return ids
-
-    def _place(self, ids: list[str]) -> None:
-        """Choose the page: the one holding a mission to reveal, else (following) one that
-        shows a mission that just started, else the page the user was on."""
-        size = self.page_size
-        running = {m.id for m in self.orchestrator.running}
-        started = running - self._seen_running
-        self._seen_running = running
-        position = {i: n for n, i in enumerate(ids)} if (self._reveal or started) else {}
-        if self._reveal is not None and self._reveal in position:
-            self.page = position[self._reveal] // size
-            self._reveal = None
-        elif self.following:
-            visible = set(ids[self.page * size : (self.page + 1) * size])
-            shown = [position[i] for i in started if i in position]
-            if shown and not visible & started:
-                self.page = min(shown) // size
-        elif self._anchor is not None and self._anchor in ids:
-            self.page = ids.index(self._anchor) // size
-        self.page = min(max(self.page, 0), page_count(len(ids), size) - 1)
-        first = self.page * size
-        if self.following or self._anchor is None or self._anchor not in ids[first : first + size]:
-            self._anchor = ids[first] if first < len(ids) else None
-
-    def page_views(self) -> tuple[list[MissionView], int]:
-        """View-models of the current page, and the number of pages."""
-        ids = self.ordered_ids()
-        self._place(ids)
-        start = self.page * self.page_size
-        now = time.time()
-        views = [
-            mission_view(self.orchestrator.get(i), now) for i in ids[start : start + self.page_size]
-        ]
-        self._views = {view.mission_id: view for view in views}
-        return views, page_count(len(ids), self.page_size)
-
-    def _overall(self, counts: dict[str, int]) -> OverallView:
-        """The overall view; the rate counts from when the panel first saw work."""
-        now = time.time()
-        in_flight = sum(1 for m in self.orchestrator.running if m.status in FINISHED_STATUSES)
-        view = overall_view(counts, now, self._since, in_flight)
-        if view.ended == view.total:
-            self._since = None
-        elif self._since is None:
-            self._since = (now, view.ended)
+    def compute(self) -> dict[str, Any]:
+        """The view as it is now (what :meth:`redraw` sends when it changed)."""
+        view = self.screen.build(time.time())
+        view["message"] = dict(self.message)
+        view["details"] = {
+            mission_id: self.details_html(mission_id)
+            for mission_id in self.details_open
+            if mission_id in self.orchestrator.missions
+        }
+        view["questions"] = {
+            row["id"]: self.decision_html(row["id"], row["waiting_on"])
+            for row in view["pinned"]
+            if row["waiting_on"]
+        }
+        view["explanations"] = {
+            k: v for k, v in self.explanations.items() if k in view["questions"]
+        }
+        view["snapshot_class"] = self.snapshot_class
+        view["sorts"] = [list(pair) for pair in SORT_ORDERS]
+        view["glyphs"] = {status: style.glyph for status, style in STATUS_STYLES.items()}
         return view
 
-    # -- drawing ----------------------------------------------------------------------------
-
-    def redraw(self, force: bool = False) -> int:
-        """Bring header and visible rows up to date; returns how many rows were redrawn."""
+    def redraw(self, force: bool = False) -> bool:
+        """Bring the browser up to date now; True if a message was sent."""
         if self.closed:
-            return 0
+            return False
         with self._draw_lock:
-            if force:
-                for row in self.rows:
-                    row.forget()
-            views, pages = self.page_views()
-            counts = self.orchestrator.counts()
-            overall = self._overall(counts)
-            update(self.overall_bar, value=overall.fraction, bar_style=overall.style.bar_style)
-            update(self.overall_bar.style, bar_color=overall.style.colour)
-            update(self.overall, value=html.escape(format_overall(overall)))
-            self._draw_filters(counts)
-            update(self.page_label, value=f"page {self.page + 1}/{pages}")
-            update(self.prev_button, disabled=self.page == 0)
-            update(self.next_button, disabled=self.page >= pages - 1)
-            update(self.summary, value=summary_html(counts) if pages > 1 else "")
-            update(self.max_concurrent, value=self.orchestrator.max_concurrent)
-            redrawn = self._draw_rows(views)
-        self._refresh_snapshot(views, counts, overall)
-        return redrawn
+            view = self.compute()
+            same = {k: v for k, v in view.items() if k != "now"} == self._sent
+            if same and not force:
+                self._refresh_snapshot(view)
+                return False
+            self._sent = {k: v for k, v in view.items() if k != "now"}
+            self.view = view
+        self._refresh_snapshot(view)
+        return True
 
-    def _draw_filters(self, counts: dict[str, int]) -> None:
-        total = sum(counts.values())
-        for status, button in self.filter_buttons.items():
-            n = total if status == "all" else counts.get(status, 0)
-            style = status_style(status)
-            glyph = "" if status == "all" else f"{style.glyph} "
-            active = status == self.filter
-            update(
-                button,
-                description=f"{glyph}{n} {status}",
-                tooltip=f"show {status} missions only" if status != "all" else "show all",
-                button_style="info" if active else "",
-            )
-            update(button.style, text_color="" if active or status == "all" else style.colour)
-            update(button.layout, display="" if n or active or status == "all" else "none")
+    def request_redraw(self) -> None:
+        """Redraw soon (coalesced): what the orchestrator's changes call."""
+        if not self.closed:
+            self._coalescer.request()
 
-    def _draw_rows(self, views: list[MissionView]) -> int:
-        while len(self.rows) < len(views):  # grow the row pool up to one page, never more
-            self.rows.append(MissionRow(self))
-        visible = tuple(self.rows[: len(views)])
-        if self.rows_box.children != visible:
-            self.rows_box.children = visible
-        # Cancel shows only where the backend that runs a mission can still stop it.
-        cancellable = self.orchestrator.cancellable(v.mission_id for v in views if not v.finished)
-        return sum(
-            row.bind(view, view.mission_id in cancellable) for row, view in zip(self.rows, views)
-        )
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row on screen: pinned first, then the page, then the open queued list."""
+        view = self.view
+        return [*view["pinned"], *view["rows"], *view["queued"]["rows"]]
+
+    def row(self, mission_id: str) -> dict[str, Any]:
+        for row in self.rows:
+            if row["id"] == mission_id:
+                return row
+        raise KeyError(f"mission {mission_id} is not on screen")
+
+    @property
+    def header(self) -> dict[str, Any]:
+        header: dict[str, Any] = self.view["header"]
+        return header
 
     def show_error(self, text: str) -> None:
-        colour = status_style("failed").colour
-        self.message.value = f'<span style="color:{colour}">&#10060; {html.escape(text)}</span>'
+        self._say("error", text)
 
     def show_info(self, text: str) -> None:
-        colour = status_style("succeeded").colour
-        self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+        self._say("info", text)
 
-    def _update_submit_state(self) -> None:
-        if self.orchestrator.global_model is None:
-            update(self.submit_button, disabled=True, tooltip="Submit needs a model")
-            self.goal_input.placeholder = "Submit needs a model: MissionOrchestrator(model=...)"
-        else:
-            update(self.submit_button, disabled=False, tooltip="Run this goal as a new mission")
+    def _say(self, kind: str, text: str) -> None:
+        self.message = {"kind": kind, "text": text, "seq": self.message["seq"] + 1}
 
-    # -- what rows ask (RowActions) -----------------------------------------------------------
+    def _goal(self, mission_id: str) -> str:
+        try:
+            return goal_name(self.orchestrator.get(mission_id).goal)
+        except KeyError:
+            return mission_id
 
-    def cancel(self, mission_id: str, button: W.Button) -> None:
-        self._cancel(button, mission_id)
-
-    def decide(self, mission_id: str, action: str, button: W.Button) -> None:
-        self._decide(button, mission_id, action)
-
-    def explain(self, mission_id: str, button: W.Button) -> None:
-        self._explain(button, mission_id)
+    # -- details --------------------------------------------------------------------------
 
     def details_html(self, mission_id: str) -> str:
         mission = self.orchestrator.get(mission_id)
         return details_html(
             list(mission.steps or []),
-            self._views.get(mission_id),
+            self.screen.views.get(mission_id),
             self.orchestrator.log_tail(mission_id, self.log_lines),
         )
 
@@ -392,9 +280,9 @@ class MissionPanel(W.VBox):
         for step in mission.steps or []:
             if step.id == step_id:
                 return decision_html(step)
-        return f"<b>Waiting for your decision at step {html.escape(step_id)}</b>"
+        return f"Waiting for your decision at step {step_id}"
 
-    # -- actions ----------------------------------------------------------------------------
+    # -- actions (also what the browser's messages call) ------------------------------------
 
     def reconcile(self) -> list[str]:
         result: list[str] = self.orchestrator.reconcile(
@@ -404,180 +292,220 @@ class MissionPanel(W.VBox):
         )
         return result
 
-    def _goal_entered(self, change: dict[str, Any]) -> None:
-        """Enter in the goal box (``continuous_update=False``: the value arrives on Enter)."""
-        if change["new"].strip():
-            self._submit_clicked(None)
-
-    @guarded
-    def _submit_clicked(self, button: W.Button | None) -> None:
+    @action
+    def submit(self, goal: str) -> Any:
+        """Run ``goal`` as a new mission now; returns its handle (None when refused)."""
         if self.orchestrator.global_model is None:
             raise ValueError("Submit needs a model: create the orchestrator with model=...")
-        goal = self.goal_input.value.strip()
+        goal = str(goal or "").strip()
         if not goal:
-            if time.monotonic() - self._submitted_at < 2.0:
-                return  # the goal went in on Enter (or when the box lost focus) just now
-            raise ValueError("type a goal first")
+            self._say("hint", "Type a goal in the box first, then press Enter or Submit.")
+            return None
         handle = self.orchestrator.run_async(Mission(goal))
-        self._submitted_at = time.monotonic()
-        self._reveal = handle.mission_id
-        self.following = True
-        self.goal_input.value = ""
-        self.show_info(f"started {handle.mission_id}")
-        self._wake()
+        self.screen.filter, self.screen.page = "all", 0  # show where it went
+        self.show_info(f"started {goal_name(goal)}")
+        self._refresher.wake()
+        return handle
 
-    @guarded
-    def _run_queued_clicked(self, button: W.Button | None) -> None:
-        started = self.orchestrator.start_queued()
+    @action
+    def run_queued(self) -> list[Mission]:
+        started: list[Mission] = self.orchestrator.start_queued()
         self.show_info(f"started {len(started)} queued mission(s)")
-        self._wake()
+        self._refresher.wake()
+        return started
 
-    @guarded
-    def _poll_clicked(self, button: W.Button | None) -> None:
+    @action
+    def poll(self) -> None:
         result = self.orchestrator.poll_async()
         stalled = self.reconcile()
-        note = f"; stalled: {', '.join(stalled)}" if stalled else ""
+        note = f"; stalled: {', '.join(self._goal(i) for i in stalled)}" if stalled else ""
         self.show_info(
             f"polled: {len(result.completed)} finished, {result.still_running} running{note}"
         )
 
-    @guarded
-    def _clear_clicked(self, button: W.Button | None) -> None:
+    @action
+    def clear_finished(self) -> None:
         cleared = self.orchestrator.clear_finished()
         self.show_info(f"cleared {len(cleared)} finished mission(s)")
 
-    @guarded
-    def _cancel(self, button: W.Button | None, mission_id: str) -> None:
+    @action
+    def cancel(self, mission_id: str) -> None:
+        goal = self._goal(mission_id)
         with self._refresher.busy:
             cancelled = self.orchestrator.cancel(mission_id)
-        if cancelled:
-            self.show_info(f"cancelled {mission_id}")
-        else:
-            self.show_info(f"{mission_id} had already finished")
+        self.show_info(f"cancelled {goal}" if cancelled else f"{goal} had already finished")
 
-    @guarded
-    def _decide(self, button: W.Button | None, mission_id: str, action: str) -> None:
-        self.orchestrator.decide(mission_id, action)
-        self.show_info(f"{action}: sent to {mission_id}")
+    @action
+    def decide(self, mission_id: str, decision: str) -> None:
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {list(DECISIONS)}, got {decision!r}")
+        self.orchestrator.decide(mission_id, decision)
+        self.show_info(f"{decision}: sent to {self._goal(mission_id)}")
 
-    @guarded
-    def _explain(self, button: W.Button | None, mission_id: str) -> None:
-        text = self.orchestrator.explain(mission_id)
-        for row in self.rows:
-            if row.mission_id == mission_id:
-                row.show_explanation(text)
+    @action
+    def explain(self, mission_id: str) -> str:
+        text: str = self.orchestrator.explain(mission_id)
+        self.explanations[mission_id] = text
+        return text
 
-    @guarded
-    def _filter_clicked(self, button: W.Button | None, status: str) -> None:
-        self.filter = status
-        self.page, self.following, self._anchor = 0, True, None
+    @action
+    def set_filter(self, status: str) -> None:
+        if status != "all" and status not in MISSION_STATUSES:
+            raise ValueError(f"filter must be 'all' or one of {list(MISSION_STATUSES)}")
+        self.screen.filter, self.screen.page = status, 0
 
-    def _sort_changed(self, change: dict[str, Any]) -> None:
-        self.page, self.following, self._anchor = 0, True, None
-        self.redraw()
+    @action
+    def set_sort(self, sort: str) -> None:
+        sorts = [key for key, _ in SORT_ORDERS]
+        if sort not in sorts:
+            raise ValueError(f"sort must be one of {sorts}, got {sort!r}")
+        self.screen.sort, self.screen.page = sort, 0
 
-    def _max_concurrent_changed(self, change: dict[str, Any]) -> None:
+    @action
+    def set_page(self, page: int) -> None:
+        self.screen.page = int(page)
+
+    def next_page(self) -> None:
+        self.set_page(self.screen.page + 1)
+
+    def prev_page(self) -> None:
+        self.set_page(self.screen.page - 1)
+
+    @action
+    def show_queued(self, open: bool = True) -> None:
+        self.screen.queued_open = bool(open)
+
+    @action
+    def show_details(self, mission_id: str, open: bool = True) -> None:
+        if mission_id in self.details_open:
+            self.details_open.remove(mission_id)
+        if open:
+            self.orchestrator.get(mission_id)  # an unknown id is refused by name
+            self.details_open = [*self.details_open, mission_id][-DETAILS_OPEN_MAX:]
+
+    @action
+    def set_max_concurrent(self, value: Any) -> None:
+        """The "at once" box: a whole number of at least 1, else refused (and said so)."""
         try:
-            if self.orchestrator.max_concurrent != change["new"]:
-                self.orchestrator.max_concurrent = change["new"]
-                self.orchestrator.poll_async()  # a bigger window starts queued missions now
-                self.redraw()
-        except Exception as exc:
-            self.show_error(describe_error(exc))
+            number = int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or number < 1 or str(number) != str(value).strip():
+            raise ValueError(f"'at once' must be a whole number of at least 1, got {value!r}")
+        if self.orchestrator.max_concurrent != number:
+            self.orchestrator.max_concurrent = number
+            self.orchestrator.poll_async()  # a bigger window starts queued missions now
+        self.show_info(f"at most {number} at once")
 
-    @guarded
-    def _prev_clicked(self, button: W.Button | None) -> None:
-        self.page, self._anchor = max(0, self.page - 1), None
-        self.following = self.page == 0  # back on the first page: follow new missions again
+    def _on_browser_message(self, widget: Any, content: Any, buffers: Any) -> None:
+        """A click or an entry in the browser: ``{"action": name, ...arguments}``."""
+        if not isinstance(content, dict):
+            return
+        name = content.get("action")
+        if name == "hello":
+            self.kernel_seen += 1
+            return
+        handlers: dict[str, Callable[[], Any]] = {
+            "submit": lambda: self.submit(content.get("goal", "")),
+            "run_queued": self.run_queued,
+            "poll": self.poll,
+            "clear_finished": self.clear_finished,
+            "cancel": lambda: self.cancel(str(content.get("id"))),
+            "decide": lambda: self.decide(str(content.get("id")), str(content.get("decision"))),
+            "explain": lambda: self.explain(str(content.get("id"))),
+            "filter": lambda: self.set_filter(str(content.get("status"))),
+            "sort": lambda: self.set_sort(str(content.get("sort"))),
+            "page": lambda: self.set_page(int(content.get("page", 0))),
+            "queued": lambda: self.show_queued(bool(content.get("open"))),
+            "details": lambda: self.show_details(str(content.get("id")), bool(content.get("open"))),
+            "max_concurrent": lambda: self.set_max_concurrent(content.get("value")),
+        }
+        handler = handlers.get(str(name))
+        if handler is None:
+            self.show_error(f"unknown panel action {name!r}")
+            self.redraw()
+            return
+        handler()
 
-    @guarded
-    def _next_clicked(self, button: W.Button | None) -> None:
-        self.page, self._anchor = self.page + 1, None
-        self.following = False
-
-    def _wake(self) -> None:
-        self._refresher.wake()
-
-    # -- saved notebooks ------------------------------------------------------------------------
+    # -- saved notebooks ------------------------------------------------------------------
 
     def snapshot_html(self) -> str:
-        """The panel as static HTML (the current page), for viewers without widgets."""
+        """The panel as static HTML: totals, every mission that needs attention, the first
+        page of the others (what nbconvert, GitHub and a kernel-less notebook show)."""
         with self._draw_lock:
-            views, _ = self.page_views()
-            counts = self.orchestrator.counts()
-            overall = self._overall(counts)
-        return self._snapshot(views, counts, overall)
+            view = self.compute()
+        return snapshot_html(view, hide_class=self.snapshot_class)
 
-    def _snapshot(
-        self, views: list[MissionView], counts: dict[str, int], overall: OverallView
-    ) -> str:
-        shown = (len(views), sum(counts.values()))
-        return snapshot_html(views, counts, overall, hide_class=self.snapshot_class, shown_of=shown)
+    def _text_summary(self) -> str:
+        """What a viewer with neither widgets nor HTML shows (no local paths)."""
+        header = self.view.get("header") or {}
+        return f"Missions: {header.get('text', '')}"
 
-    def _refresh_snapshot(
-        self,
-        views: list[MissionView],
-        counts: dict[str, int],
-        overall: OverallView,
-        force: bool = False,
-    ) -> None:
+    def _refresh_snapshot(self, view: dict[str, Any], force: bool = False) -> None:
         """Rewrite the displayed snapshot (through its display id), at most every
         ``refresh_interval`` seconds while missions run, at once when they have all ended."""
         if self._display_id is None:
             return
-        text = self._snapshot(views, counts, overall)
+        text = snapshot_html(view, hide_class=self.snapshot_class)
         sent, at = self._snapshot_sent
         now = time.monotonic()
-        settled = overall.ended == overall.total
+        header = view["header"]
+        settled = header["ended"] == header["total"]
         if text == sent or not (force or settled or now - at >= self.refresh_interval):
             return
         from IPython.display import update_display
 
-        update_display({"text/html": text}, raw=True, display_id=self._display_id)
+        update_display(self._snapshot_bundle(text), raw=True, display_id=self._display_id)
         self._snapshot_sent = (text, now)
+
+    def _snapshot_bundle(self, text: str) -> dict[str, str]:
+        return {"text/html": text, "text/plain": self._text_summary()}
 
     def _after_cell(self, *args: Any) -> None:
         """After every cell: the saved snapshot shows the state the cell left."""
         if self.closed:
             return
         with self._draw_lock:
-            views, _ = self.page_views()
-            counts = self.orchestrator.counts()
-            overall = self._overall(counts)
-        self._refresh_snapshot(views, counts, overall, force=True)
+            view = self.compute()
+        self._refresh_snapshot(view, force=True)
 
-    def _text_summary(self) -> str:
-        """What a viewer with neither widgets nor HTML shows (the widget's repr is a
-        screenful of traits). No figures: this output is never updated, the snapshot is."""
-        return f"MissionPanel of the missions in {self.orchestrator.store.root}"
+    def _widget_bundle(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        bundle = anywidget.AnyWidget._repr_mimebundle_(self, **kwargs)
+        if isinstance(bundle, tuple):
+            data, metadata = bundle
+        else:
+            data, metadata = bundle or {}, {}
+        return dict(data), dict(metadata)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        data = super()._repr_mimebundle_(**kwargs) or {}
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The widget and, in the same bundle, its snapshot (for viewers without widgets)."""
+        data, metadata = self._widget_bundle(**kwargs)
         data["text/html"] = self.snapshot_html()
         data["text/plain"] = self._text_summary()
-        return data
+        return data, metadata
 
     def _ipython_display_(self, **kwargs: Any) -> None:
         """Two outputs: the live widget, and a static snapshot kept current through a
-        display id (what nbconvert, GitHub and a kernel-less JupyterLab show; hidden where
-        the widget renders)."""
+        display id (what nbconvert, GitHub and a kernel-less notebook show; hidden where
+        the widget renders, and it hides a widget output that cannot render)."""
         from IPython import get_ipython
         from IPython.display import display
 
-        bundle = W.VBox._repr_mimebundle_(self, **kwargs) or {}
-        bundle.pop("text/html", None)
-        bundle["text/plain"] = self._text_summary()
-        display(bundle, raw=True)
+        data, metadata = self._widget_bundle(**kwargs)
+        # Only the widget: a text/plain here would be what a viewer without the widget
+        # shows above the snapshot.
+        widget = {k: v for k, v in data.items() if k == "application/vnd.jupyter.widget-view+json"}
+        display(widget, metadata=metadata, raw=True)
         self._display_id = self._display_id or f"mission-panel-{uuid.uuid4().hex}"
         text = self.snapshot_html()
-        display({"text/html": text}, raw=True, display_id=self._display_id)
+        display(self._snapshot_bundle(text), raw=True, display_id=self._display_id)
         self._snapshot_sent = (text, time.monotonic())
         shell = get_ipython()
         if shell is not None and self._post_run_cell is None:
             self._post_run_cell = _weak_method(self._after_cell)
             shell.events.register("post_run_cell", self._post_run_cell)
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------------
 
     @property
     def refreshing(self) -> bool:
@@ -585,24 +513,21 @@ class MissionPanel(W.VBox):
         return self._refresher.running
 
     def close(self) -> None:
-        """Stop listening and close every widget of the panel."""
+        """Stop listening and close the widget."""
         if self.__dict__.get("closed", True):  # closed, or __init__ never finished
             super().close()
             return
         self.closed = True
-        refresher = self.__dict__.get("_refresher")
-        if refresher is not None:
-            refresher.panels.discard(self)
-            refresher.wake()
+        self._coalescer.stop()
+        self._refresher.panels.discard(self)
+        self._refresher.wake()
         if self._post_run_cell is not None:
             from IPython import get_ipython
 
             shell = get_ipython()
             if shell is not None:
                 shell.events.unregister("post_run_cell", self._post_run_cell)
-        for row in self.rows:  # pooled rows may be off the page
-            _close_tree(row)
-        _close_tree(self)
+        super().close()
 
 
 def _weak_method(method: Callable[..., None]) -> Callable[..., None]:
@@ -616,10 +541,3 @@ def _weak_method(method: Callable[..., None]) -> Callable[..., None]:
             bound(*args)
 
     return call
-
-
-def _close_tree(widget: W.Widget) -> None:
-    """Close a widget and every widget below it (rows, header controls, layouts stay)."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    W.Widget.close(widget)

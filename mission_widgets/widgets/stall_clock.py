@@ -18,7 +18,7 @@ class Redrawable(Protocol):
     auto_refresh: bool
     reconcile_every_secs: float
 
-    def redraw(self) -> None: ...
+    def request_redraw(self) -> None: ...
 
     def show_error(self, text: str) -> None: ...
 
@@ -74,7 +74,7 @@ class StallClock:
         for panel in list(self.panels):
             if not panel.closed:
                 try:
-                    panel.redraw()
+                    panel.request_redraw()  # coalesced: 40 submits are not 40 draws
                 except Exception as exc:  # a redraw must never break the watcher
                     panel.show_error(f"redraw failed: {describe_error(exc)}")
         self.wake()

@@ -8,23 +8,16 @@ palette, :data:`mission_widgets.core.progress.STATUS_STYLES`.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..core.progress import (
-    SEVERITY,
-    MissionView,
-    OverallView,
-    format_counts,
-    format_duration,
-    format_overall,
-    status_style,
-    truncate,
-)
+from ..core.progress import MissionView, format_duration, status_style, truncate
 from ..core.values import LargeValue
 
 _CELL = "padding:1px 10px 1px 0;text-align:left;vertical-align:top"
 _TABLE = "font-size:12px;border-collapse:collapse"
+#: The empty part of a bar (and pending, which is not work done yet).
+_TRACK = "#e0e0e0"
 
 
 def bar_html(fraction: float, status: str | None, width: str = "120px") -> str:
@@ -32,79 +25,95 @@ def bar_html(fraction: float, status: str | None, width: str = "120px") -> str:
     colour = status_style(status or "pending").colour
     pct = round(100 * min(max(fraction, 0.0), 1.0))
     return (
-        f'<div style="display:inline-block;background:#e0e0e0;width:{width};height:10px">'
+        f'<div style="display:inline-block;background:{_TRACK};width:{width};height:10px">'
         f'<div style="background:{colour};width:{pct}%;height:10px"></div></div>'
     )
 
 
-def summary_html(counts: Mapping[str, int]) -> str:
-    """One stacked bar with a segment per status (worst first) and a legend: how many
-    missions are where, at a glance, however many there are (like dask's per-key bars)."""
-    total = sum(counts.values())
+def summary_html(segments: Iterable[Sequence[Any]], total: int) -> str:
+    """The header's stacked bar (a segment per status, pending light) and its legend."""
     if not total:
         return ""
-    order = [status for status in SEVERITY if counts.get(status)]
-    segments = "".join(
-        f'<div title="{counts[s]} {s}" style="background:{status_style(s).colour};'
-        f'width:{100 * counts[s] / total:.3f}%;height:12px"></div>'
-        for s in order
-    )
-    legend = " &nbsp; ".join(
-        f'<span style="color:{status_style(s).colour}">{status_style(s).glyph}</span> '
-        f"{counts[s]} {s}"
-        for s in order
-    )
+    parts = []
+    legend = []
+    for status, n in segments:
+        style = status_style(status)
+        colour = _TRACK if status == "pending" else style.colour
+        parts.append(
+            f'<div title="{n} {status}" style="background:{colour};'
+            f'width:{100 * n / total:.3f}%;height:12px"></div>'
+        )
+        legend.append(
+            f'<span style="color:{style.colour};white-space:nowrap">'
+            f"{style.glyph} {n} {status}</span>"
+        )
     return (
         '<div class="mission-widgets-summary" style="font-size:12px">'
-        f'<div style="display:flex;width:100%;background:#e0e0e0">{segments}</div>'
-        f"{legend}</div>"
+        f'<div style="display:flex;width:100%;max-width:600px;background:{_TRACK}">'
+        f"{''.join(parts)}</div>{' &nbsp; '.join(legend)}</div>"
     )
 
 
-def snapshot_html(
-    views: Iterable[MissionView],
-    counts: Mapping[str, int],
-    overall: OverallView,
-    *,
-    hide_class: str = "",
-    shown_of: tuple[int, int] | None = None,
-) -> str:
-    """The panel as static HTML: header, summary and the visible missions' rows.
-
-    ``hide_class`` is an extra class the live panel hides (so the snapshot shows only where
-    the widgets do not); ``shown_of`` is (rows shown, rows in the list) when paged.
-    """
-    rows = []
-    for view in views:
-        style = view.style
-        note = " ".join(html.escape(text) for text in (view.stall_badge, view.error_line) if text)
-        rows.append(
-            "<tr>"
-            f'<td style="{_CELL};color:{style.colour}"><b>{style.glyph} '
-            f"{html.escape(view.status)}</b></td>"
-            f'<td style="{_CELL}" title="{html.escape(view.goal)}">'
-            f"{html.escape(truncate(view.goal, 60))}</td>"
-            f'<td style="{_CELL}">{bar_html(view.progress, view.status)}</td>'
-            f'<td style="{_CELL}">{view.n_done}/{view.n_steps}</td>'
-            f'<td style="{_CELL}">{format_duration(view.elapsed)}</td>'
-            f'<td style="{_CELL};color:{style.colour}">{note}</td>'
-            "</tr>"
-        )
-    body = "".join(rows) or f'<tr><td colspan="6" style="{_CELL}">no missions yet</td></tr>'
-    more = ""
-    if shown_of is not None and shown_of[1] > shown_of[0]:
-        more = f"<small>{shown_of[0]} of {shown_of[1]} shown</small><br>"
-    head = "".join(
-        f'<th style="{_CELL}">{name}</th>'
-        for name in ("status", "goal", "progress", "steps", "time", "note")
-    )
+def _snapshot_row(row: Mapping[str, Any]) -> str:
+    style = status_style(row["status"])
+    elapsed = format_duration(row["elapsed"]) if row.get("elapsed") is not None else ""
+    note = html.escape(row.get("note") or "")
     return (
-        f'<div class="mission-widgets-static {hide_class}">'
-        f"<b>Missions</b> {bar_html(overall.fraction, overall.status, '200px')} "
-        f"{html.escape(format_overall(overall))} ({html.escape(format_counts(counts))})"
-        f"{summary_html(counts) if overall.total > len(rows) else ''}"
+        "<tr>"
+        f'<td style="{_CELL};white-space:nowrap;color:{style.colour}"><b>{style.glyph} '
+        f"{html.escape(row['status'])}</b></td>"
+        f'<td style="{_CELL}" dir="auto">{html.escape(row["goal"])}'
+        + (f'<br><small style="color:{style.colour}" dir="auto">{note}</small>' if note else "")
+        + "</td>"
+        f'<td style="{_CELL};white-space:nowrap">{bar_html(row["progress"], row["status"])}</td>'
+        f'<td style="{_CELL};white-space:nowrap">{html.escape(row.get("steps") or "")}</td>'
+        f'<td style="{_CELL};white-space:nowrap">{elapsed}</td>'
+        "</tr>"
+    )
+
+
+def snapshot_html(view: Mapping[str, Any], *, hide_class: str = "") -> str:
+    """The panel's view as static HTML: the header line and stacked bar with the totals,
+    every pinned row (the missions that need attention), the page of the others and the
+    queued count. Nothing of the machine (no paths); columns do not wrap.
+
+    ``hide_class`` is the class the live panel hides; the ``<style>`` here hides, in turn,
+    a widget output just above it that could not render (a notebook reopened without its
+    kernel or its widget state says "model not found" there).
+    """
+    header = view["header"]
+    queued = view["queued"]
+    rows = [*view["pinned"], *view["rows"]]
+    body = "".join(_snapshot_row(row) for row in rows)
+    if queued["n"]:
+        body += f'<tr><td colspan="5" style="{_CELL}">{queued["n"]} queued</td></tr>'
+    if not body:
+        body = f'<tr><td colspan="5" style="{_CELL}">no missions yet</td></tr>'
+    more = []
+    if view.get("pinned_more"):
+        more.append(f"{view['pinned_more']} more need attention")
+    listed, shown = view.get("listed", 0), len(view["rows"])
+    if listed > shown:
+        more.append(f"{listed - shown} more finished or running not shown")
+    head = "".join(
+        f'<th style="{_CELL};white-space:nowrap">{name}</th>'
+        for name in ("status", "goal", "progress", "steps", "time")
+    )
+    hide = (
+        f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .{hide_class})"
+        " .jp-OutputArea-output:not(:has(.mw-panel)){display:none}</style>"
+        if hide_class
+        else ""
+    )
+    counts = ", ".join(f"{n} {status}" for status, n in header["segments"]) or "no missions"
+    return (
+        f'{hide}<div class="mission-widgets-static {hide_class}">'
+        f'<b>Missions</b> <span style="white-space:nowrap">{html.escape(header["text"])}</span>'
+        f" ({html.escape(counts)})"
+        f"{summary_html(header['segments'], header['total'])}"
         f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        f"{more}<small>static snapshot; run the notebook to see the live panel</small></div>"
+        f"<small>{html.escape('; '.join(more))}{'; ' if more else ''}"
+        "static snapshot; run the notebook to see the live panel</small></div>"
     )
 
 

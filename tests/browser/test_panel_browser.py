@@ -1,53 +1,28 @@
-"""MissionPanel in a real browser: JupyterLab + Debian Chromium driven by Playwright.
+"""MissionPanel in a real browser: JupyterLab 4 and Notebook 7, Debian Chromium + Playwright.
 
 One notebook (written into the server root) creates an orchestrator on a temporary store,
 shows ``orch.panel()`` and starts subprocess missions whose executors report progress and
-wait for marker files that the test creates. The tests read what a user sees in the DOM
-(ipywidgets 8: bar width and style, labels, the stall badge) and click the panel's buttons.
+wait for marker files that the test creates. The tests read what a user sees (the DOM that
+``panel.js`` draws: bars with their ARIA values, status words, pinned rows, the header) and
+click the panel's buttons. Screenshots at fixed moments go to ``$MW_ARTIFACTS/browser``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import sys
-from pathlib import Path
 
 import pytest
-from support.lab import (
-    BAR,
-    PANEL,
-    ROW,
-    STALL_BADGE,
-    JupyterLab,
-    chromium_missing_reason,
-    launch_chromium,
-    open_notebook,
-    run_all_cells,
+from support.browser import (
+    ARTIFACTS,
+    UI_TIMEOUT,
+    buttons_fit,
+    contrast_failures,
+    save_artifact,
 )
+from support.lab import BAR, PANEL, PINNED, ROW, open_notebook, run_all_cells
 
-from mission_widgets import MissionOrchestrator
-
-MISSING = chromium_missing_reason()
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
-
-# Fixtures live in this file and helpers in tests/support/lab.py.
-ARTIFACTS = (
-    Path(os.environ.get("MW_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
-    / "browser"
-)
-CANCELLED_RGB = "rgb(106, 27, 154)"  # STATUS_STYLES["cancelled"].colour, as the browser says it
-
-
-def save_artifact(page, name: str) -> None:
-    """A screenshot at a fixed moment, kept as a CI artefact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / name, full_page=True)
-
-
-UI_TIMEOUT = 30_000  # ms; generous for a loaded CI machine, the happy path takes ~1 s
+pytestmark = [pytest.mark.browser]
 
 SETUP = """\
 import pathlib, time
@@ -103,45 +78,21 @@ panel = orch.panel(refresh_interval=0.25, no_progress_secs=1, reconcile_every_se
 panel
 """
 
-START = """\
+ARABIC = "تحليل بيانات الطلاب في الفصل الدراسي الأول وكتابة تقرير مفصل عن النتائج والتوصيات"
+
+START = f"""\
 for goal, executor in [("Grow step by step", grows), ("Keep going until cancelled", keeps_going),
-                       ("Get stuck quietly", stuck_quietly), ("Crash the tool", crashes)]:
+                       ("Get stuck quietly", stuck_quietly), ("Crash the tool", crashes),
+                       ({ARABIC!r}, keeps_going)]:
     orch.run_async(one_step(goal, executor))
 orch.run_async(ASKS)
 """
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    server = JupyterLab(tmp_path_factory.mktemp("lab")).start()
-    try:
-        yield server
-    finally:
-        for store in server.root.glob("store-*"):  # workers outlive kernels: stop them here
-            leftover = MissionOrchestrator(store=store)
-            try:
-                leftover.cancel_all()
-            finally:
-                leftover.close()
-        server.stop()
 
 
 @pytest.fixture(scope="module", params=["lab", "notebook"])
 def ui(request):
     """Each test runs in JupyterLab and in Notebook 7 (same server, same panel)."""
     return request.param
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +105,7 @@ def markers(lab, ui):
 
 @pytest.fixture(scope="module")
 def page(lab, browser, markers, ui):
-    """The notebook opened, all cells run, the panel on screen with four missions."""
+    """The notebook opened, all cells run, the panel on screen with six missions."""
     from playwright.sync_api import expect
 
     setup = SETUP.format(markers=str(markers), store=str(lab.root / f"store-{ui}"))
@@ -168,7 +119,7 @@ def page(lab, browser, markers, ui):
         open_notebook(page, lab, name, ui=ui)
         run_all_cells(page)
         expect(page.locator(PANEL)).to_be_visible()
-        expect(page.locator(f"{ROW}:visible")).to_have_count(5)
+        expect(page.locator(ROW)).to_have_count(6)
         save_artifact(page, f"{ui}-started.png")
         # The notebook's kernel is this venv's interpreter (the kernelspec in JUPYTER_PATH).
         commands = [cmd[:3] for cmd in lab.kernel_commands()]
@@ -179,56 +130,60 @@ def page(lab, browser, markers, ui):
         context.close()
 
 
-@pytest.fixture
-def screenshot(request, tmp_path):
-    """``screenshot(page)``: after the test the page is saved as ``tmp_path/<test>.png``;
-    if the test failed, also copied to ``artifacts/browser/`` (gitignored) for CI."""
-    pages = []
-    failures_before = request.session.testsfailed
-    yield pages.append
-    # The call phase is reported (and counted) before fixtures are torn down.
-    failed = request.session.testsfailed > failures_before
-    for page in pages:
-        if page.is_closed():
-            continue
-        path = tmp_path / f"{request.node.name}.png"
-        page.screenshot(path=path, full_page=True)
-        if failed:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, ARTIFACTS / path.name)
-
-
 def row(page, goal: str):
     return page.locator(ROW).filter(has_text=goal)
 
 
-def test_progress_bar_grows_then_turns_success(page, markers, screenshot):
+def test_the_live_panel_hides_its_snapshot_and_shows_no_widget_error(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator(".mission-widgets-static")).to_be_hidden()
+    expect(page.locator(PANEL)).not_to_contain_text("Saved view")
+    expect(page.locator(".jp-Notebook")).not_to_contain_text("Error displaying widget")
+    expect(page.locator(".jp-Notebook")).not_to_contain_text("Loading widget")
+
+
+def test_progress_bar_grows_then_turns_succeeded(page, markers, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
     mission = row(page, "Grow step by step")
     bar = mission.locator(BAR)
-    expect(bar).to_have_class(re.compile(r"\bprogress-bar-info\b"))
-    expect(bar).to_have_attribute("style", re.compile(r"width: 30%"))
+    expect(mission).to_have_attribute("data-status", "running")
+    expect(bar).to_have_attribute("aria-valuenow", "30")
+    expect(mission.locator(".mw-line2")).to_have_text("waiting for grow-1")  # its message
     (markers / "grow-1").touch()
-    expect(bar).to_have_attribute("style", re.compile(r"width: 60%"))
+    expect(bar).to_have_attribute("aria-valuenow", "60")
     (markers / "grow-2").touch()
-    expect(bar).to_have_class(re.compile(r"\bprogress-bar-success\b"))
-    expect(bar).to_have_attribute("style", re.compile(r"width: 100%"))
-    expect(mission).to_contain_text("\u2714 succeeded")
-    expect(mission).to_contain_text("1/1 steps")
+    expect(mission).to_have_attribute("data-status", "succeeded")
+    expect(bar).to_have_attribute("aria-valuenow", "100")
+    expect(mission.locator(".mw-status")).to_have_text("\u2714 succeeded")
+    expect(mission.locator(".mw-steps")).to_have_text("1/1")
     # Nothing left to cancel: no Cancel button on a finished row.
-    expect(mission.locator("button.jupyter-button", has_text="Cancel")).to_be_hidden()
+    expect(mission.locator("button.mw-cancel")).to_have_count(0)
+
+
+def test_the_header_clock_ticks_in_the_browser(page):
+    from playwright.sync_api import expect
+
+    meter = page.locator(f"{PANEL} .mw-meter")
+    expect(meter).to_have_text(re.compile(r"^\d+/\d+ \[\d\d:\d\d"))
+    first = meter.inner_text()
+    # Missions keep running but nothing changes: only the browser's clock moves it.
+    expect(meter).not_to_have_text(first, timeout=5_000)
+    stack = page.locator(f"{PANEL} .mw-stack")
+    expect(stack).to_have_attribute("role", "progressbar")
+    expect(stack).to_have_attribute("aria-valuemax", re.compile(r"^\d+$"))
 
 
 def test_poll_button_shows_what_it_found(page, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
-    poll = page.locator("button.jupyter-button", has_text="Poll")
-    poll.click()
-    expect(page.locator(PANEL)).to_contain_text(re.compile(r"polled: \d+ finished, \d+ running"))
-    expect(poll).to_be_enabled()
+    page.locator("button.mw-poll").click()
+    message = page.locator(f"{PANEL} .mw-message")
+    expect(message).to_have_text(re.compile(r"polled: \d+ finished, \d+ running"))
+    expect(page.locator("button.mw-poll")).to_be_enabled()
 
 
 def test_cancel_marks_the_row_cancelled_not_failed(page, screenshot):
@@ -236,188 +191,142 @@ def test_cancel_marks_the_row_cancelled_not_failed(page, screenshot):
 
     screenshot(page)
     mission = row(page, "Keep going until cancelled")
-    bar = mission.locator(BAR)
-    expect(bar).to_have_class(re.compile(r"\bprogress-bar-info\b"))
-    expect(bar).to_have_attribute("style", re.compile(r"width: 40%"))
-    cancel = mission.locator("button.jupyter-button", has_text="Cancel")
-    cancel.click()
+    expect(mission.locator(BAR)).to_have_attribute("aria-valuenow", "40")
+    mission.locator("button.mw-cancel").click()
     # Cancelled is not failed: its own colour and symbol.
-    expect(mission).to_contain_text("\u2298 cancelled")
-    expect(bar).to_have_css("background-color", CANCELLED_RGB)
-    expect(bar).not_to_have_class(re.compile(r"\bprogress-bar-danger\b"))
-    expect(cancel).to_be_hidden()
-    expect(page.locator(PANEL)).to_contain_text("cancelled mission_")
+    expect(mission).to_have_attribute("data-status", "cancelled")
+    expect(mission.locator(".mw-status")).to_have_text("\u2298 cancelled")
+    fill, word = mission.evaluate(
+        "r => [getComputedStyle(r.querySelector('.mw-fill')).backgroundColor,"
+        " getComputedStyle(r.querySelector('.mw-status')).color]"
+    )
+    failed = row(page, "Crash the tool").evaluate(
+        "r => getComputedStyle(r.querySelector('.mw-status')).color"
+    )
+    assert fill == word != failed  # its own colour, in the bar and the word
+    expect(mission.locator("button.mw-cancel")).to_have_count(0)
+    expect(page.locator(f"{PANEL} .mw-message")).to_have_text(
+        "cancelled \u201cKeep going until cancelled\u201d"
+    )
 
 
-def test_stall_badge_appears_for_a_mission_without_progress(page, screenshot):
+def test_a_hung_mission_is_pinned_with_its_reason_and_can_be_cancelled(page, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
-    mission = row(page, "Get stuck quietly")
-    badge = mission.locator(STALL_BADGE)
-    expect(badge).to_be_visible()
-    expect(badge).to_contain_text(re.compile(r"stalled: no progress for \d+ s"))
-    expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-warning\b"))
-    expect(mission).to_contain_text("stalled")
-    # The healthy rows never get a badge.
-    expect(row(page, "Keep going until cancelled").locator(STALL_BADGE)).to_be_hidden()
-    # Flagged stalled, its worker still runs: the user can still stop it.
-    cancel = mission.locator("button.jupyter-button", has_text="Cancel")
+    page.locator("button.mw-poll").click()  # checks health now (besides the panel's clock)
+    mission = page.locator(PINNED).locator(ROW).filter(has_text="Get stuck quietly")
+    expect(mission.locator(".mw-line2")).to_contain_text("no progress")
+    expect(row(page, "Grow step by step")).not_to_contain_text("no progress")
+    cancel = mission.locator("button.mw-cancel")
     expect(cancel).to_be_enabled()
     cancel.click()
-    expect(mission).to_contain_text("\u2298 cancelled")
-    expect(badge).to_have_count(0)  # a stall that ended otherwise keeps no badge
-    expect(cancel).to_be_hidden()
+    expect(row(page, "Get stuck quietly")).to_have_attribute("data-status", "cancelled")
+    expect(row(page, "Get stuck quietly")).not_to_contain_text("no progress")
 
 
-def test_a_failed_mission_is_danger_with_its_error_in_the_details(page, screenshot):
+def test_a_failed_mission_is_pinned_with_its_error_and_its_details(page, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
-    mission = row(page, "Crash the tool")
-    expect(mission.locator(BAR)).to_have_class(re.compile(r"\bprogress-bar-danger\b"))
-    expect(mission).to_contain_text("\u2716 failed")
-    # The cause is on the row itself, not behind Details.
-    expect(mission.locator(".mission-widgets-error")).to_contain_text("the tool crashed")
-    mission.locator("button", has_text="Details").click()
-    expect(mission.locator(".mission-widgets-error").first).to_be_visible()
-    expect(mission).to_contain_text("Log (tail)")
+    mission = page.locator(PINNED).locator(ROW).filter(has_text="Crash the tool")
+    expect(mission).to_have_attribute("data-status", "failed")
+    expect(mission.locator(".mw-status")).to_have_text("\u2716 failed")
+    expect(mission.locator(".mw-line2")).to_contain_text("the tool crashed")
+    mission.locator("button.mw-details-toggle").click()
+    details = mission.locator(".mw-details")
+    expect(details).to_contain_text("Log (tail)")
+    expect(mission.locator("button.mw-details-toggle")).to_have_attribute("aria-expanded", "true")
 
 
 def test_a_person_answers_a_waiting_mission_from_its_row(page, ui, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
-    mission = row(page, "Ask a person")
-    expect(mission).to_contain_text("waiting for you")
-    decision = mission.locator(".mission-widgets-decision")
-    expect(decision).to_contain_text("call the shaky tool")
-    expect(decision).to_contain_text("the shaky tool broke")
-    decision.locator("button.jupyter-button", has_text="Explain").click()
-    expect(mission.locator(".mission-widgets-explanation")).to_be_visible()
+    mission = page.locator(PINNED).locator(ROW).filter(has_text="Ask a person")
+    expect(mission).to_have_attribute("data-status", "waiting")
+    expect(mission.locator(".mw-line2")).to_have_text("waiting for you at step shaky")
+    question = mission.locator(".mw-question")
+    expect(question).to_contain_text("call the shaky tool")
+    expect(question).to_contain_text("the shaky tool broke")
+    question.locator("button.mw-explain").click()
+    expect(mission.locator(".mw-explanation")).to_contain_text("Explanation")
     save_artifact(page, f"{ui}-decision.png")
-    decision.locator("button.jupyter-button", has_text="Skip").click()
-    expect(mission).to_contain_text("\u2714 succeeded")
-    expect(decision).to_be_hidden()
+    question.locator("button.mw-skip").click()
+    done = row(page, "Ask a person")
+    expect(done).to_have_attribute("data-status", "succeeded")
+    expect(done.locator(".mw-question")).to_have_count(0)
 
 
-def test_enter_submits_and_the_newest_mission_is_on_top(page, ui, screenshot):
+def test_a_right_to_left_goal_keeps_its_start_and_ends_with_an_ellipsis(page):
+    goal = row(page, ARABIC[:20]).locator(".mw-goal-text")
+    assert goal.get_attribute("dir") == "auto"
+    assert goal.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    assert goal.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+
+
+@pytest.mark.parametrize("width", [None, 900, 600, 420])
+def test_nothing_is_clipped_from_narrow_to_full_width(page, ui, width):
+    """The panel at the notebook's full width, then held at 900, 600 and 420 px (a narrow
+    notebook beside a sidebar): every control whole, nothing wider than the panel."""
+    panel = page.locator(PANEL)
+    panel.locator(ROW).first.wait_for()
+    if width is not None:
+        panel.evaluate(f"e => {{ e.style.width = '{width}px'; }}")
+    try:
+        assert panel.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the panel scrolls"
+        assert buttons_fit(panel) == []
+        widths = panel.evaluate(
+            "e => [...e.querySelectorAll('.mw-goal-text')].map(g => g.clientWidth)"
+        )
+        assert widths and min(widths) >= 60, widths  # room for words
+        save_artifact(page, f"{ui}-{width or 'full'}px.png")
+    finally:
+        panel.evaluate("e => { e.style.width = ''; }")
+
+
+def test_notebook_at_800_px_keeps_every_column(page, ui):
+    page.set_viewport_size({"width": 800, "height": 1000})
+    try:
+        panel = page.locator(PANEL)
+        assert panel.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the panel scrolls"
+        assert buttons_fit(panel) == []
+        first = panel.locator(ROW).first
+        for part in (".mw-status", ".mw-goal-text", BAR, ".mw-time"):
+            assert first.locator(part).first.is_visible(), part
+        save_artifact(page, f"{ui}-800px-window.png")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_text_contrast_is_at_least_4_5_to_1(page):
+    assert contrast_failures(page.locator(PANEL)) == []
+
+
+def test_enter_submits_and_the_message_names_the_goal(page, ui, screenshot):
     from playwright.sync_api import expect
 
     screenshot(page)
-    goal = page.locator(f"{PANEL} input[type=text]").first
+    goal = page.locator(f"{PANEL} input.mw-goal")
+    expect(goal).to_have_attribute("aria-label", "Goal of a new mission")
     goal.fill("Typed then Enter")
     goal.press("Enter")
-    expect(page.locator(ROW).first).to_contain_text("Typed then Enter")
-    expect(row(page, "Typed then Enter")).to_contain_text("\u2714 succeeded")
+    expect(row(page, "Typed then Enter")).to_have_attribute("data-status", "succeeded")
     expect(goal).to_have_value("")
-    expect(page.locator(PANEL)).to_contain_text(re.compile(r"\d+/6 ended"))
+    expect(page.locator(f"{PANEL} .mw-message")).to_have_text(
+        "started \u201cTyped then Enter\u201d"
+    )
+    expect(page.locator(f"{PANEL} .mw-meter")).to_have_text(re.compile(r"^\d+/7 \["))
     save_artifact(page, f"{ui}-after-enter.png")
 
 
-SAVED_SETUP = """\
-from mission_widgets import Mission, MissionOrchestrator, MissionStep
-
-def quick(task, session, context):
-    return "done: " + task
-
-orch = MissionOrchestrator(max_concurrent=3, store={store!r})
-"""
-SAVED_SHOW = "panel = orch.panel()\npanel"
-SAVED_RUN = """\
-handles = [orch.run_async(Mission(f"saved mission {i}",
-                                  steps=[MissionStep("s", "quick", executor=quick)]))
-           for i in range(3)]
-[str(h.wait(timeout=60).status) for h in handles]
-"""
-
-
-@pytest.fixture(scope="module")
-def saved_notebook(lab, tmp_path_factory):
-    """A notebook run by a real kernel (nbclient) and saved with its widget state, as a
-    user's notebook is saved: the panel shown first, the missions run and end after it."""
-    import nbformat
-    from support.kernel import KernelSession
-
-    work = tmp_path_factory.mktemp("saved")
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    store = lab.root / "store-saved"
-    nb.cells = [
-        nbformat.v4.new_code_cell(source)
-        for source in (SAVED_SETUP.format(store=str(store)), SAVED_SHOW, SAVED_RUN)
-    ]
-    session = KernelSession(nb, work)
-    with session.started():
-        for index in range(len(nb.cells)):
-            session.run(index)
-        session.run_source("panel.close(); orch.close()")
-    nb.cells.pop()  # the clean-up cell is not part of what the user saved
-    path = lab.root / "saved.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
-def test_a_reopened_saved_notebook_shows_the_final_state(
-    lab, browser, ui, saved_notebook, screenshot
-):
+def test_at_once_refuses_zero_visibly(page):
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT)
-    try:
-        # A new kernel knows none of the saved widget models: the cell must still show
-        # the missions as they ended (the snapshot, or the widgets from the saved state).
-        open_notebook(page, lab, saved_notebook.name, ui=ui)
-        screenshot(page)
-        cell = page.locator(".jp-Cell").filter(has_text=SAVED_SHOW.splitlines()[0])
-        expect(cell).to_contain_text("3/3 ended")
-        expect(cell).not_to_contain_text("children=")  # no widget repr dumped as text
-        save_artifact(page, f"{ui}-reopened.png")
-        for i in range(3):
-            mission = cell.locator("tr, .mission-widgets-row").filter(has_text=f"saved mission {i}")
-            expect(mission.first).to_contain_text("succeeded")
-        # Whatever renders keeps its buttons whole (no "Can..." cut by a saved layout).
-        for button in cell.locator("button.jupyter-button:visible").all():
-            assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), button.inner_text()
-    finally:
-        context.close()
-
-
-def test_reopened_without_a_kernel_with_widget_state_saved_shows_the_final_state(
-    lab, browser, saved_notebook
-):
-    """JupyterLab with "save widget state" on, the notebook reopened with no kernel at all:
-    the cell shows the missions as they ended, no widget error, and no button cut short."""
-    from playwright.sync_api import expect
-
-    settings = (
-        lab.base
-        / "config/lab/user-settings/@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings"
-    )
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(json.dumps({"saveState": True}))
-    saved = json.loads(saved_notebook.read_text())
-    saved["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "gone"}
-    stateful = lab.root / "saved-no-kernel.ipynb"
-    stateful.write_text(json.dumps(saved))
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT)
-    try:
-        page.goto(lab.notebook_url(stateful.name))
-        dialog = page.locator(".jp-Dialog")
-        expect(dialog).to_contain_text("Select Kernel")
-        page.keyboard.press("Escape")  # dismissed: the notebook stays without a kernel
-        expect(dialog).to_have_count(0)
-        cell = page.locator(".jp-Cell").filter(has_text=SAVED_SHOW.splitlines()[0])
-        expect(cell).to_contain_text("3/3 ended")
-        save_artifact(page, "lab-no-kernel-saved-state.png")
-        expect(cell).not_to_contain_text("Error displaying widget")
-        # Where the widgets do render from the saved state, no button is cut short.
-        for button in cell.locator("button.jupyter-button:visible").all():
-            assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), button.inner_text()
-    finally:
-        context.close()
-        settings.unlink()
+    box = page.locator(f"{PANEL} input.mw-at-once")
+    box.fill("0")
+    box.press("Enter")
+    expect(page.locator(f"{PANEL} .mw-message")).to_contain_text("at least 1")
+    box.blur()
+    expect(box).to_have_value("8")
+    assert ARTIFACTS.name == "browser"

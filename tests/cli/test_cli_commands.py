@@ -168,6 +168,10 @@ def test_demo_timeout_cancels_what_is_left_and_exits_1(run_cli, tmp_path):
     statuses = [r["status"] for r in store_rows(store)]
     assert "cancelled" in statuses and set(statuses) <= {"succeeded", "cancelled"}, statuses
     assert int(said.group(1)) == statuses.count("cancelled")
+    # Its own timeout, said as such (not "cancelled by user"), in the store and the table.
+    errors = {r["error"] for r in store_rows(store) if r["status"] == "cancelled"}
+    assert errors == {"cancelled by the demo: timed out after 2 s"}, errors
+    assert "cancelled by user" not in done.stdout
     assert not worker_processes(store.resolve())
 
 

@@ -271,7 +271,7 @@ def test_view_of_a_store_row():
     }
     view = mission_view(row, NOW)
     assert (view.status, view.n_steps, view.n_done, view.n_failed) == ("failed", 5, 1, 1)
-    assert view.progress == pytest.approx(0.4)
+    assert view.progress == pytest.approx(0.2)  # 1 of 5 steps finished, as the steps say
     assert view.elapsed == pytest.approx(15.0)
     assert view.last_error == "aborted"
     assert view.bar_style == "danger"

@@ -1,9 +1,7 @@
-"""The panel's pure view-model (core.progress): overall bar, rate and ETA, one palette,
-what a row says inline. No widgets, no store."""
+"""The pure view-model of one mission (core.progress): one palette, what a row says
+inline. No widgets, no store. The panel's header is tested in test_panel_view.py."""
 
 from __future__ import annotations
-
-import pytest
 
 from mission_widgets.core import progress as pg
 from mission_widgets.core.mission import MISSION_STATUSES
@@ -15,43 +13,14 @@ def row(status, **fields):
     return {"id": "mission_1_abc", "goal": "g", "status": status, **fields}
 
 
-def test_overall_is_ended_over_total_in_the_style_of_the_worst_state():
-    counts = {"pending": 2, "running": 3, "succeeded": 4, "failed": 1}
-    view = pg.overall_view(counts, NOW)
-    assert (view.total, view.ended) == (10, 5)
-    assert view.fraction == 0.5
-    assert view.status == "failed"
-    assert view.style.bar_style == "danger"
-    assert pg.overall_view({"running": 1, "succeeded": 3}, NOW).status == "running"
-    assert pg.overall_view({"succeeded": 3}, NOW).style.bar_style == "success"
-    assert pg.overall_view({"stalled": 1, "cancelled": 2}, NOW).status == "stalled"
-    # Flagged stalled or waiting for a person: counted as stalled, not as ended.
-    assert pg.overall_view({"stalled": 2, "succeeded": 1}, NOW, in_flight=1).ended == 2
-    empty = pg.overall_view({}, NOW)
-    assert (empty.total, empty.fraction, empty.status) == (0, 0.0, None)
-
-
-def test_rate_and_eta_count_from_when_tracking_began():
-    counts = {"running": 6, "succeeded": 4}
-    view = pg.overall_view(counts, NOW, since=(NOW - 10, 2))
-    assert view.rate == pytest.approx(0.2)  # 2 ended in 10 s
-    assert view.eta == pytest.approx(30.0)  # 6 left at 0.2/s
-    assert pg.format_overall(view) == "4/10 ended \u00b7 5.0s/mission \u00b7 ETA 30s"
-    assert pg.overall_view(counts, NOW, since=(NOW - 10, 4)).rate is None  # none ended since
-    assert pg.overall_view(counts, NOW).eta is None
-    done = pg.overall_view({"succeeded": 10}, NOW, since=(NOW - 2, 0))
-    assert done.eta is None
-    assert pg.format_rate(5.0) == "5.0 missions/s"
-    assert pg.format_rate(None) == ""
-
-
 def test_one_palette_tells_failed_cancelled_and_stalled_apart_by_colour_and_symbol():
-    bad = [pg.status_style(s) for s in ("failed", "cancelled", "stalled")]
-    assert len({style.colour for style in bad}) == 3
-    assert len({style.glyph for style in bad}) == 3
-    assert len({style.mark for style in bad}) == 3
-    assert len({style.ansi for style in bad}) == 3
-    assert set(pg.STATUS_STYLES) == set(MISSION_STATUSES)  # every status has its style
+    bad = [pg.status_style(s) for s in ("failed", "cancelled", "stalled", "waiting")]
+    assert len({style.colour for style in bad}) == 4
+    assert len({style.dark for style in bad}) == 4
+    assert len({style.glyph for style in bad}) == 4
+    assert len({style.mark for style in bad[:3]}) == 3
+    assert len({style.ansi for style in bad[:3]}) == 3
+    assert set(pg.STATUS_STYLES) >= set(MISSION_STATUSES)  # every status has its style
     assert pg.ansi("x", "failed") == "\x1b[31mx\x1b[0m"
     assert pg.ansi("  ", "failed") == "  "
 
@@ -70,6 +39,22 @@ def test_a_failed_row_keeps_its_progress_and_shows_its_first_error_line():
     )
     assert at_step.error_line == "TimeoutError: too slow (aborted at step 'fetch')"
     assert view.finished
+
+
+def test_a_mission_that_gave_up_shows_the_percent_of_its_steps_that_finished():
+    # The demo's [fail] mission: two parallel steps ran their attempts to the end and failed.
+    failed = pg.mission_view(row("failed", progress=0.4, n_steps=5, n_done=0, finished_at=NOW), NOW)
+    assert (failed.progress, pg.format_steps(failed)) == (0.0, "0/5")
+    stalled = pg.mission_view(
+        row("stalled", progress=0.7, n_steps=4, n_done=2, finished_at=NOW), NOW
+    )
+    assert stalled.progress == 0.5
+    # A cancelled one keeps its bar where it stopped; a running one its reported progress.
+    cancelled = pg.mission_view(
+        row("cancelled", progress=0.4, n_steps=5, n_done=1, finished_at=NOW), NOW
+    )
+    assert cancelled.progress == 0.4
+    assert pg.mission_view(row("running", progress=0.4, n_steps=5, n_done=0), NOW).progress == 0.4
 
 
 def test_a_succeeded_mission_has_no_error_even_after_recovered_retries():

@@ -261,11 +261,11 @@ def test_panel_draws_rows_of_dask_missions(dask_orchestrators):
     panel = MissionPanel(orch, auto_refresh=False)
     try:
         panel.redraw(force=True)
-        rows = [row for row in panel.rows if row.mission_id is not None]
-        assert {row.mission_id for row in rows} == {m.id for m in missions}
+        rows = panel.rows
+        assert {row["id"] for row in rows} == {m.id for m in missions}
         for row in rows:
-            assert "succeeded" in row.status.value
-            assert row.bar.value == 1.0
-            assert row.steps.value == "2/2 steps"
+            assert row["status"] == "succeeded"
+            assert row["progress"] == 1.0
+            assert row["steps"] == "2/2"
     finally:
         panel.close()

@@ -104,7 +104,7 @@ def test_cells_run_while_missions_run_and_the_panel_refreshes(tmp_path, mission_
         static = snapshot["data"]["text/html"]
         assert "mission-widgets-static" in static and "<table" in static
         assert all(f"kernel mission {i}" in static for i in range(3))
-        assert "0/3 ended" in static
+        assert "0/3 [" in static
 
         # The missions run elsewhere and wait for the marker: cells still come back, and
         # the panel draws their reported progress meanwhile.
@@ -115,11 +115,11 @@ def test_cells_run_while_missions_run_and_the_panel_refreshes(tmp_path, mission_
             assert text_output(cell) == "2"
         bars = until(
             session,
-            "[(r.bar.value, r.bar.bar_style) for r in panel.rows if r.layout.display != 'none']",
-            lambda bars: bars == [(0.5, "info")] * 3,
+            "[(r['progress'], r['status'], r['note']) for r in panel.rows]",
+            lambda bars: bars == [(0.5, "running", "waiting for the marker file")] * 3,
             "the refresh thread to draw the reported progress",
         )
-        assert bars == [(0.5, "info")] * 3
+        assert bars == [(0.5, "running", "waiting for the marker file")] * 3
         cell, _ = session.run_source("len(orch.running), all(not h.done() for h in handles)")
         assert ast.literal_eval(text_output(cell)) == (3, True)
 
@@ -129,8 +129,8 @@ def test_cells_run_while_missions_run_and_the_panel_refreshes(tmp_path, mission_
         assert ast.literal_eval(text_output(cell)) == ["succeeded"] * 3
         until(
             session,
-            "[(r.bar.value, r.bar.bar_style) for r in panel.rows if r.layout.display != 'none']",
-            lambda bars: bars == [(1.0, "success")] * 3,
+            "[(r['progress'], r['status']) for r in panel.rows]",
+            lambda bars: bars == [(1.0, "succeeded")] * 3,
             "the refresh thread to draw success",
         )
         cell, _ = session.run_source("orch.counts()['succeeded'], len(orch.running)")
@@ -148,14 +148,14 @@ def test_cells_run_while_missions_run_and_the_panel_refreshes(tmp_path, mission_
     state = saved.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert widget["data"][WIDGET_VIEW]["model_id"] in state  # the panel's model is saved too
     final = snapshot["data"]["text/html"]
-    assert "3/3 ended" in final
+    assert "3/3 [" in final and " total, " in final
     assert final.count("succeeded</b>") == 3
     assert "running</b>" not in final
 
     from nbconvert import HTMLExporter
 
     page, _ = HTMLExporter().from_notebook_node(saved)
-    assert "3/3 ended" in page
+    assert "3/3 [" in page
     assert all(f"kernel mission {i}" in page for i in range(3))
 
 

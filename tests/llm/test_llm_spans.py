@@ -135,9 +135,7 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_otlp_http_exporter_sends_what_a_receiver_decodes(
-    fake_llm, make_model, orchestrators
-):
+def test_the_otlp_http_exporter_sends_what_a_receiver_decodes(fake_llm, make_model, orchestrators):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,

@@ -94,3 +94,16 @@ def test_explain_asks_the_model_and_the_retry_gets_the_analysis(orchestrators, s
     assert orch.wait(mission.id, 30).status == "succeeded"
     assert "[AGENT ANALYSIS] model answer" in shown.read_text()
     assert json.loads(json.dumps(mission.steps[0].result)) == "fixed"
+
+
+def test_the_demo_model_explains_the_failing_step_and_its_error(orchestrators):
+    orch = orchestrators(2)
+    mission = asking(Fail("the export service is down"), model="demo:fast")
+    orch.run_async(mission)
+    wait_until_waiting(orch, mission)
+    text = orch.explain(mission.id)
+    assert text.startswith("[simulated by the offline demo model]"), text
+    assert "step 'fragile'" in text and "RuntimeError: the export service is down" in text
+    assert "Root cause" in text and "What a retry would change" in text and "Skip" in text
+    orch.decide(mission.id, "abort")
+    assert orch.wait(mission.id, 30).status == "failed"

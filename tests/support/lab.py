@@ -47,11 +47,12 @@ KERNEL_NAME = "python3"
 #: The status bar item once a kernel is attached and idle (not "No Kernel | Idle").
 KERNEL_IDLE = re.compile(r"^(?!No Kernel).+ \| Idle$")
 
-# Panel DOM (ipywidgets 8): see the recipe.
-PANEL = ".mission-widgets-panel"
-ROW = ".mission-widgets-row"
-BAR = ".widget-hprogress .progress .progress-bar"
-STALL_BADGE = ".mission-widgets-stall"
+# Panel DOM (drawn by mission_widgets/widgets/panel.js).
+PANEL = ".mw-panel"
+ROW = ".mw-row"
+BAR = ".mw-bar[role=progressbar]"
+PINNED = ".mw-pinned"
+SNAPSHOT = ".mission-widgets-static"
 
 
 def chromium_missing_reason() -> str | None:
