@@ -42,6 +42,11 @@ _FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
 
 
 def _attr(value: Any) -> str:
+    kind = type(value)
+    if kind is float:  # most attributes: positions and times (repr keeps a time exact)
+        return repr(value)
+    if kind is int:
+        return str(value)
     return html.escape(str(value), quote=True)
 
 

@@ -190,7 +190,7 @@ def _lane(
             {
                 "points": " ".join(points),
                 "fill": "#90caf9",
-                "stroke": "#1565c0",
+                "stroke": OUTCOME_COLOURS["running"],
                 "stroke-width": 1,
                 "class": "concurrency",
                 "data-peak": busiest,
@@ -417,7 +417,7 @@ def _block(
                     "y": pad,
                     "width": w,
                     "height": h - 2 * pad,
-                    "fill": OUTCOME_COLOURS.get(trace.status, "#1565c0"),
+                    "fill": OUTCOME_COLOURS.get(trace.status, OUTCOME_COLOURS["running"]),
                     "fill-opacity": 0.25,
                     "class": f"mission {trace.status}",
                     "data-mission": trace.mission_id,

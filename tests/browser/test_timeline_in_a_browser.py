@@ -8,13 +8,19 @@ from support.lab import chromium_missing_reason, launch_chromium
 from support.png import png_pixels
 
 from mission_widgets.core.events import make_event
+from mission_widgets.core.progress import status_style
 from mission_widgets.core.timeline import mission_traces
 from mission_widgets.core.timeline_draw import Timeline
 
 MISSING = chromium_missing_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
-GREEN, RED = (0x2E, 0x7D, 0x32), (0xC6, 0x28, 0x28)  # the palette of core.progress
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+GREEN, RED = _rgb(status_style("succeeded").colour), _rgb(status_style("failed").colour)
 T0 = 1_700_000_000.0
 
 

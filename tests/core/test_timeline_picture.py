@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from mission_widgets.core.events import make_event
+from mission_widgets.core.progress import status_style
 from mission_widgets.core.timeline import concurrency, mission_traces
 from mission_widgets.core.timeline_draw import Timeline
 
@@ -137,8 +138,9 @@ def test_the_svg_has_one_segment_per_attempt_with_its_times_and_parses():
     got = {(a.get("data-mission"), a.get("data-step"), a.get("data-attempt")): a for a in attempts}
     first = got[("m1", "a", "1")]
     assert float(first.get("data-start")) == T0 + 1.0 and float(first.get("data-end")) == T0 + 2.0
-    assert first.get("fill") == "#c62828" and "ConnectionError: boom" in title_of(first)
-    assert got[("m1", "a", "2")].get("fill") == "#2e7d32"
+    assert first.get("fill") == status_style("failed").colour
+    assert "ConnectionError: boom" in title_of(first)
+    assert got[("m1", "a", "2")].get("fill") == status_style("succeeded").colour
     assert got[("m1", "b", "1")].get("data-outcome") == "timeout"
     # the cancel ended m2's running attempt: cancelled, at the cancel's time
     cancelled = got[("m2", "x", "1")]
