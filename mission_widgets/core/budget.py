@@ -30,7 +30,7 @@ import functools
 import math
 import threading
 
-from .cost import price_of
+from .cost import price_model_call, price_of
 from .errors import MissionError, MissionValidationError
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -246,6 +246,21 @@ def check_on_budget(value: Any) -> str:
     if value not in ON_BUDGET:
         raise MissionValidationError(f"on_budget must be one of {ON_BUDGET}, got {value!r}")
     return str(value)
+
+
+def budget_state(budget: Any, on_budget: Any, pickled: dict[str, Any] | None = None) -> Any:
+    """A mission's ``(budget, on_budget, usage)``, checked; with ``pickled`` (a mission's
+    pickled state), a dict of what that state lacks (it was pickled before budgets)."""
+    if pickled is not None:
+        defaults = {"budget": None, "on_budget": "abort", "usage": Usage()}
+        return {k: v for k, v in defaults.items() if k not in pickled}
+    return Budget.coerce(budget), check_on_budget(on_budget), Usage()
+
+
+def count_model_call(usage: Usage, fields: dict[str, Any]) -> None:
+    """A ``model_call`` event's fields get their ``cost_usd``; its usage is counted."""
+    price_model_call(fields)
+    usage.add(fields)
 
 
 def guard_for(mission: Any) -> Callable[[str | None, str | None, Any], None] | None:

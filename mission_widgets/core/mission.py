@@ -1,6 +1,7 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
+pending -> planning -> running (<-> waiting for a person) -> succeeded | failed | stalled
+(a step used its retries, nothing resolved it) | cancelled. See core/status.py.
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
 ``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
@@ -16,9 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
-from .budget import Budget, Usage, check_on_budget, guard_for
+from .budget import Budget, budget_state, count_model_call, guard_for
+from .checks import number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
-from .cost import price_model_call
 from .errors import (
     MissionCancelled,
     MissionValidationError,
@@ -27,14 +28,7 @@ from .errors import (
     StepRaisedBaseException,
     describe_error,
 )
-from .events import (
-    Event,
-    EventSink,
-    StepContext,
-    make_event,
-    reset_step_context,
-    set_step_context,
-)
+from .events import Event, EventSink, StepContext, make_event, reset_step_context, set_step_context
 from .hooks import HookSink, MissionHooks
 from .ids import new_mission_id, validate_mission_id
 from .listeners import dispatch
@@ -43,7 +37,7 @@ from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
-from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
+from .status import MISSION_STATUSES, STEP_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
@@ -69,6 +63,8 @@ __all__ = [
 
 #: Progress events of one step closer together than this are dropped (the value is kept).
 PROGRESS_EVENT_INTERVAL = 0.05
+#: Longest preview of a mission's result (status()["result_summary"], the panel's rows).
+RESULT_PREVIEW_CHARS = 200
 #: Most steps a mission may have (planned or given), unless ``Mission(max_steps=...)``.
 MAX_PLAN_STEPS = 100
 #: Most parallel steps running at once, unless ``Mission(max_parallel=...)``.
@@ -121,10 +117,10 @@ class Mission:
     _goal_ref: LargeValue | None = None
 
     backoff_factor: float = 1.0
-    budget: Budget | None = None  # (class defaults: missions pickled before budgets)
-    on_budget: str = "abort"
     #: The last message a step gave ``report_progress`` (None until one does).
     message: str | None = None
+    #: Missions pickled before ``result_step`` existed read as "the last step".
+    result_step: str | None = None
 
     def __init__(
         self,
@@ -142,6 +138,7 @@ class Mission:
         max_steps: int = MAX_PLAN_STEPS,
         max_parallel: int = MAX_PARALLEL,
         decision_source: Callable[[MissionStep], Any] | None = None,
+        result_step: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None,
         on_budget: str = "abort",
     ) -> None:
@@ -153,16 +150,11 @@ class Mission:
                 f"session must be a SharedSession, got {type(session).__name__}"
             )
         if backoff_factor is not None:
-            if not isinstance(backoff_factor, int | float) or backoff_factor < 0:
-                raise MissionValidationError(
-                    f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
-                )
-            self.backoff_factor = float(backoff_factor)
+            self.backoff_factor = float(
+                number_option("backoff_factor", backoff_factor, error=MissionValidationError) or 0.0
+            )
         self.id = new_mission_id() if mission_id is None else mission_id
-        #: Limits on the model calls, checked before each (see :mod:`.budget`).
-        self.budget = Budget.coerce(budget)
-        self.on_budget = check_on_budget(on_budget)
-        self.usage = Usage()  # what the model calls used, counted where the mission runs
+        self.budget, self.on_budget, self.usage = budget_state(budget, on_budget)  # .budget
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -196,6 +188,15 @@ class Mission:
             self._check_size(len(given), "the mission has")
             validate_dag((s.id, s.depends_on) for s in given)
             self.steps = given or None
+        if result_step is not None and (
+            not isinstance(result_step, str)
+            or (self.steps and result_step not in {s.id for s in self.steps})
+        ):
+            raise MissionValidationError(
+                f"result_step must name one of the mission's steps, got {result_step!r}"
+            )
+        #: The step whose result is the mission's (None: the last step of the plan).
+        self.result_step = result_step
         self.status = MissionStatus.PENDING
         self.error: str | None = None
         self.audit_log: list[Event] = []
@@ -204,7 +205,7 @@ class Mission:
         self.finished_at: float | None = None
         #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
-        #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
+        #: Health flag of a running mission: "no_heartbeat" | "no_progress" | None (healthy).
         self.stall_reason: str | None = None
         self._init_runtime_state()
 
@@ -231,8 +232,7 @@ class Mission:
 
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
-            price_model_call(fields)
-            self.usage.add(fields)
+            count_model_call(self.usage, fields)
         event = make_event(name, self.id, **fields)
         with self._lock:
             if name == "progress":
@@ -313,8 +313,9 @@ class Mission:
         return {step.id: str(step.status) for step in self.steps or []}
 
     def step_counts(self) -> dict[str, Any]:
-        """Counts of steps by status, plus totals, retries and progress."""
-        counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
+        """Counts of steps by status (a skipped step is neither done nor failed), plus
+        totals, retries and progress."""
+        counts = dict.fromkeys(STEP_STATUSES, 0)
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
         return {
@@ -322,7 +323,6 @@ class Mission:
             "status": self.status,
             "total": len(self.steps or []),
             **counts,
-            "skipped": sum(1 for s in self.steps or [] if s.skipped),
             "retries": sum(s.retry_count for s in self.steps or []),
             "progress": self.progress,
         }
@@ -444,12 +444,41 @@ class Mission:
             n_done=counts[StepStatus.DONE],
             n_failed=counts[StepStatus.FAILED],
             n_steps=len(self.steps or ()),
-            result_summary=self.large_results_summary(),
+            result_summary=self.result_preview(),
         )
         self._close_checkpoint()
         self._cancel.clear()  # the request is served; run() may be called again later
         self.run_model = self._active_model = None  # run(model=) was for that run only
         return self
+
+    @property
+    def result(self) -> Any:
+        """What the mission produced: the result of the step named ``result_step``, else of
+        the last step of the plan (None until that step is done; a skipped step has none)."""
+        step = self._result_source()
+        return None if step is None else step.result
+
+    def _result_source(self) -> MissionStep | None:
+        if not self._steps:
+            return None
+        if self.result_step is not None:
+            step = self._index.get(self.result_step)
+        else:
+            step = self._steps[-1]
+        if step is None or step.status != StepStatus.DONE or getattr(step, "skipped", False):
+            return None
+        return step
+
+    def result_preview(self, limit: int = RESULT_PREVIEW_CHARS) -> str | None:
+        """A short, one-line preview of :attr:`result` (a large one by its summary, never
+        loaded): what ``status()["result_summary"]`` and the panel show."""
+        step = self._result_source()
+        value = None if step is None else step.stored_result()
+        if value is None:
+            return None
+        if isinstance(value, LargeValue):
+            return value.describe()
+        return " ".join(summarize(value, limit).split())
 
     def large_results_summary(self) -> str | None:
         """One line naming the results kept in files of their own (over LARGE_VALUE_BYTES):
@@ -483,7 +512,6 @@ class Mission:
             reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
             reset_step_context(token)
-            self.usage.release()
         try:
             specs = parse_plan(reply if isinstance(reply, str) else str(reply))
             if len(specs) > self.max_steps:
@@ -609,7 +637,7 @@ class Mission:
         state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
         if "goal" in state:
             state["_goal"] = state.pop("goal")
-        state.setdefault("usage", Usage())  # pickled before budgets
+        state.update(budget_state(None, "abort", state))  # (pickled before budgets)
         self.__dict__.update(state)
         self._init_runtime_state()
 

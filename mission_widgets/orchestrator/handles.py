@@ -32,7 +32,12 @@ class MissionFailed(MissionError):
     """``AsyncHandle.result()`` of a mission that ended failed or stalled (``.mission`` has it)."""
 
     def __init__(self, mission: Mission) -> None:
-        super().__init__(f"mission {mission.id} ended {mission.status}: {mission.error or ''}")
+        text = f"mission {mission.id} ended {mission.status}: {mission.error or ''}"
+        if mission.status == "stalled":  # its error says what ended it; add the cause
+            causes = [s.last_error for s in mission.steps or [] if s.status == "failed"]
+            if causes and causes[-1]:
+                text += f" (last error: {causes[-1]})"
+        super().__init__(text)
         self.mission = mission
 
 
@@ -78,11 +83,12 @@ class PollResult(Mapping[str, Any]):
 
 
 class AsyncHandle(Future[Mission]):
-    """A started mission, as a ``concurrent.futures.Future`` of its :class:`Mission`.
+    """A started mission, as a ``concurrent.futures.Future`` of what it produces.
 
-    ``result(timeout)`` returns the mission once it succeeded, raises :class:`MissionFailed`
-    when it failed or stalled, and ``CancelledError`` when it was cancelled; ``wait()``
-    returns the mission whatever its end. ``done()``, ``add_done_callback()``,
+    ``result(timeout)`` returns the mission's result value (:attr:`Mission.result`) once it
+    succeeded, raises :class:`MissionFailed` when it failed or stalled, and
+    ``CancelledError`` when it was cancelled; ``handle.mission`` is the Mission, and
+    ``wait()`` returns it whatever its end. ``done()``, ``add_done_callback()``,
     ``exception()`` work as for any future; the watcher completes it, so nothing needs
     polling. ``cancel()`` stops the mission (its worker too) unless it has already ended.
     """
@@ -99,6 +105,11 @@ class AsyncHandle(Future[Mission]):
     @property
     def status(self) -> str:
         return self.mission.status
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The mission's result value once it succeeded (see the class)."""
+        mission = super().result(timeout)
+        return mission.result
 
     def wait(self, timeout: float | None = None) -> Mission:
         """Block until the mission ends; return it (whatever its end). TimeoutError after

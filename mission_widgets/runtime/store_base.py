@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS missions (
     claimed_at REAL,
     result_summary TEXT,
     cost_usd REAL DEFAULT 0,
-    row_version INTEGER NOT NULL DEFAULT 0
+    row_version INTEGER NOT NULL DEFAULT 0,
+    message TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -119,6 +120,7 @@ ADDED_COLUMNS = {
     "result_summary": "TEXT",
     "cost_usd": "REAL DEFAULT 0",
     "row_version": "INTEGER NOT NULL DEFAULT 0",
+    "message": "TEXT",
 }
 SCHEMA_OBJECTS = frozenset(
     {
@@ -164,8 +166,11 @@ STATUS_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
+    "message",
     "result_summary",
 )
+#: Longest progress message a row keeps (the ``message`` column of status()).
+MESSAGE_CHARS = 300
 # A queued row: handed to no backend yet.
 QUEUED = "status = 'pending' AND started_at IS NULL AND pid IS NULL AND finished_at IS NULL"
 

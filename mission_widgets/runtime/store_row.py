@@ -36,9 +36,10 @@ class MissionRow(TypedDict):
     state_json: str | None  # only in stores written before mission_states: use final_state()
     claimed_by: str | None
     claimed_at: float | None
-    result_summary: str | None  # results kept in files of their own (large), by their summary
+    result_summary: str | None  # a short preview of the mission's result (Mission.result)
     cost_usd: float | None  # USD of the model calls; None once a call had no known price
     row_version: int  # the store's change counter at the row's last change (status() cache)
+    message: str | None  # the last message a step gave report_progress (bounded)
 
 
 #: Every column, in table order (checked against the schema by the tests).

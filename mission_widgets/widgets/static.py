@@ -117,17 +117,40 @@ def snapshot_html(view: Mapping[str, Any], *, hide_class: str = "") -> str:
     )
 
 
+#: Longest preview of a step's result in the details.
+RESULT_PREVIEW_CHARS = 300
+_PRE = "white-space:pre-wrap;overflow-wrap:anywhere;margin:2px 0"
+
+
+def step_status(step: Any) -> str:
+    """A step's status as shown: a skipped step reads ``skipped``, never as a success."""
+    status = str(step.status)
+    return "skipped" if getattr(step, "skipped", False) or status == "skipped" else status
+
+
+def result_preview(step: Any) -> str:
+    """A bounded preview of a step's result (a large one by its summary, never loaded)."""
+    value = step.stored_result() if hasattr(step, "stored_result") else None
+    if value is None:
+        return ""
+    if isinstance(value, LargeValue):
+        return value.describe()
+    text = value if isinstance(value, str) else repr(value)
+    return truncate(text, RESULT_PREVIEW_CHARS)
+
+
 def steps_table(steps: Iterable[Any]) -> str:
-    """An HTML table of a mission's steps: id, description, status, retries."""
+    """An HTML table of a mission's steps: id, description, status, retries, result."""
     rows = "".join(
         "<tr>"
         + "".join(
-            f'<td style="{_CELL}">{html.escape(str(value))}</td>'
-            for value in (
-                step.id,
-                truncate(step.description, 60),
-                step.status + (" (skipped)" if getattr(step, "skipped", False) else ""),
-                step.retry_count,
+            f'<td style="{_CELL}" class="mw-step-{name}">{html.escape(str(value))}</td>'
+            for name, value in (
+                ("id", step.id),
+                ("description", truncate(step.description, 60)),
+                ("status", step_status(step)),
+                ("retries", step.retry_count),
+                ("result", result_preview(step) if step_status(step) == "done" else ""),
             )
         )
         + "</tr>"
@@ -136,41 +159,75 @@ def steps_table(steps: Iterable[Any]) -> str:
     if not rows:
         return "<i>no steps yet (planning)</i>"
     head = "".join(
-        f'<th style="{_CELL}">{name}</th>' for name in ("step", "description", "status", "retries")
+        f'<th style="{_CELL}">{name}</th>'
+        for name in ("step", "description", "status", "retries", "result")
     )
     return f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def error_history_html(steps: Iterable[Any], limit: int = 3) -> str:
-    """Each step's failed attempts (the last ``limit``): a retry that then worked is shown as
-    recovered, in grey; the errors of a step that is still failing in red."""
+    """Each step's failed attempts (the last ``limit``), each message once with its line
+    breaks: a retry that then worked in grey as recovered, a step still failing in red; an
+    explanation (from Explain) as an explanation, not as an attempt. The traceback of the
+    last failure of a failing step follows, once."""
     items = []
+    traceback = None
     for step in steps:
         history = list(getattr(step, "error_history", None) or [])[-limit:]
         recovered = step.status == "done"
         colour = status_style("pending" if recovered else "failed").colour
         for entry in history:
+            text = html.escape(str(entry.get("error", "")))
+            if entry.get("error_type") == "analysis":
+                items.append(
+                    f'<li class="mw-explanation"><b>Explanation</b> for step '
+                    f'{html.escape(str(step.id))}<div style="{_PRE}">{text}</div></li>'
+                )
+                continue
             label = "recovered" if recovered else "error"
             items.append(
                 f'<li style="color:{colour}" class="mission-widgets-{label}">'
                 f"step {html.escape(str(step.id))}, attempt {entry.get('attempt', '?')} "
-                f"({label}): {html.escape(str(entry.get('error', '')))}</li>"
+                f'({label}):<div style="{_PRE}">{text}</div></li>'
             )
+            if not recovered and entry.get("traceback"):
+                traceback = entry["traceback"]
     if not items:
         return ""
-    return f'<b>Errors</b><ul style="margin:0;font-size:12px">{"".join(items)}</ul>'
+    trace = (
+        f'<details><summary>Traceback</summary><pre class="mw-traceback" style="{_PRE}">'
+        f"{html.escape(str(traceback))}</pre></details>"
+        if traceback
+        else ""
+    )
+    return f'<b>Errors</b><ul style="margin:0;font-size:12px">{"".join(items)}</ul>{trace}'
 
 
 def details_html(steps: list[Any], view: MissionView | None, log_tail: str) -> str:
-    """The folded-open details of a mission: steps, large results (by their summary), error
-    history, the error that ended it (never on a succeeded mission) and the log tail."""
-    error = ""
+    """The folded-open details of a mission: steps and their results, the mission's
+    result, large results (by their summary), error history with the traceback, why it
+    ended (when the attempts above do not say it already) and the log tail."""
+    errors = error_history_html(steps)
+    ended = ""
     if view is not None and view.error_line and view.last_error:
-        colour = view.style.colour
-        error = f'<p style="color:{colour}"><b>Last error:</b> {html.escape(view.last_error)}</p>'
+        told = any(
+            str(entry.get("error", "")) in view.last_error
+            for step in steps
+            for entry in getattr(step, "error_history", None) or []
+            if entry.get("error")
+        )
+        if not told:
+            colour = view.style.colour
+            ended = (
+                f'<p style="color:{colour}"><b>Ended:</b></p>'
+                f'<div style="{_PRE};color:{colour}">{html.escape(view.last_error)}</div>'
+            )
+    result = ""
+    if view is not None and view.status == "succeeded" and view.result_summary:
+        result = f'<p class="mw-result"><b>Result:</b> {html.escape(view.result_summary)}</p>'
     log = html.escape(log_tail) if log_tail else "(no output)"
     return (
-        f"{steps_table(steps)}{large_results_html(steps)}{error_history_html(steps)}{error}"
+        f"{steps_table(steps)}{result}{large_results_html(steps)}{errors}{ended}"
         "<b>Log (tail)</b>"
         f'<pre style="max-height:160px;overflow:auto;font-size:11px">{log}</pre>'
     )

@@ -72,6 +72,7 @@ def test_new_mission_has_design_attributes():
         "pending",
         "planning",
         "running",
+        "waiting",
         "succeeded",
         "failed",
         "stalled",
@@ -360,7 +361,7 @@ def test_step_counts_counts_steps_by_status():
     summary = mission.step_counts()
     assert summary["mission_id"] == mission.id
     assert summary["status"] == "succeeded"
-    assert (summary["total"], summary["done"], summary["failed"]) == (3, 2, 1)
+    assert (summary["total"], summary["done"], summary["failed"]) == (3, 2, 0)
     assert summary["pending"] == summary["running"] == summary["retrying"] == 0
     assert summary["skipped"] == 1
     assert summary["retries"] == 1
@@ -559,3 +560,52 @@ def test_core_imports_no_runtime_widgets_or_pandas():
 def test_plan_error_is_a_value_error():
     assert issubclass(PlanError, ValueError)
     assert issubclass(MissionValidationError, ValueError)
+
+
+def test_the_result_of_a_mission_is_its_last_step_or_the_marked_one():
+    from mission_widgets.core.errors import MissionValidationError
+
+    def answer(task, session, context):
+        return f"answer to {task}"
+
+    two = [MissionStep("a", "first", executor=answer), MissionStep("b", "second", executor=answer)]
+    mission = Mission("g", steps=two)
+    assert mission.result is None  # nothing ran yet
+    mission.run()
+    assert mission.result == "answer to second"
+    assert mission.result_preview() == "answer to second"
+    marked = Mission("g", steps=[MissionStep("a", "first", executor=answer)], result_step="a").run()
+    assert marked.result == "answer to first"
+    with pytest.raises(MissionValidationError, match="result_step"):
+        Mission("g", steps=[MissionStep("a", "first", executor=answer)], result_step="zz")
+
+
+def test_a_failure_keeps_its_traceback_bounded_with_its_line_breaks():
+    from mission_widgets.core.runner import TRACEBACK_CHARS
+
+    def deep(task, session, context):
+        raise ValueError("line one\n" + "y" * 6000 + "\nline two")
+
+    mission = Mission(
+        "g",
+        steps=[MissionStep("a", "fails", executor=deep, max_retries=0)],
+        stall_policy={"on_max_retries": "abort"},
+    ).run()
+    [entry] = mission.steps[0].error_history
+    trace = entry["traceback"]
+    assert trace.startswith("\u2026") and len(trace) == TRACEBACK_CHARS + 1
+    assert trace.rstrip().endswith("y\nline two")
+    short = Mission(
+        "g",
+        steps=[MissionStep("a", "fails", executor=fails_plainly, max_retries=0)],
+        stall_policy={"on_max_retries": "abort"},
+    ).run()
+    whole = short.steps[0].error_history[0]["traceback"]
+    assert whole.startswith("Traceback (most recent call last):")
+    assert "in fails_plainly" in whole and whole.rstrip().endswith("ValueError: one\ntwo")
+    [event] = [e for e in mission.audit_log if e["event"] == "step_failure"]
+    assert event["traceback"] == trace
+
+
+def fails_plainly(task, session, context):
+    raise ValueError("one\ntwo")

@@ -55,7 +55,8 @@ def test_waiting_on_and_skip_from_a_restarted_kernel(orchestrators, store_dir, t
     ).stdout.split()
     assert out == ["fragile", "fragile"]  # it saw the question, and answered it
 
-    assert handle.result(timeout=30) is mission  # succeeded: the steps after it ran
+    handle.result(timeout=30)  # succeeded: the steps after it ran
+    assert handle.mission is mission
     assert mission.steps[0].result == "[SKIPPED: user decision]"
     assert mission.steps[1].status == "done"
     assert "escalation_skip" in event_names(store_dir, mission.id)
@@ -100,7 +101,7 @@ def test_the_demo_model_explains_the_failing_step_and_its_error(orchestrators):
     orch = orchestrators(2)
     mission = asking(Fail("the export service is down"), model="demo:fast")
     orch.run_async(mission)
-    wait_until_waiting(orch, mission)
+    wait_until_waiting(mission, orch)
     text = orch.explain(mission.id)
     assert text.startswith("[simulated by the offline demo model]"), text
     assert "step 'fragile'" in text and "RuntimeError: the export service is down" in text

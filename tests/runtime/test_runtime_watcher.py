@@ -34,7 +34,9 @@ def test_mirrors_follow_the_store_without_polling(orchestrators):
     assert mission.status == "succeeded" and handle.status == "succeeded"
     assert mission in orch.completed and orch.running == []
     assert orch.counts()["succeeded"] == 1 and orch.counts()["running"] == 0
-    assert handle.done() and handle.result(timeout=0) is mission
+    assert handle.done() and handle.result(timeout=0) == mission.steps[0].result
+    assert mission.result == mission.steps[0].result and mission.result.startswith("did: ")
+    assert handle.mission is mission
     assert orch.status().set_index("id").loc[mission.id, "status"] == "succeeded"
     # Idle: the watcher thread has ended.
     wait_for(lambda: not orch.watching and not watcher_threads(), 5, "the watcher to exit")
@@ -116,7 +118,8 @@ def test_async_handle_is_a_future(orchestrators, tmp_path):
     bad = orch.run_async(one_step("bad", Fail("kaput"), max_retries=0))
     stuck = orch.run_async(one_step("stuck", Gated(tmp_path / "never")))
 
-    assert good.result(timeout=30).status == "succeeded"
+    assert good.result(timeout=30) == good.mission.steps[0].result  # the result value
+    assert good.mission.status == "succeeded"
     assert called.wait(5)
     with pytest.raises(MissionFailed, match="kaput"):
         bad.result(timeout=30)

@@ -181,7 +181,7 @@ def test_a_hung_mission_is_pinned_with_its_reason(orchestrators, panels):
     wait_until(pinned, 20, "the hung mission to be pinned")
     row = panel.row(handle.mission_id)
     assert row["attention"] is True
-    assert "no progress" in row["note"]
+    assert row["note"] == "no_progress"  # the health flag: it still runs
     assert row["cancellable"] is True  # its worker still runs
     panel.cancel(handle.mission_id)
     assert handle.mission.status == "cancelled"
@@ -520,3 +520,66 @@ def test_worst_first_sort_and_the_full_goal(orchestrators, panels):
     assert panel.view["sort"] == "status"
     browser_says(panel, action="wander")
     assert "unknown panel action 'wander'" in panel.view["message"]["text"]
+
+
+def test_details_show_results_the_traceback_once_and_refresh_while_open(
+    orchestrators, panels, tmp_path
+):
+    orch = orchestrators()
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    release = tmp_path / "release"
+    mission = Mission(
+        "two steps",
+        steps=[
+            MissionStep("first", "the first", executor=quick),
+            MissionStep("second", f"wait for {release}", executor=wait_for_file),
+        ],
+    )
+    orch.run_async(mission)
+    settle(panel, lambda: mission.steps[0].status == "done", "the first step to end")
+    panel.show_details(mission.id)
+    details = panel.view["details"][mission.id]
+    assert "done: the first" in details  # the step's result, previewed
+    assert 'mw-step-status">running<' in details
+    release.touch()
+    settle(panel, lambda: mission.status == "succeeded", "the mission to end")
+    details = panel.view["details"][mission.id]  # open details follow the mission
+    assert 'mw-step-status">running<' not in details
+    assert "Result:</b> released" in details
+    assert panel.row(mission.id)["note"] == "result: released"
+
+    failing = fails_at_once("explodes", "kaboom", "blow up", then="abort")
+    orch.run_async(failing)
+    settle(panel, lambda: failing.status == "failed", "the mission to fail")
+    panel.show_details(failing.id)
+    details = panel.view["details"][failing.id]
+    assert details.count("boom in blow up") == 2  # the attempt, and the traceback's last line
+    assert details.count('class="mw-traceback"') == 1
+    assert "Traceback (most recent call last):\n" in details  # its line breaks kept
+    assert "in boom" in details
+
+
+def test_a_skipped_step_reads_skipped_and_an_explanation_is_no_attempt(orchestrators, panels):
+    orch = orchestrators(model="demo")
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    mission = Mission(
+        "asks a person",
+        steps=[
+            MissionStep("shaky", "call the shaky tool", executor=boom, max_retries=0),
+            MissionStep("after", "runs after", executor=quick, depends_on=["shaky"]),
+        ],
+        stall_policy={"on_max_retries": "ask"},
+    )
+    orch.run_async(mission)
+    wait_for_the_question(panel, mission)
+    explanation = panel.explain(mission.id)
+    assert panel.view["explanations"][mission.id] == explanation  # shown as such in the row
+    panel.show_details(mission.id)
+    details = panel.view["details"][mission.id]
+    assert details.count("attempt 1") == 1 and "attempt 2" not in details
+    panel.decide(mission.id, "skip")
+    settle(panel, lambda: mission.status == "succeeded", "the skipped mission to go on")
+    details = panel.view["details"][mission.id]
+    assert 'mw-step-status">skipped<' in details and 'mw-step-status">done<' in details
