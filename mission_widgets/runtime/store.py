@@ -354,6 +354,8 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             return text
         relative = os.path.join(SUBDIRS["checkpoint"], f"{mission_id}.large", "state.json")
         path = os.path.join(self._root, relative)
+        if os.path.islink(os.path.dirname(path)):
+            raise OSError(f"{os.path.dirname(path)} is a symbolic link: refusing to follow it")
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with os.fdopen(open_private(path + ".tmp"), "w", encoding="utf-8") as handle:
             handle.write(text)
