@@ -150,10 +150,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         self._watcher = Watcher(self._watch, lambda: self.active)
         # The health monitor: nothing wakes it, so its period is fixed (see health.py).
         self._health = Watcher(
-            self._health_tick,
-            lambda: self.active,
-            name="mission-health",
-            interval=HEALTH_PERIOD_SECS,
+            self._health_tick, lambda: self.active, name="health", interval=HEALTH_PERIOD_SECS
         )
         self._attach()
         OPEN[self._owner] = self
