@@ -1,6 +1,7 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
+pending -> planning -> running (<-> waiting for a person) -> succeeded | failed | stalled
+(a step used its retries, nothing resolved it) | cancelled. See core/status.py.
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
 ``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
+from .checks import number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .cost import price_model_call
 from .errors import (
@@ -42,7 +44,7 @@ from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
-from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
+from .status import MISSION_STATUSES, STEP_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
@@ -153,11 +155,9 @@ class Mission:
                 f"session must be a SharedSession, got {type(session).__name__}"
             )
         if backoff_factor is not None:
-            if not isinstance(backoff_factor, int | float) or backoff_factor < 0:
-                raise MissionValidationError(
-                    f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
-                )
-            self.backoff_factor = float(backoff_factor)
+            self.backoff_factor = float(
+                number_option("backoff_factor", backoff_factor, error=MissionValidationError) or 0.0
+            )
         self.id = new_mission_id() if mission_id is None else mission_id
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
@@ -209,7 +209,7 @@ class Mission:
         self.finished_at: float | None = None
         #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
-        #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
+        #: Health flag of a running mission: "no_heartbeat" | "no_progress" | None (healthy).
         self.stall_reason: str | None = None
         self._init_runtime_state()
 
@@ -317,8 +317,9 @@ class Mission:
         return {step.id: str(step.status) for step in self.steps or []}
 
     def step_counts(self) -> dict[str, Any]:
-        """Counts of steps by status, plus totals, retries and progress."""
-        counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
+        """Counts of steps by status (a skipped step is neither done nor failed), plus
+        totals, retries and progress."""
+        counts = dict.fromkeys(STEP_STATUSES, 0)
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
         return {
@@ -326,7 +327,6 @@ class Mission:
             "status": self.status,
             "total": len(self.steps or []),
             **counts,
-            "skipped": sum(1 for s in self.steps or [] if s.skipped),
             "retries": sum(s.retry_count for s in self.steps or []),
             "progress": self.progress,
         }

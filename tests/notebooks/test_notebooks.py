@@ -167,13 +167,20 @@ def _code_cells(path):
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
 
 
+def python_of(cell) -> ast.Module:
+    """A code cell as Python (IPython's ``%magics`` and ``!commands`` turned into calls)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return ast.parse(TransformerManager().transform_cell(cell.source))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_ends_with_the_panel(path):
     """The last cell shows the panel (its last expression is ``<orchestrator>.panel()``), so a
     saved notebook ends with how its missions ended."""
     last = nbformat.read(path, as_version=4).cells[-1]
     assert last.cell_type == "code", f"{path.name} ends with a {last.cell_type} cell"
-    expr = ast.parse(last.source).body[-1]
+    expr = python_of(last).body[-1]
     assert isinstance(expr, ast.Expr) and isinstance(expr.value, ast.Call), last.source
     assert isinstance(expr.value.func, ast.Attribute) and expr.value.func.attr == "panel"
 
@@ -185,7 +192,7 @@ def test_notebook_uses_a_store_of_its_own(path):
     calls = [
         node
         for cell in _code_cells(path)
-        for node in ast.walk(ast.parse(cell.source))
+        for node in ast.walk(python_of(cell))
         if isinstance(node, ast.Call)
         and getattr(node.func, "id", getattr(node.func, "attr", None)) == "MissionOrchestrator"
     ]
