@@ -174,14 +174,12 @@ class PanelState:
         for view in views:
             self.views[view.mission_id] = view
             state = row_state(view, view.mission_id in cancellable)
-            if state["health"] and state["heartbeat_at"] is None:
-                state["heartbeat_at"] = self._heartbeat(view.mission_id)
+            if state["health"]:  # a hung row: since when, for the browser's clock
+                store_row = self.orchestrator.store.row(view.mission_id) or {}
+                state["heartbeat_at"] = state["heartbeat_at"] or store_row.get("last_heartbeat")
+                state["activity_at"] = store_row.get("last_activity")
             rows.append(state)
         return rows
-
-    def _heartbeat(self, mission_id: str) -> float | None:
-        row = self.orchestrator.store.row(mission_id)
-        return None if row is None else row.get("last_heartbeat")
 
     def build(self, now: float) -> dict[str, Any]:
         """The state the browser draws (everything but messages and details)."""
