@@ -385,9 +385,10 @@ def test_one_change_is_one_message_of_bounded_size(orchestrators, panels, tmp_pa
     assert len(messages) == 1
     assert len(messages[0]) < 8_000
     with sent_messages(panel) as messages:
-        for mission_id in list(orch.missions)[1:41]:  # 40 changes reported: coalesced
-            orch.cancel(mission_id)
-            panel.request_redraw()
+        with panel._draw_lock:  # 40 changes reported while a draw would wait: coalesced
+            for mission_id in list(orch.missions)[1:41]:
+                orch.cancel(mission_id)
+                panel.request_redraw()
         wait_until(lambda: len(messages) >= 1, 10, "the coalesced redraw")
     assert len(messages) <= 2
 
