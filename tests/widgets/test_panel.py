@@ -539,7 +539,7 @@ def test_details_show_results_the_traceback_once_and_refresh_while_open(
         ],
     )
     orch.run_async(mission)
-    settle(panel, lambda: mission.steps[0].status == "done", "the first step to end")
+    settle(panel, lambda: mission.steps[1].progress == 0.5, "the second step to report")
     panel.show_details(mission.id)
     details = panel.view["details"][mission.id]
     assert "done: the first" in details  # the step's result, previewed
