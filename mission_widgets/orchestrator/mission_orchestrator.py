@@ -587,12 +587,11 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
     def mission_statuses(self) -> dict[str, str]:
         """Every mission's status by id, in submission order, without loading any (what the
         panel pages and pins from; O(missions) dictionary reads, no store access)."""
-        missions = self._missions
-        statuses = {}
-        for mission_id in list(self._order):
-            mission = missions.get(mission_id)
-            status = str(mission.status) if mission is not None else None
-            statuses[mission_id] = status or self.completed.status_of(mission_id) or "pending"
+        statuses = dict.fromkeys(list(self._order), "pending")  # C-level: fast at 100,000
+        statuses.update(self.completed.statuses())  # every finished one is in _order
+        for mission in [*self.running, *self.pending_queue]:  # in flight: their own word
+            if mission.id in statuses:
+                statuses[mission.id] = str(mission.status)
         return statuses
 
     def clone(self, deep: bool = False) -> MissionOrchestrator:

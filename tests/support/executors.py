@@ -274,3 +274,8 @@ class ProgressAfterGate(Gated):
         report_progress(0.9, "moving again")
         wait_for_path(self.gates[1], self.timeout)
         return self.result
+
+
+def echo_environment(task, session, context):
+    """Returns the worker's environment variable named by the step's description."""
+    return os.environ.get(task)
