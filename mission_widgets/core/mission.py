@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
-from .checks import number_option
+from .checks import bound_fields, number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .cost import price_model_call
 from .errors import (
@@ -237,7 +237,8 @@ class Mission:
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
             price_model_call(fields)
-        event = make_event(name, self.id, **fields)
+        # Errors, tracebacks and messages are bounded here, once, for every sink and file.
+        event = bound_fields(make_event(name, self.id, **fields))
         with self._lock:
             if name == "progress":
                 if fields.get("message"):
