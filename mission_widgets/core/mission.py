@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
+from .budget import Budget, budget_state, count_model_call, guard_for
 from .checks import bound_fields, number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
-from .cost import price_model_call
 from .errors import (
     MissionCancelled,
     MissionValidationError,
@@ -28,14 +28,7 @@ from .errors import (
     StepRaisedBaseException,
     describe_error,
 )
-from .events import (
-    Event,
-    EventSink,
-    StepContext,
-    make_event,
-    reset_step_context,
-    set_step_context,
-)
+from .events import Event, EventSink, StepContext, make_event, reset_step_context, set_step_context
 from .hooks import HookSink, MissionHooks
 from .ids import new_mission_id, validate_mission_id
 from .listeners import dispatch
@@ -146,6 +139,8 @@ class Mission:
         max_parallel: int = MAX_PARALLEL,
         decision_source: Callable[[MissionStep], Any] | None = None,
         result_step: str | None = None,
+        budget: Budget | Mapping[str, Any] | None = None,
+        on_budget: str = "abort",
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
@@ -159,6 +154,7 @@ class Mission:
                 number_option("backoff_factor", backoff_factor, error=MissionValidationError) or 0.0
             )
         self.id = new_mission_id() if mission_id is None else mission_id
+        self.budget, self.on_budget, self.usage = budget_state(budget, on_budget)  # .budget
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -236,7 +232,7 @@ class Mission:
 
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
-            price_model_call(fields)
+            count_model_call(self.usage, fields)
         # Errors, tracebacks and messages are bounded here, once, for every sink and file.
         event = bound_fields(make_event(name, self.id, **fields))
         with self._lock:
@@ -512,7 +508,7 @@ class Mission:
         if model is None:
             raise ModelResolutionError(f"mission {self.id} needs a model to plan its goal")
         started = time.time()
-        token = set_step_context(StepContext(emit=self._emit, step=None, attempt=1))
+        token = set_step_context(StepContext(self._emit, None, 1, guard_for(self)))
         try:
             reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
@@ -642,6 +638,7 @@ class Mission:
         state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
         if "goal" in state:
             state["_goal"] = state.pop("goal")
+        state.update(budget_state(None, "abort", state))  # (pickled before budgets)
         self.__dict__.update(state)
         self._init_runtime_state()
 

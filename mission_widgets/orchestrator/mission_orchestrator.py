@@ -38,6 +38,7 @@ from .mirror import StoreMirror
 from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
+from .views import MissionViews
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
@@ -73,12 +74,14 @@ def _positive(name: str, value: Any) -> float:
 #                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
 #   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
 #                            reconcile) on the state above, read under the orchestrator's lock.
+#   views.py (MissionViews)  no state: timeline(), export_trace(), export_spans(), read from
+#                            the store's events alone.
 #
 # Why mixins and not objects: every public method of the documented API is a method of
 # MissionOrchestrator, and the refresh, the window refill and the actions all run under one
 # lock over one set of mirrors. Splitting the class by file keeps each file about one job
 # without a delegation layer; the rule above keeps one owner per piece of state.
-class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues):
+class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionViews):
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
 
     ``max_concurrent`` counts the missions this orchestrator started (its queue's and

@@ -40,6 +40,7 @@ from .store_base import (
     busy_timeout,
     connect_sqlite,
     guarded,
+    usage_increments,
 )
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
@@ -390,9 +391,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         if summary:
             sets.update(summary)
         if name == "mission_start":
-            sets["started_at"] = ts
-            sets["finished_at"] = None
-            sets["message"] = None
+            sets.update(started_at=ts, finished_at=None, message=None)
         elif name == "progress" and event.get("message"):
             sets["message"] = str(event["message"])[:MESSAGE_CHARS]
         elif name == "mission_stall":
@@ -412,20 +411,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
                 "INSERT OR REPLACE INTO mission_states (id, state_json) VALUES (?, ?)",
                 (mission_id, state_json),
             )
-        increments = ""
-        args: list[Any] = []
-        for field in ("prompt_tokens", "completion_tokens"):
-            value = event.get(field)
-            if isinstance(value, int) and value > 0:
-                increments += f", {field} = {field} + ?"
-                args.append(value)
-        if name == "model_call":
-            cost = event.get("cost_usd")
-            if isinstance(cost, int | float) and cost == cost:
-                increments += ", cost_usd = cost_usd + ?"
-                args.append(float(cost))
-            else:
-                increments += ", cost_usd = NULL"
+        increments, args = usage_increments(event)
         if not sets and not increments:
             return
         assignments = ", ".join(f"{key} = ?" for key in sets) or "id = id"

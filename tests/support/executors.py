@@ -113,6 +113,21 @@ class ProgressThenGate(Gated):
         return super().__call__(task, session, context)
 
 
+class GateThenProgress(Gated):
+    """Writes ``started``, waits for ``gate``, reports progress ("going again"), then waits
+    for ``then``: a worker that is quiet until the test lets it make progress."""
+
+    def __init__(self, gate, started, then, result="released"):
+        super().__init__(gate, started, result)
+        self.then = str(then)
+
+    def __call__(self, task, session, context):
+        super().__call__(task, session, context)
+        report_progress(0.5, "going again")
+        wait_for_path(self.then, self.timeout)
+        return self.result
+
+
 class Sleeper:
     def __init__(self, secs: float):
         self.secs = secs
