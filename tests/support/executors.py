@@ -245,3 +245,37 @@ class Report:
             seen["numpy"] = float(numpy.random.random())
         touch(self.path, json.dumps(seen))
         return "reported"
+
+
+class StreamProgress(Gated):
+    """Reports progress every ``every`` seconds (a stream of changes) until the gate exists."""
+
+    def __init__(self, gate, every=0.05, **options):
+        super().__init__(gate, **options)
+        self.every = every
+
+    def __call__(self, task, session, context):
+        deadline = time.monotonic() + self.timeout
+        tick = 0
+        while not all(os.path.exists(g) for g in self.gates) and time.monotonic() < deadline:
+            tick += 1
+            report_progress((tick % 100) / 100, f"tick {tick}")
+            time.sleep(self.every)
+        return self.result
+
+
+class ProgressAfterGate(Gated):
+    """Reports a little progress, waits for the first gate, reports more, then waits for the
+    second: quiet in between, then moving again."""
+
+    def __call__(self, task, session, context):
+        report_progress(0.1, "started")
+        wait_for_path(self.gates[0], self.timeout)
+        report_progress(0.9, "moving again")
+        wait_for_path(self.gates[1], self.timeout)
+        return self.result
+
+
+def echo_environment(task, session, context):
+    """Returns the worker's environment variable named by the step's description."""
+    return os.environ.get(task)
