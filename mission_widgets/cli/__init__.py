@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
+from ..core.status import MISSION_STATUSES
 from ..runtime.store import StoreError
 from .commands import (
     CANCEL_WAIT_SECS,
@@ -103,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show the N most recent missions (default: {DEFAULT_STATUS_ROWS})",
     )
     shown.add_argument("--all", action="store_true", help="show every mission of the store")
+    status.add_argument(
+        "--status",
+        dest="statuses",
+        action="append",
+        choices=MISSION_STATUSES,
+        metavar="STATUS",
+        help="only missions in this status (repeatable), e.g. --status waiting for those "
+        f"a person must decide; one of {', '.join(MISSION_STATUSES)}",
+    )
 
     cancel = sub.add_parser(
         "cancel",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import progress as pg
@@ -69,15 +70,21 @@ def cost_line(store: MissionStore) -> str:
     return line
 
 
-def recent_rows(store: MissionStore, limit: int | None) -> list[MissionRow]:
+def recent_rows(
+    store: MissionStore, limit: int | None, statuses: Sequence[str] | None = None
+) -> list[MissionRow]:
     """The ``limit`` most recently submitted missions (all with None), oldest first, with
-    only the columns a status line shows."""
+    only the columns a status line shows; only those in ``statuses`` when given."""
+    where, args = "", tuple[str, ...]()
+    if statuses:
+        marks = ",".join("?" * len(statuses))
+        where, args = f"WHERE status IN ({marks})", tuple(statuses)
     if limit is None:
-        return store.rows(STATUS_VIEW_COLUMNS)
+        return store.rows(STATUS_VIEW_COLUMNS, where=where, args=args)
     return store.rows(
         STATUS_VIEW_COLUMNS,
-        where="WHERE rowid IN (SELECT rowid FROM missions ORDER BY rowid DESC LIMIT ?)",
-        args=(limit,),
+        where=f"WHERE rowid IN (SELECT rowid FROM missions {where} ORDER BY rowid DESC LIMIT ?)",
+        args=(*args, limit),
     )
 
 
@@ -113,7 +120,8 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     total = sum(counts.values())
     console.print(f"Store: {store.root} ({total} missions: {pg.format_counts(counts)})")
     console.print(cost_line(store))
-    rows = recent_rows(store, None if args.all else args.limit)
+    statuses = getattr(args, "statuses", None)
+    rows = recent_rows(store, None if args.all else args.limit, statuses)
     views = list(map(RowViews(store, time.time()), rows))
     if views:
         for line in console.table(views):

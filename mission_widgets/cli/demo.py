@@ -3,8 +3,9 @@
 It runs a few missions with the offline demo model in worker processes and draws their
 progress live in the terminal (a table redrawn in place on a TTY, one line per change
 otherwise), then prints the final table and checks each mission ended as its goal says it
-should (``[fail]`` fails on purpose, ``[hang]`` is flagged stalled and cancelled). Its store
-is a temporary directory, removed at the end unless ``--keep-store`` (or ``--store``) is given.
+should (``[fail]`` fails on purpose, ``[hang]`` is flagged no_progress while it still runs,
+then cancelled). Its store is a temporary directory, removed at the end unless
+``--keep-store`` (or ``--store``) is given.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ DEMO_MODELS = ("demo", "demo:fast", "demo:slow")
 REFRESH_SECS = 0.2
 #: In plain (non-TTY) mode, a summary line at least this often even when nothing changed.
 PLAIN_HEARTBEAT_SECS = 10.0
-#: How long a stalled mission stays visible as ``stalled`` before the demo cancels it.
+#: How long a flagged (no_progress) mission stays visible before the demo cancels it.
 STALL_SHOW_SECS = 1.5
 #: SIGTERM -> SIGKILL grace when cancelling a worker.
 CANCEL_GRACE_SECS = 3.0
@@ -73,7 +74,7 @@ def demo_goals(n: int) -> list[str]:
 
 def expected_status(goal: str) -> tuple[str, ...]:
     if "[hang]" in goal:
-        return ("cancelled", "stalled")
+        return ("cancelled",)
     if "[fail]" in goal:
         return ("failed",)
     return ("succeeded",)
@@ -86,7 +87,7 @@ class DemoRun:
         self.args = args
         self.console = console
         self.missions: list[Mission] = []
-        self.flagged: dict[str, float] = {}  # stalled mission id -> monotonic time seen
+        self.flagged: dict[str, float] = {}  # flagged mission id -> monotonic time seen
         #: Missions this demo cancelled itself (stalls, timeout, Ctrl-C): any other
         #: cancelled mission was cancelled from another process.
         self.cancelled_here: set[str] = set()
@@ -133,8 +134,7 @@ class DemoRun:
             view = pg.mission_view(mission, now)
             if mission.id in self.flagged and mission.id not in self.cancelled_here:
                 view = view._replace(
-                    stall_reason=f"{view.stall_reason or 'stalled'} -> cancelling it",
-                    status="stalled",
+                    stall_reason=f"{view.stall_reason or 'no_progress'} -> cancelling it",
                     bar_style="warning",
                 )
             views.append(view)
@@ -247,7 +247,7 @@ class DemoRun:
             console.print(f"(the store already held {earlier} missions from earlier runs)")
         if args.stall:
             console.print(
-                f"--stall: the [hang] mission will be flagged stalled after "
+                f"--stall: the [hang] mission will be flagged no_progress after "
                 f"{args.stall_secs:g} s without progress, then cancelled."
             )
         if console.live:
@@ -316,7 +316,8 @@ class DemoRun:
                 notes.append(f"{view.short_id} failed on purpose (its goal contains [fail])")
             elif "[hang]" in view.goal:
                 notes.append(
-                    f"{view.short_id} hung on purpose ([hang]): flagged stalled, then {view.status}"
+                    f"{view.short_id} hung on purpose ([hang]): flagged no_progress, then "
+                    f"{view.status}"
                 )
         counts = pg.format_counts(pg.status_counts(views))
         summary = f"Demo finished in {took}: {counts}."
@@ -363,7 +364,7 @@ def add_demo_parser(sub: Any, positive_int: Any, positive_float: Any) -> None:
             "Run N missions with the offline demo model (simulated work, no API key) in "
             "worker processes, up to K at a time, and show their progress live. The mission "
             "whose goal contains [fail] fails on purpose; with --stall, a [hang] mission is "
-            "flagged stalled and cancelled. Ends with the final status table. The store is a "
+            "flagged no_progress and cancelled. Ends with the final status table. The store is a "
             "temporary directory, removed at the end unless --keep-store or --store is given."
         ),
     )
@@ -412,7 +413,7 @@ def add_demo_parser(sub: Any, positive_int: Any, positive_float: Any) -> None:
         type=positive_float,
         default=4.0,
         metavar="S",
-        help="with --stall: seconds without progress before a mission counts as stalled "
+        help="with --stall: seconds without progress before a mission is flagged no_progress "
         "(default: 4)",
     )
     demo.add_argument(

@@ -135,14 +135,15 @@ class LiveFrame:
         self.console.stream.flush()
 
 
-_PRIORITY = {"stalled": 0, "failed": 1, "running": 2, "planning": 2, "cancelled": 3}
+_PRIORITY = {"waiting": 0, "stalled": 0, "failed": 1, "running": 2, "planning": 2, "cancelled": 3}
 
 
 def fit_views(
     views: Sequence[pg.MissionView], max_rows: int
 ) -> tuple[list[pg.MissionView], list[pg.MissionView]]:
-    """Split ``views`` into those shown (at most ``max_rows``, in order; stalled, failed and
-    running first) and those summarised, so a live frame never outgrows the screen."""
+    """Split ``views`` into those shown (at most ``max_rows``, in order; waiting, stalled,
+    failed and running first) and those summarised, so a live frame never outgrows the
+    screen."""
     if len(views) <= max_rows:
         return list(views), []
     max_rows = max(max_rows - 1, 0)  # one line for "... and N more"

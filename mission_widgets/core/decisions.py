@@ -2,9 +2,9 @@
 
 When a step has used its retries, the mission waits, in its own thread, for an answer from
 ``mission.decision_source(step)`` (set by the runtime from the store, or given by the user),
-polled every :data:`DECISION_POLL_SECS`. While it waits the mission shows ``stalled`` with
-``waiting_on`` = the step id and a reason naming the step; it is not finished, and cancel
-works. Answers:
+polled every :data:`DECISION_POLL_SECS`. While it waits the mission is ``waiting`` with
+``waiting_on`` = the step id (the ``mission_waiting`` event's reason names the step); it is
+not finished, its heartbeat goes on, and cancel works. Answers:
 
 * ``"retry"``: one more attempt with the failures in its context (and an explanation, when
   one was given, as "[AGENT ANALYSIS] ..." in the error history);
@@ -23,8 +23,8 @@ which claims the question for the fallback and returns None, or the person's act
 their answer claimed the question a moment before the timeout (it wins over the fallback).
 
 With no ``decision_source`` at all (a plain ``Mission.run()`` in a script) nobody can
-answer: the mission stalls at once, as an ``escalate`` without an answer does, with a
-message that says how to give one.
+answer: the mission ends ``stalled`` at once, as an ``escalate`` without an answer does,
+with a message that says how to give one.
 """
 
 from __future__ import annotations
@@ -74,12 +74,12 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
     """
     policy = mission.stall_policy
     source = mission.decision_source
-    attempts = sum(e.get("error_type") != "analysis" for e in step.error_history)
+    attempts = step.failed_attempts
     if source is None:
         mission.no_answer_reason = (
-            f"step {step.id!r} failed {attempts} attempt(s) and on_max_retries='ask', but "
-            "nobody can answer here (no decision_source): run it through a MissionOrchestrator "
-            "and answer with orch.decide(), or give Mission(decision_source=...)"
+            "on_max_retries='ask', but nobody can answer here (no decision_source): run it "
+            "through a MissionOrchestrator and answer with orch.decide(), or give "
+            "Mission(decision_source=...)"
         )
         return "stall", mission.no_answer_reason
     reason = (
@@ -92,22 +92,20 @@ def ask_for_decision(mission: MissionLike, step: MissionStep) -> tuple[str, str]
     if bind is not None:
         bind(question)
     mission.waiting_on = step.id
-    mission.stall_reason = reason
-    mission.status = MissionStatus.STALLED
+    mission.status = MissionStatus.WAITING
     mission._emit(
         "mission_waiting",
         question=question,
         step_id=step.id,
         waiting_on=step.id,
         reason=reason,
-        status="stalled",
+        status="waiting",
         error_message=step.last_error,
         options=list(DECISION_ACTIONS),
         timeout_secs=policy.decision_timeout_secs,
     )
     action, explanation, decided_by = _wait(mission, step, source, question)
     mission.waiting_on = None
-    mission.stall_reason = None
     if action == "cancelled":
         mission.status = MissionStatus.RUNNING
         return "cancelled", "cancelled while waiting for a decision"

@@ -1,6 +1,10 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-pending -> planning -> running -> succeeded | failed | stalled (| cancelled)
+pending -> planning -> running (<-> waiting) -> succeeded | failed | stalled (| cancelled)
+
+``waiting``: a person must decide (``on_max_retries="ask"``). ``stalled``: a step used its
+retries and nothing resolved it. A running mission whose heartbeat or progress stopped stays
+``running`` with ``stall_reason`` "no_heartbeat" or "no_progress" (a health flag).
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
 ``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
@@ -42,7 +46,13 @@ from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
-from .status import MISSION_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
+from .status import (
+    MISSION_STATUSES,
+    STEP_STATUSES,
+    TERMINAL_STATUSES,
+    MissionStatus,
+    StepStatus,
+)
 from .step import MissionStep, StepTally, check_executor
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
@@ -209,7 +219,8 @@ class Mission:
         self.finished_at: float | None = None
         #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
-        #: Why a runtime flagged the mission as stalled (heartbeat, no progress, ...).
+        #: The health flag of a running mission whose heartbeat or progress stopped:
+        #: "no_heartbeat" | "no_progress", None when healthy (the status stays running).
         self.stall_reason: str | None = None
         self._init_runtime_state()
 
@@ -317,8 +328,9 @@ class Mission:
         return {step.id: str(step.status) for step in self.steps or []}
 
     def step_counts(self) -> dict[str, Any]:
-        """Counts of steps by status, plus totals, retries and progress."""
-        counts = {status: 0 for status in ("pending", "running", "retrying", "done", "failed")}
+        """Counts of steps by status (``skipped`` among them: a skipped step is neither done
+        nor failed), plus totals, retries and progress."""
+        counts = dict.fromkeys(STEP_STATUSES, 0)
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
         return {
@@ -326,7 +338,6 @@ class Mission:
             "status": self.status,
             "total": len(self.steps or []),
             **counts,
-            "skipped": sum(1 for s in self.steps or [] if s.skipped),
             "retries": sum(s.retry_count for s in self.steps or []),
             "progress": self.progress,
         }

@@ -132,9 +132,9 @@ class MissionView(NamedTuple):
 
     @property
     def stall_badge(self) -> str | None:
-        """The stall reason while the mission *is* stalled (gone once it recovers or ends
-        otherwise: the history keeps it, the row does not)."""
-        return self.stall_reason if self.status == "stalled" else None
+        """The health flag ("no_heartbeat" | "no_progress") of a mission that is still going
+        (gone once it recovers or ends: the history keeps it, the row does not)."""
+        return self.stall_reason if not self.finished else None
 
     @property
     def error_line(self) -> str | None:
@@ -380,8 +380,8 @@ def mission_view(mission: Any, now: float) -> MissionView:
 
     started = _finite(_get(mission, "started_at"))
     ended = _finite(_get(mission, "finished_at"))
-    # Flagged stalled by a watcher while its worker still runs: not over (it may recover,
-    # and it can still be cancelled). A mission that ended stalled has a finish time.
+    # Older releases wrote "stalled" with no finish time for a mission waiting for a person
+    # or flagged by reconcile(): it had not ended.
     finished = status in FINISHED_STATUSES and not (status == "stalled" and ended is None)
     if status == "succeeded":
         last_error = None  # retries that recovered are history, not the mission's error
@@ -400,6 +400,8 @@ def mission_view(mission: Any, now: float) -> MissionView:
     if not finished and progress >= 1.0:
         progress = 0.999  # every step reported 100% but the mission has not ended yet
     eta = estimate_eta(progress, elapsed) if status in ACTIVE_STATUSES else None
+    stall_reason = _text(_get(mission, "stall_reason"))
+    flagged = stall_reason is not None and not finished  # a health flag: still running
     return MissionView(
         mission_id=mission_id,
         goal=goal,
@@ -409,8 +411,8 @@ def mission_view(mission: Any, now: float) -> MissionView:
         n_steps=n_steps,
         elapsed=elapsed,
         eta=eta,
-        bar_style=bar_style(status),
-        stall_reason=_text(_get(mission, "stall_reason")),
+        bar_style="warning" if flagged else bar_style(status),
+        stall_reason=stall_reason,
         last_error=last_error,
         finished=finished,
         n_failed=n_failed,
@@ -443,14 +445,14 @@ def status_mark(status: str, *, ascii: bool = False) -> str:
 
 
 def table_note(view: MissionView) -> str:
-    """What a table says about a mission: why it stalled, failed or was cancelled (nothing
-    for healthy missions, whose retried transient errors are not news)."""
-    stall = view.stall_reason or ""
+    """What a table says about a mission: why it stalled, failed or was cancelled, or the
+    health flag of one still going (nothing for healthy missions, whose retried transient
+    errors are not news)."""
     if view.status in ("failed", "stalled", "cancelled") and view.last_error:
-        if stall and stall not in view.last_error:
-            return f"{view.last_error} (stalled: {stall})"
         return view.last_error
-    return stall
+    if view.waiting_on:
+        return f"waiting for a decision at step {view.waiting_on}"
+    return view.stall_badge or ""
 
 
 def format_table(

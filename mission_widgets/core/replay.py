@@ -9,7 +9,7 @@ back while the mission runs, and a failed or cancelled mission keeps what it rea
 from __future__ import annotations
 
 from .events import Event
-from .status import MissionStatus, StepStatus
+from .status import MissionStatus, StepStatus, health_reason
 from .step import MissionStep
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -64,19 +64,21 @@ def apply_event(mission: Any, event: Event, *, record: bool = True) -> None:
         if name == "mission_planned":
             mission.status = MissionStatus.RUNNING
     elif name == "mission_waiting":  # waiting for a person's decision: not finished
-        mission.status = MissionStatus.STALLED
+        mission.status = MissionStatus.WAITING
         mission.waiting_on = event.get("waiting_on") or event.get("step_id")
-        mission.stall_reason = event.get("reason")
     elif name in ("escalation_retry", "escalation_skip", "escalation_abort"):
         mission.waiting_on = None
     elif name == "mission_resumed":
         mission.status = MissionStatus.RUNNING
         mission.waiting_on = None
-        mission.stall_reason = None
     elif name == "mission_stall":
-        mission.stall_reason = event.get("reason") or event.get("error_message")
-        if event.get("status"):
-            mission.status = _mission_status(event["status"], mission.status)
+        # A health flag on a running mission (its status stays); the runner's own
+        # mission_stall (retries exhausted) is followed by mission_done "stalled".
+        reason = health_reason(event)
+        if reason is not None:
+            mission.stall_reason = reason
+    elif name == "mission_recovered":
+        mission.stall_reason = None
     elif name == "mission_done":
         mission.waiting_on = None
         mission.status = _mission_status(event.get("status"), mission.status)
@@ -126,11 +128,11 @@ def _apply_step_event(step: MissionStep, name: str | None, event: Event) -> None
     elif name in ("step_success", "step_done"):
         step.status = StepStatus.DONE
         step.progress = 1.0
-        if event.get("resolved_by") == "decision":  # a person skipped it
-            step.skipped = True
         if event.get("result") is not None:
             step.result = event["result"]
         step.finished_at = event.get("timestamp")
+        if event.get("resolved_by") == "decision":  # a person skipped it: not a success
+            step.status = StepStatus.SKIPPED
     elif name == "step_failed":
         step.status = StepStatus.FAILED
         step.finished_at = event.get("timestamp")

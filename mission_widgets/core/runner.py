@@ -30,7 +30,7 @@ from .errors import (
 from .events import StepContext, reset_step_context, set_step_context
 from .planning import validate_dag
 from .policy import ESCALATION_DIRECTIVES, Resolve
-from .status import MissionStatus, StepStatus
+from .status import MissionStatus, StepStatus, stalled_error
 from .timeouts import call_with_timeout
 from .values import savable
 
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 MAX_BACKOFF_SECS = 30.0
 #: The result a step skipped by a person's decision gets (aisdk's wording).
 SKIPPED_RESULT = "[SKIPPED: user decision]"
+#: Step statuses a run does not repeat: what is done or was skipped stays so.
+_OVER = (StepStatus.DONE, StepStatus.SKIPPED)
 
 
 def retry_delay(attempt: int, factor: float) -> float:
@@ -74,13 +76,13 @@ class StepRunner:
         self.by_id = {step.id: step for step in steps}
         order = validate_dag((s.id, s.depends_on) for s in steps)
         for step in steps:
-            if step.status != StepStatus.DONE:
+            if step.status not in _OVER:
                 if step.status == StepStatus.FAILED:
                     step.retry_count = 0
-                step.status, step.skipped, step.progress = StepStatus.PENDING, False, 0.0
-        # A step is ready when all its dependencies have finished (done, or failed and skipped).
+                step.status, step.progress = StepStatus.PENDING, 0.0
+        # A step is ready when all its dependencies have finished (done, or skipped).
         self.unfinished_deps = {
-            s.id: sum(self.by_id[d].status != StepStatus.DONE for d in s.depends_on) for s in steps
+            s.id: sum(self.by_id[d].status not in _OVER for d in s.depends_on) for s in steps
         }
         self.dependents: dict[str, list[str]] = {s.id: [] for s in steps}
         for s in steps:
@@ -129,10 +131,10 @@ class StepRunner:
             raise MissionCancelled()
         if self.n_left:  # only reachable if dependencies never finished
             raise MissionValidationError(f"{self.n_left} step(s) could not run")
-        failed = [s for s in mission.steps or [] if s.status == StepStatus.FAILED]
+        skipped = [s for s in mission.steps or [] if s.status == StepStatus.SKIPPED]
         mission.status = MissionStatus.SUCCEEDED
-        if failed:
-            mission.error = "skipped failed step(s): " + ", ".join(repr(s.id) for s in failed)
+        if skipped:
+            mission.error = "skipped failed step(s): " + ", ".join(repr(s.id) for s in skipped)
 
     def _schedule(self) -> None:
         running: set[str] = set()
@@ -215,12 +217,18 @@ class StepRunner:
             return
         if outcome == "abort":
             raise _Stop("abort", step, f"aborted at step {step.id!r}: {step.last_error}")
-        reason = (
-            mission.no_answer_reason or "retries exhausted; escalation did not resolve the step"
-        )
+        # "ask" where nobody can answer says so, and how to give an answer.
+        why = mission.no_answer_reason or "no escalate_fn resolved it"
+        error = stalled_error(step.id, step.failed_attempts, why)
         mission.no_answer_reason = None
-        self.emit("mission_stall", step_id=step.id, reason=reason, error_message=step.last_error)
-        raise _Stop("stall", step, f"stalled at step {step.id!r}: {step.last_error}")
+        self.emit(
+            "mission_stall",
+            step_id=step.id,
+            reason="retries_exhausted",
+            error_message=error,
+            last_error=step.last_error,
+        )
+        raise _Stop("stall", step, error)
 
     def _escalate(self, step: MissionStep) -> str:
         """Ask ``escalate_fn``: "retry", "skip", "abort", "resolved" (it answered with
@@ -415,8 +423,8 @@ class StepRunner:
 
     def skip_by_decision(self, step: MissionStep) -> None:
         """A person skipped the failed step: it is done with :data:`SKIPPED_RESULT`."""
-        step.skipped = True
         self._succeed(step, SKIPPED_RESULT, resolved_by="decision")
+        step.skipped = True  # finished, and not a success
 
 
 class DaemonPool:

@@ -12,6 +12,7 @@ from enum import Enum
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 
@@ -32,8 +33,11 @@ class MissionStatus(_StatusEnum):
     PENDING = "pending"
     PLANNING = "planning"
     RUNNING = "running"
+    #: A person must decide (``StallPolicy(on_max_retries="ask")``): not finished.
+    WAITING = "waiting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    #: Ended because a step used its retries and nothing resolved it (aisdk's meaning).
     STALLED = "stalled"
     CANCELLED = "cancelled"
 
@@ -44,6 +48,9 @@ class StepStatus(_StatusEnum):
     RETRYING = "retrying"
     DONE = "done"
     FAILED = "failed"
+    #: Failed, and the mission went on without it (policy "skip" or a person's decision):
+    #: finished, never a success.
+    SKIPPED = "skipped"
 
 
 #: Every mission status, in life order (the plain strings; also the categories of status()).
@@ -59,3 +66,29 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
 )
 #: Every step status (the plain strings).
 STEP_STATUSES: tuple[str, ...] = tuple(s.value for s in StepStatus)
+
+#: Why a *running* mission looks unhealthy (``stall_reason``; the ``health`` column is one
+#: of these or "ok"). Such a mission stays ``running``: the flag clears when it recovers.
+NO_HEARTBEAT = "no_heartbeat"
+NO_PROGRESS = "no_progress"
+STALL_REASONS: tuple[str, ...] = (NO_HEARTBEAT, NO_PROGRESS)
+HEALTHY = "ok"
+
+
+def stalled_error(step_id: str, attempts: int, why: str = "no escalate_fn resolved it") -> str:
+    """The error of a mission that ended ``stalled``: "step 'x' failed 3 times; no
+    escalate_fn resolved it" (``why`` says otherwise when nobody could be asked)."""
+    times = "time" if attempts == 1 else "times"
+    return f"step {step_id!r} failed {attempts} {times}; {why}"
+
+
+def health_reason(event: Mapping[str, Any]) -> str | None:
+    """The health flag a ``mission_stall`` event raises ("no_heartbeat" | "no_progress"),
+    or None for the runner's own (a step used its retries: the mission ends ``stalled``).
+    Flags written by older releases (a sentence) read as the flag they meant."""
+    if event.get("source") != "reconcile":
+        return None
+    reason = str(event.get("reason") or "")
+    if reason in STALL_REASONS:
+        return reason
+    return "no_heartbeat" if "heartbeat" in reason else "no_progress"

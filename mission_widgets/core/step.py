@@ -103,14 +103,13 @@ class MissionStep:
         self.timeout_secs = timeout_secs
         self.parallel = bool(parallel)
         self.depends_on: list[str] = depends_on
-        # Status, progress and skipped are properties: the owning mission's tally follows them.
+        # Status and progress are properties: the owning mission's tally follows them.
         self._tally: StepTally | None = None
         self._status = StepStatus.PENDING
         self._progress = 0.0
         #: The most progress any attempt of this step reached: its share of the mission's
         #: progress while it is not done (a retry does not take it back).
         self.progress_high = 0.0
-        self._skipped = False
         self.retry_count = 0
         self._result: Any = None
         #: Why the result is not what the executor returned (kept as its repr), else None.
@@ -150,7 +149,7 @@ class MissionStep:
     def share(self) -> float:
         """This step's part of its mission's progress, 0..1: whole when done or skipped, else
         the most any attempt reached."""
-        if self._status == StepStatus.DONE or self._skipped:
+        if self._status in (StepStatus.DONE, StepStatus.SKIPPED):
             return 1.0
         return min(max(self.progress_high, 0.0), 1.0)
 
@@ -182,15 +181,17 @@ class MissionStep:
 
     @property
     def skipped(self) -> bool:
-        """True when the step failed and the mission went on without it."""
-        return self._skipped
+        """True when the step failed and the mission went on without it: its status is
+        ``skipped`` (setting True sets that status; False takes a skipped step back to
+        ``pending``)."""
+        return self._status == StepStatus.SKIPPED
 
     @skipped.setter
     def skipped(self, value: bool) -> None:
-        old_share = self.share()
-        self._skipped = bool(value)
-        if self._tally is not None:
-            self._tally.changed(self._status, self._status, self.share() - old_share)
+        if value:
+            self.status = StepStatus.SKIPPED
+        elif self._status == StepStatus.SKIPPED:
+            self.status = StepStatus.PENDING
 
     #: The result; a large one (see :mod:`.values`) is read from its file when asked.
     result = LoadedWhenRead("_result")
@@ -212,8 +213,13 @@ class MissionStep:
         return None
 
     @property
+    def failed_attempts(self) -> int:
+        """How many attempts failed (explanations in the error history are not attempts)."""
+        return sum(e.get("error_type") != "analysis" for e in self.error_history)
+
+    @property
     def is_finished(self) -> bool:
-        return self.status in (StepStatus.DONE, StepStatus.FAILED)
+        return self.status in (StepStatus.DONE, StepStatus.FAILED, StepStatus.SKIPPED)
 
     def spec(self) -> dict[str, Any]:
         """The static definition (what a plan or a save file says about the step)."""

@@ -21,7 +21,7 @@ from ..runtime.registry import backend_for_row
 from ..runtime.store import MissionStore, StoreError
 from .cancellation import can_cancel, cancel_in_store
 from .deciding import decide_in_store, explain_in_store, waiting_on_in_store
-from .mirror import HEARTBEAT_LOST
+from .health import health_of
 
 if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
@@ -49,34 +49,38 @@ class MissionControl:
     _backend_of: dict[str, str]
     _watch: Callable[[], None]
     _end_unstarted: Callable[[Mission, MissionStatus, str], None]
+    _flag_unhealthy: Callable[[Mission, str, str], None]
 
-    # -- stalls -----------------------------------------------------------------------------
+    # -- health -----------------------------------------------------------------------------
 
-    def stall_reasons(
-        self,
-        mission: Mission,
-        row: Row,
-        now: float,
-        stall_threshold_secs: float,
-        heartbeat_timeout_secs: float,
-        no_progress_secs: float,
-    ) -> list[str]:
-        """Why a running mission looks stalled (empty when it does not)."""
-        reasons = []
-        started = row["started_at"]
-        if started and now - started > stall_threshold_secs:
-            reasons.append(
-                f"running for {now - started:.0f} s, over the {stall_threshold_secs:g} s threshold"
-            )
-        if backend_for_row(row, self.store, self.backend).has_heartbeat and row["pid"]:
-            beat = row["last_heartbeat"]
-            if beat is not None and now - beat > heartbeat_timeout_secs:
-                reasons.append(f"{HEARTBEAT_LOST}: last beat {now - beat:.0f} s ago")
-        activity = row["last_activity"] or started
-        # Waiting for a person is not hanging: its heartbeat says it is alive.
-        if activity and now - activity > no_progress_secs and mission.id not in self._waiting_on:
-            reasons.append(f"no progress for {now - activity:.0f} s")
-        return reasons
+    def _check_health(
+        self, heartbeat_timeout_secs: float, no_progress_secs: float
+    ) -> list[tuple[Mission, Row, str, str]]:
+        """Flag this orchestrator's running missions whose heartbeat or progress stopped (see
+        health.py); return each unhealthy one with its row and flag. Status stays ``running``."""
+        unhealthy: list[tuple[Mission, Row, str, str]] = []
+        now = time.time()
+        with self._lock:
+            rows = self.store.rows_by_id(m.id for m in self.running)
+            for mission in list(self.running):
+                row = rows.get(mission.id)
+                if row is None or row["finished_at"] is not None:
+                    continue
+                found = health_of(
+                    row,
+                    now,
+                    heartbeat_timeout_secs=heartbeat_timeout_secs,
+                    no_progress_secs=no_progress_secs,
+                    waiting=mission.id in self._waiting_on or row["status"] == "waiting",
+                    has_heartbeat=backend_for_row(row, self.store, self.backend).has_heartbeat,
+                )
+                if found is None:
+                    continue
+                reason, detail = found
+                unhealthy.append((mission, row, reason, detail))
+                if mission.stall_reason != reason:
+                    self._flag_unhealthy(mission, reason, detail)
+        return unhealthy
 
     def reconcile(
         self,
@@ -86,14 +90,16 @@ class MissionControl:
         no_progress_secs: float | None = None,
         kill: bool = False,
     ) -> list[str]:
-        """Flag running missions that look stuck as ``stalled``; return their ids.
+        """Flag running missions that look stuck; return their ids (aisdk's reconcile).
 
-        A mission is stalled when it runs longer than ``stall_threshold_secs``, when its
-        heartbeat is older than ``heartbeat_timeout_secs`` (default: the orchestrator's), or
-        when it made no progress (no event) for ``no_progress_secs`` (default: the threshold).
-        With ``kill=True`` stalled missions are stopped and end ``stalled``. A flagged
-        mission whose heartbeat or progress resumes goes back to ``running`` by itself.
-        When a stopped worker holds the store, the flag stays on the mirror and its reason
+        A flagged mission stays ``running`` with ``stall_reason`` "no_heartbeat" (its
+        heartbeat is older than ``heartbeat_timeout_secs``, default: the orchestrator's) or
+        "no_progress" (no event for ``no_progress_secs``, default ``stall_threshold_secs``; a
+        mission waiting for a person is never flagged for that). The flag clears by itself
+        when its heartbeat or progress resumes. With ``kill=True`` flagged missions are
+        stopped and end ``failed`` (their error says why). The orchestrator runs the same
+        check on its own every :data:`~.health.HEALTH_PERIOD_SECS` with its own thresholds.
+        When a stopped worker holds the store, the flag stays on the mirror and its detail
         names the holder (the store's error); ``cancel()`` of that mission frees the store.
         """
         self._watch()
@@ -103,34 +109,22 @@ class MissionControl:
             else heartbeat_timeout_secs
         )
         quiet = stall_threshold_secs if no_progress_secs is None else no_progress_secs
-        stalled = []
-        now = time.time()
-        with self._lock:
-            rows = self.store.rows_by_id(m.id for m in self.running)
-            for mission in list(self.running):
-                row = rows.get(mission.id)
-                if row is None or row["finished_at"] is not None:
-                    continue
-                reasons = self.stall_reasons(
-                    mission, row, now, stall_threshold_secs, hb_timeout, quiet
-                )
-                if not reasons:
-                    continue
-                stalled.append(mission.id)
-                reason = "; ".join(reasons)
-                if mission.status != MissionStatus.STALLED:
+        unhealthy = self._check_health(hb_timeout, quiet)
+        if kill:
+            with self._lock:
+                for mission, row, reason, detail in unhealthy:
+                    # Record first, then act (as cancel does): the end is the kill's,
+                    # whatever the worker's death looks like afterwards.
+                    why = f"{reason} ({detail}): killed by reconcile()"
                     try:
-                        self.store.flag_stalled(mission.id, reason)
-                    except StoreError as exc:  # a stopped worker holds the store
-                        mission.status = MissionStatus.STALLED
-                        mission.stall_reason = f"{reason}; {exc}"
-                if kill:  # recorded first: see _record_then_stop
-                    self.store.finish_if_unfinished(
-                        mission.id, MissionStatus.STALLED, reason + " (killed)"
-                    )
-                    self._terminate(mission.id, row)
+                        self.store.finish_if_unfinished(mission.id, MissionStatus.FAILED, why)
+                    except StoreError:  # held by this very worker: stop it, then record
+                        self._terminate(mission.id, row)
+                        self.store.finish_if_unfinished(mission.id, MissionStatus.FAILED, why)
+                    else:
+                        self._terminate(mission.id, row)
         self._watch()
-        return stalled
+        return [mission.id for mission, *_ in unhealthy]
 
     # -- cancel -----------------------------------------------------------------------------
 

@@ -32,7 +32,12 @@ class MissionFailed(MissionError):
     """``AsyncHandle.result()`` of a mission that ended failed or stalled (``.mission`` has it)."""
 
     def __init__(self, mission: Mission) -> None:
-        super().__init__(f"mission {mission.id} ended {mission.status}: {mission.error or ''}")
+        text = f"mission {mission.id} ended {mission.status}: {mission.error or ''}"
+        if mission.status == "stalled":  # its error says what ended it; add the cause
+            causes = [s.last_error for s in mission.steps or [] if s.status == "failed"]
+            if causes and causes[-1]:
+                text += f" (last error: {causes[-1]})"
+        super().__init__(text)
         self.mission = mission
 
 

@@ -20,7 +20,7 @@ from ..core.errors import MissionError, describe_error
 from ..core.events import make_event
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.replay import apply_event
-from ..core.status import MissionStatus
+from ..core.status import NO_HEARTBEAT, MissionStatus, health_reason
 from ..runtime.payload import read_payload
 from ..runtime.processes import owner_alive
 from ..runtime.registry import backend_for_row
@@ -29,6 +29,7 @@ from ..runtime.worker import read_end_from_log
 from .cancellation import is_queued
 from .finished import FinishedMirrors
 from .handles import AsyncHandle, PollResult
+from .health import flag_unhealthy
 
 if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 #: Seconds a mission's executor must have been gone before it is failed for it: another
 #: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.
 GONE_GRACE_SECS = 1.0
-
-#: Start of the reason reconcile() gives a heartbeat stall (a resumed heartbeat clears it).
-HEARTBEAT_LOST = "heartbeat lost"
 
 
 class StoreMirror:
@@ -62,7 +60,7 @@ class StoreMirror:
         #: mission id -> seq of the last event replayed when the mission was adopted;
         #: _refresh skips those events (they are already in the mirror).
         self._replayed: dict[str, int] = {}
-        #: mission id -> (when reconcile flagged it, whether for a lost heartbeat).
+        #: mission id -> (when its health flag was raised, whether for a lost heartbeat).
         self._stall_flags: dict[str, tuple[float, bool]] = {}
         #: mission id -> the step it waits on for a person's decision.
         self._waiting_on: dict[str, str] = {}
@@ -326,15 +324,25 @@ class StoreMirror:
         # None: this process cannot tell (a Dask mission seen locally); heartbeats tell.
         return backend_for_row(row, self.store, self.backend).is_alive(row) is not False
 
-    # -- stalls that recover ------------------------------------------------------------------
+    # -- health flags -------------------------------------------------------------------------
+
+    def _flag_unhealthy(self, mission: Mission, reason: str, detail: str) -> None:
+        """Raise a health flag on a running mission (its status stays): a ``mission_stall``
+        event in the store, read back into the mirror on the next refresh."""
+        try:
+            flag_unhealthy(self.store, mission.id, reason, detail)
+        except StoreError:  # a stopped worker holds the store: flag the mirror only
+            mission.stall_reason = reason
+            self._stall_flags[mission.id] = (time.time(), reason == NO_HEARTBEAT)
 
     def _recover_stalls(self, rows: Mapping[str, Row]) -> None:
-        """A flagged mission whose heartbeat (for a heartbeat stall) or events resumed after
-        the flag goes back to ``running``; the store records it (``mission_recovered``)."""
+        """A flagged mission whose heartbeat (for a heartbeat flag) or events resumed after
+        the flag loses it; the store records it (``mission_recovered``)."""
         for mission_id, (flagged_at, by_heartbeat) in list(self._stall_flags.items()):
             mission = self._missions.get(mission_id)
             row = rows.get(mission_id)
-            if mission is None or row is None or mission.status != "stalled":
+            if mission is None or row is None or mission.stall_reason is None:
+                self._stall_flags.pop(mission_id, None)
                 continue
             beat = row.get("last_heartbeat") or 0.0
             activity = row.get("last_activity") or 0.0
@@ -353,7 +361,13 @@ class StoreMirror:
         mission_id = event["mission_id"]
         if not _unfinished(self.store.row(mission_id)):
             return
-        self.store.append_event(event, {"status": "running", "stall_reason": None})
+        try:
+            self.store.append_event(event, {"stall_reason": None})
+        except StoreError:  # the store is held: clear the mirror; the row follows later
+            mission = self._missions.get(mission_id)
+            if mission is not None:
+                mission.stall_reason = None
+            return
         self._stall_flags.pop(mission_id, None)
 
     def _track(self, mission: Mission, event: dict[str, Any]) -> None:
@@ -361,15 +375,14 @@ class StoreMirror:
         waiting for a person."""
         name = event.get("event")
         mission_id = mission.id
-        if name == "mission_stall" and event.get("source") == "reconcile":
-            reason = event.get("reason") or ""
+        reason = health_reason(event) if name == "mission_stall" else None
+        if reason is not None:
             self._stall_flags[mission_id] = (
                 float(event.get("timestamp") or time.time()),
-                HEARTBEAT_LOST in reason,
+                reason == NO_HEARTBEAT,
             )
         elif name == "mission_recovered":
             self._stall_flags.pop(mission_id, None)
-            mission.status = MissionStatus.RUNNING
             mission.stall_reason = None
         elif name == "mission_waiting":
             self._waiting_on[mission_id] = event.get("waiting_on") or event.get("step_id") or ""
@@ -438,6 +451,5 @@ def _note_store_errors(mission: Mission) -> None:
 
 
 def _ended(mission: Mission) -> bool:
-    """Finished for good: a mission that reconcile() only flagged ``stalled`` (its worker may
-    still run, and must stay cancellable and killable) is not."""
-    return mission.is_finished and not (mission.status == "stalled" and mission.finished_at is None)
+    """Finished for good (a flagged mission is still running, cancellable and killable)."""
+    return mission.is_finished

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import math
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from .cancellation import is_queued
 from .control import MissionControl
 from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
+from .health import DEFAULT_NO_PROGRESS_SECS
 from .mirror import StoreMirror
 from .status_table import StatusTable
 from .watcher import Subscribers, Watcher
@@ -47,6 +49,13 @@ __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 POLL_INTERVAL = 0.2
 
 _INSTANCES = itertools.count(1)
+
+
+def _positive(name: str, value: Any) -> float:
+    """``value`` as a positive, finite float, or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 # Who owns which state (tests/structure/test_orchestrator_state.py keeps this true: every
@@ -86,6 +95,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         store: str | os.PathLike | MissionStore | None = None,
         heartbeat_secs: float = 2.0,
         heartbeat_timeout_secs: float | None = None,
+        no_progress_secs: float = DEFAULT_NO_PROGRESS_SECS,
         cancel_grace_secs: float = 3.0,
         **backend_options: Any,
     ) -> None:
@@ -108,6 +118,9 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             if heartbeat_timeout_secs is not None
             else max(10.0, 5 * self.heartbeat_secs)
         )
+        #: Seconds without any event before a running mission is flagged "no_progress" by the
+        #: orchestrator's own health check (see health.py).
+        self.no_progress_secs = _positive("no_progress_secs", no_progress_secs)
         self.cancel_grace_secs = float(cancel_grace_secs)
         self.store = store if isinstance(store, MissionStore) else MissionStore(store)
         self.backend = make_backend(backend, self.store, self._on_worker_exit, **backend_options)
@@ -560,6 +573,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             store=self.store,
             heartbeat_secs=self.heartbeat_secs,
             heartbeat_timeout_secs=self.heartbeat_timeout_secs,
+            no_progress_secs=self.no_progress_secs,
             cancel_grace_secs=self.cancel_grace_secs,
             **self._backend_options,
         )

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.mission import MISSION_STATUSES
+from ..core.status import HEALTHY, STALL_REASONS
 from ..runtime.store import STATUS_COLUMNS, MissionStore
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ _TIME_COLUMNS = ("submitted_at", "started_at", "finished_at", "last_heartbeat", 
 #: :func:`_records_frame` (cached with it; elapsed_s of unfinished rows is brought to now on
 #: every call). waiting_on comes last, from the kernel's state, per call.
 COMPUTED_AFTER = {"elapsed_s": "finished_at"}
+#: Columns computed last, on every call: the step a mission waits on (the kernel's mirror
+#: knows it) and its health ("ok" | "no_heartbeat" | "no_progress", from stall_reason).
+_KERNEL_COLUMNS = ("waiting_on", "health")
 
 
 def frame_columns() -> list[str]:
@@ -37,7 +41,7 @@ def frame_columns() -> list[str]:
     columns = list(STATUS_COLUMNS)
     for name, after in COMPUTED_AFTER.items():
         columns.insert(columns.index(after) + 1 if after in columns else len(columns), name)
-    return [*columns, "waiting_on"]
+    return [*columns, *_KERNEL_COLUMNS]
 
 
 class _Cached(NamedTuple):
@@ -59,13 +63,15 @@ class StatusTable:
         """The status frame; ``waiting_on`` maps missions that wait for a person to the step
         they wait on (the column is None for the others)."""
         rows = self._rows()
-        frame = rows[frame_columns()[:-1]].reset_index(drop=True)  # a copy: callers may edit
+        stored = frame_columns()[: -len(_KERNEL_COLUMNS)]
+        frame = rows[stored].reset_index(drop=True)  # a copy: callers may edit
         _elapsed(frame)  # unfinished rows: elapsed until now
         frame["waiting_on"] = (
             frame["id"].map(waiting_on).astype(object).where(frame["id"].isin(waiting_on), None)
             if waiting_on
             else None
         )
+        frame["health"] = _health(frame)
         return frame
 
     def _rows(self) -> pd.DataFrame:
@@ -106,6 +112,17 @@ def _patched(cached: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
     frame = pd.concat([cached[~replaced], changed], ignore_index=True)
     order = frame["rowid"].to_numpy().argsort(kind="stable")
     return frame.take(order).reset_index(drop=True)
+
+
+def _health(frame: pd.DataFrame) -> Any:
+    """The ``health`` column: "ok", or the flag ("no_heartbeat" | "no_progress") of a
+    mission that is still going (a finished one is past health)."""
+    import numpy as np
+    import pandas as pd
+
+    flagged = frame["stall_reason"].isin(STALL_REASONS) & frame["finished_at"].isna()
+    values = np.where(flagged, frame["stall_reason"], HEALTHY)
+    return pd.Series(values, index=frame.index, dtype=object)  # as an empty frame has it
 
 
 def _elapsed(frame: pd.DataFrame) -> None:

@@ -472,10 +472,7 @@ class DaskBackend(Backend):
         """Stop the mission where it runs (kill its process / interrupt its thread), or
         make sure it never starts; wait up to ``grace`` + 5 s for its last event."""
         mission_id = row["id"]
-        if row.get("status") == "stalled" and row.get("stall_reason"):
-            status, reason = "stalled", f"{row['stall_reason']} (killed)"
-        else:
-            status, reason = "cancelled", "cancelled by user"
+        status, reason = "cancelled", "cancelled by user"
         self.ingest.flush()
         key, started, _ = self._info(mission_id)
         with self._lock:

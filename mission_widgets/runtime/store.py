@@ -27,6 +27,7 @@ from contextlib import contextmanager
 
 from ..core.events import make_event
 from ..core.ids import validate_mission_id
+from ..core.status import health_reason
 from .store_base import (
     ADDED_COLUMNS,
     BUSY_TIMEOUT_SECS,
@@ -391,9 +392,11 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         elif name == "progress" and event.get("message"):
             sets["message"] = str(event["message"])[:MESSAGE_CHARS]
         elif name == "mission_stall":
-            sets["stall_reason"] = event.get("reason") or event.get("error_message")
-            if event.get("status"):
-                sets["status"] = event["status"]
+            reason = health_reason(event)  # a health flag; the mission stays running
+            if reason is not None:
+                sets["stall_reason"] = reason
+        elif name == "mission_recovered":
+            sets["stall_reason"] = None
         elif name == "mission_done":
             sets["status"] = event.get("status") or sets.get("status")
             sets["finished_at"] = ts
@@ -442,27 +445,10 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             status=status,
             **extra,
         )
-        return self._append_unless_finished(event)
-
-    def flag_stalled(self, mission_id: str, reason: str) -> dict[str, Any] | None:
-        """Record a runtime-detected stall (reconcile) as a ``mission_stall`` event.
-
-        The row's status becomes ``stalled`` but the mission is not finished: a worker that
-        wakes up writes ``running`` again with its next event.
-        """
-        event = make_event(
-            "mission_stall",
-            mission_id,
-            error_type="stall",
-            error_message=reason,
-            status="stalled",
-            reason=reason,
-            source="reconcile",
-        )
-        return self._append_unless_finished(event)
+        return self.append_unless_finished(event)
 
     @guarded
-    def _append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Append ``event`` written by the kernel, unless the mission has already ended."""
         mission_id = event["mission_id"]
         with self._write() as conn:

@@ -317,8 +317,8 @@ class MissionPanel(anywidget.AnyWidget):
     @action
     def poll(self) -> None:
         result = self.orchestrator.poll_async()
-        stalled = self.reconcile()
-        note = f"; stalled: {', '.join(self._goal(i) for i in stalled)}" if stalled else ""
+        flagged = self.reconcile()
+        note = f"; flagged: {', '.join(self._goal(i) for i in flagged)}" if flagged else ""
         self.show_info(
             f"polled: {len(result.completed)} finished, {result.still_running} running{note}"
         )

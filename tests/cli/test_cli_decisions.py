@@ -42,7 +42,7 @@ def test_explain_then_skip_from_the_command_line(run_cli, asking):
     assert f"Decided 'skip' for step 'export' of mission {mission.id}" in done.stdout
     ended = orch.wait(mission.id, timeout=60)
     assert ended.status == "succeeded"
-    assert ended.step_summary() == {"export": "done", "notify": "done"}
+    assert ended.step_summary() == {"export": "skipped", "notify": "done"}
     assert "[SKIPPED: user decision]" in str(ended.steps[0].result)
 
     again = run_cli("decide", mission.id, "retry", "--store", orch.store.root)

@@ -34,9 +34,9 @@ def test_decide_from_the_command_line(orchestrators, store_dir, tmp_path, backen
         orch.run_async(mission)
     for mission in (skipped, aborted):
         row = waiting_row(orch, mission)
-        # Waiting is shown as stalled, with a reason naming the step; it is not finished.
-        assert row["status"] == "stalled"
-        assert "fragile" in str(row["stall_reason"] or mission.stall_reason or "")
+        # Waiting is its own status (a person must decide), not a stall; not finished.
+        assert row["status"] == "waiting" and row["health"] == "ok"
+        assert row["stall_reason"] is None and mission.stall_reason is None
         assert not mission.is_finished
 
     bad = run_cli(tmp_path, "decide", skipped.id, "maybe", "--store", str(store_dir))

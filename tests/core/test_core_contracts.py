@@ -31,12 +31,20 @@ def test_status_enums_have_todays_strings():
         "pending",
         "planning",
         "running",
+        "waiting",
         "succeeded",
         "failed",
         "stalled",
         "cancelled",
     )
-    assert [s.value for s in StepStatus] == ["pending", "running", "retrying", "done", "failed"]
+    assert [s.value for s in StepStatus] == [
+        "pending",
+        "running",
+        "retrying",
+        "done",
+        "failed",
+        "skipped",
+    ]
     assert {"succeeded", "failed", "stalled", "cancelled"} == TERMINAL_STATUSES
 
 

@@ -70,15 +70,15 @@ def wait_until_waiting(mission):
     wait_for(lambda: mission.waiting_on == "fetch", 10, "the mission waits for a decision")
 
 
-def test_the_mission_waits_stalled_not_finished_then_retry_with_the_explanation():
+def test_the_mission_waits_not_finished_then_retry_with_the_explanation():
     person = Person()
     executor = failing_then(2)
     mission = asking_mission(executor, person)
     thread = start(mission)
     wait_until_waiting(mission)
-    assert mission.status == "stalled"
+    assert mission.status == "waiting"
     assert not mission.is_finished
-    assert "fetch" in mission.stall_reason
+    assert mission.stall_reason is None  # waiting for a person is not a stall
     waiting = next(e for e in mission.audit_log if e["event"] == "mission_waiting")
     assert (waiting["step_id"], waiting["waiting_on"]) == ("fetch", "fetch")
     assert "fetch" in waiting["reason"]
@@ -111,7 +111,7 @@ def test_retry_that_fails_again_asks_again():
     assert mission.status == "failed"
 
 
-def test_skip_marks_the_step_done_and_later_steps_run():
+def test_skip_marks_the_step_skipped_and_later_steps_run():
     person = Person()
     mission = asking_mission(failing_then(99), person)
     thread = start(mission)
@@ -120,7 +120,8 @@ def test_skip_marks_the_step_done_and_later_steps_run():
     thread.join(10)
     assert mission.status == "succeeded"
     fetch, report = mission.steps
-    assert (fetch.status, fetch.result) == ("done", "[SKIPPED: user decision]")
+    assert (fetch.status, fetch.result) == ("skipped", "[SKIPPED: user decision]")
+    assert mission.step_counts()["skipped"] == 1 and mission.step_counts()["done"] == 1
     assert report.result == "report"
     assert "escalation_skip" in names(mission)
     assert mission.progress == 1.0
@@ -184,8 +185,10 @@ def test_without_a_decision_source_it_stalls_with_a_clear_message():
     mission = asking_mission(failing_then(99), None)
     mission.run()
     assert mission.status == "stalled"
+    assert mission.error.startswith("step 'fetch' failed 2 times; ")
+    assert "no decision_source" in mission.error and "orch.decide()" in mission.error
     stall = next(e for e in mission.audit_log if e["event"] == "mission_stall")
-    assert "no decision_source" in stall["reason"] and "orch.decide()" in stall["reason"]
+    assert stall["error_message"] == mission.error
     assert "mission_waiting" not in names(mission)
 
 
@@ -227,7 +230,7 @@ def test_the_mirror_follows_waiting_and_resuming():
     mirror = Mission("g")
     for event in list(mission.audit_log):
         apply_event(mirror, event)
-    assert (mirror.status, mirror.waiting_on) == ("stalled", "fetch")
+    assert (mirror.status, mirror.waiting_on) == ("waiting", "fetch")
     assert not mirror.is_finished
     person.say("retry")
     thread.join(10)

@@ -78,7 +78,8 @@ def test_replay_of_a_stalled_mission():
     assert mission.status == "stalled"
     mirror = mirror_of(mission)
     assert_same_state(mirror, mission)
-    assert "retries exhausted" in mirror.stall_reason
+    assert mirror.error == "step 'b' failed 3 times; no escalate_fn resolved it"
+    assert mirror.stall_reason is None  # no health flag: the mission ended
 
 
 def test_replay_of_an_aborted_mission():

@@ -237,12 +237,18 @@ def test_last_error_falls_back_to_the_latest_step_error():
     assert mission_view(mission, NOW).last_error == "step 'b': later"
 
 
-def test_stalled_view_has_reason_and_warning():
-    mission = make_mission(status="stalled", stall_reason="no progress for 5 s")
+def test_stalled_view_is_finished_with_a_warning_and_no_health_flag():
+    mission = make_mission(status="stalled", stall_reason="no_progress", finished=NOW)
     view = mission_view(mission, NOW)
     assert view.bar_style == "warning"
-    assert view.stall_reason == "no progress for 5 s"
+    assert view.finished and view.stall_badge is None  # health is for missions still going
     assert view.eta is None
+
+
+def test_a_running_mission_with_a_health_flag_keeps_running_with_its_badge():
+    view = mission_view(make_mission(status="running", stall_reason="no_heartbeat"), NOW)
+    assert (view.status, view.stall_badge, view.finished) == ("running", "no_heartbeat", False)
+    assert pg.table_note(view) == "no_heartbeat"
 
 
 def test_view_is_hashable_and_comparable():
@@ -387,10 +393,10 @@ def test_healthy_missions_have_no_note_even_after_retried_errors():
 
 
 def test_table_note_names_stall_and_error():
-    view = make_view(
-        status="cancelled", last_error="cancelled by user", stall_reason="no progress for 4 s"
-    )
-    assert pg.table_note(view) == "cancelled by user (stalled: no progress for 4 s)"
+    view = make_view(status="cancelled", last_error="cancelled by user", stall_reason="no_progress")
+    assert pg.table_note(view) == "cancelled by user"  # ended: its health is history
+    waiting = make_view(status="waiting", waiting_on="s2")
+    assert pg.table_note(waiting) == "waiting for a decision at step s2"
 
 
 def test_styler_is_applied_after_layout():

@@ -63,20 +63,22 @@ def test_a_succeeded_mission_has_no_error_even_after_recovered_retries():
     assert view.error_line is None
 
 
-def test_a_flagged_stall_is_not_finished_and_its_badge_goes_when_it_recovers_or_ends():
-    flagged = pg.mission_view(row("stalled", stall_reason="no progress for 9 s"), NOW)
+def test_a_flagged_mission_runs_and_its_badge_goes_when_it_recovers_or_ends():
+    flagged = pg.mission_view(row("running", stall_reason="no_progress"), NOW)
     assert not flagged.finished  # its worker still runs: it can be cancelled
-    assert flagged.stall_badge == "no progress for 9 s"
+    assert (flagged.status, flagged.stall_badge) == ("running", "no_progress")
     ended = pg.mission_view(row("stalled", stall_reason="x", finished_at=NOW), NOW)
-    assert ended.finished
-    recovered = pg.mission_view(row("running", stall_reason="no progress for 9 s"), NOW)
+    assert ended.finished and ended.stall_badge is None
+    recovered = pg.mission_view(row("running", stall_reason=None), NOW)
     assert recovered.stall_badge is None
+    waiting = pg.mission_view(row("waiting", waiting_on="s2"), NOW)
+    assert not waiting.finished and waiting.stall_badge is None
     cancelled = pg.mission_view(row("cancelled", stall_reason="x", finished_at=NOW), NOW)
     assert cancelled.stall_badge is None
 
 
 def test_waiting_on_and_paging():
-    assert pg.mission_view(row("stalled", waiting_on="s2"), NOW).waiting_on == "s2"
+    assert pg.mission_view(row("waiting", waiting_on="s2"), NOW).waiting_on == "s2"
     assert pg.mission_view(row("running"), NOW).waiting_on is None
     assert [pg.page_count(n, 25) for n in (0, 1, 25, 26, 1000)] == [1, 1, 1, 2, 40]
     assert pg.first_line("\n\n  a\nb") == "a"

@@ -144,9 +144,9 @@ def test_missions_on_a_cluster_of_cli_processes(cli_cluster, tmp_path):
         frozen_pid = started_info(started0)[1]
         os.kill(frozen_pid, signal.SIGSTOP)
         wait_for(lambda: frozen.id in orch.reconcile(600), 15, "a stall flag")
-        assert "heartbeat lost" in frozen.stall_reason
+        assert frozen.stall_reason == "no_heartbeat"
         orch.reconcile(600, kill=True)
-        assert frozen.status == "stalled" and frozen.error.endswith("(killed)")
+        assert frozen.status == "failed" and frozen.error.endswith("killed by reconcile()")
         wait_for(lambda: process_gone(frozen_pid), 10, "the frozen process to be killed")
 
         # cancel stops the running executor

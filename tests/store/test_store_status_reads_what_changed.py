@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mission_widgets.core.events import make_event
+from mission_widgets.orchestrator.health import flag_unhealthy
 from mission_widgets.orchestrator.status_table import StatusTable, frame_columns
 from mission_widgets.runtime.store import STATUS_COLUMNS, MissionStore
 
@@ -71,7 +72,7 @@ def test_a_new_status_alone_or_a_stall_reason_alone_is_seen(counting):
     table = StatusTable(counting)
     _start(counting, ids[2])
     table.frame()
-    counting.flag_stalled(ids[2], "no_heartbeat")  # stall_reason (and status) only
+    flag_unhealthy(counting, ids[2], "no_heartbeat", "test")  # stall_reason only
     row = table.frame().set_index("id").loc[ids[2]]
     assert row["stall_reason"] == "no_heartbeat"
     with counting._write() as conn:  # the status alone, as any writer might change it
@@ -113,7 +114,7 @@ def test_the_answer_is_a_copy_and_columns_come_from_one_list(counting):
     assert table.frame().loc[0, "goal"] == "goal m0000"
     assert list(first.columns) == frame_columns()
     assert set(STATUS_COLUMNS) <= set(first.columns)
-    assert frame_columns()[-1] == "waiting_on"
+    assert frame_columns()[-2:] == ["waiting_on", "health"]
 
 
 def test_an_empty_store_has_the_same_columns_and_dtypes_as_a_full_one(tmp_path, counting):
