@@ -34,7 +34,8 @@ from support.notebooks import (
 
 #: Building the venv (the first test pays for it) downloads from the package index when
 #: pip's cache is cold; the whole module stays well under 4 minutes with a warm cache.
-pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(300)]
+# Building the venv (the first test pays for it) takes minutes on a loaded two-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(900)]
 
 BINDER = ROOT / "binder"
 LESSONS = ("01-quickstart.ipynb", "04-failures-stalls-cancel.ipynb")
@@ -64,17 +65,6 @@ def offline_reason(output: str) -> str | None:
     return None
 
 
-#: What pip says when it cannot reach a package index (the machine is offline).
-OFFLINE_SIGNS = (
-    "NewConnectionError",
-    "Temporary failure in name resolution",
-    "Network is unreachable",
-    "No matching distribution found",
-    "Could not find a version that satisfies the requirement",
-    "ConnectionError",
-)
-
-
 def _run(
     args: list,
     *,
@@ -82,7 +72,6 @@ def _run(
     env: dict[str, str],
     what: str,
     timeout: float = 300,
-    may_be_offline: bool = False,
 ) -> str:
     started = time.monotonic()
     proc = subprocess.run(
@@ -138,14 +127,12 @@ def binder_venv(tmp_path_factory) -> Path:
         cwd=ROOT,
         env=env,
         what="upgrade pip",
-        may_be_offline=True,
     )
     _run(
         [python, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
         cwd=ROOT,  # where repo2docker runs it: "." in the file is the repository
         env=env,
         what="pip install -r binder/requirements.txt",
-        may_be_offline=True,
     )
     post_build = BINDER / "postBuild"
     if post_build.exists():
