@@ -8,6 +8,8 @@ starts fast.
 from __future__ import annotations
 
 from .core import (
+    Budget,
+    BudgetExceeded,
     CheckpointError,
     DemoModel,
     Mission,
@@ -59,6 +61,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Budget",
+    "BudgetExceeded",
     "CheckpointError",
     "DemoModel",
     "Mission",

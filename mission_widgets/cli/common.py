@@ -78,7 +78,14 @@ def open_store(path: str | None, command: str) -> MissionStore:
 
 
 def resolve_mission_id(store: MissionStore, text: str, command: str) -> MissionRow:
-    """The store row of mission ``text``: a full id, or a unique short id / prefix / suffix."""
+    """The store row of mission ``text``: a full id, or a unique short id / prefix / suffix.
+    An empty or blank id is refused: it would match every mission."""
+    if not text.strip():
+        raise CommandError(
+            f"{PROG} {command}: the mission id is empty; give a mission id (or a short id, "
+            f"prefix or suffix of one: `{PROG} status` lists them)",
+            EXIT_USAGE,
+        )
     row = store.row(text)
     if row is not None:
         return row

@@ -3,6 +3,7 @@
 Nothing here imports ipywidgets, pandas or the runtime, so worker processes stay light.
 """
 
+from .budget import Budget, BudgetExceeded
 from .cost import register_price
 from .errors import (
     CheckpointError,
@@ -40,6 +41,8 @@ __all__ = [
     "MISSION_STATUSES",
     "STEP_STATUSES",
     "TERMINAL_STATUSES",
+    "Budget",
+    "BudgetExceeded",
     "CheckpointError",
     "DemoModel",
     "LazyModel",

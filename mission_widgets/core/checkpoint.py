@@ -433,7 +433,8 @@ class Checkpointer:
             state = step_state(step, include_executor=False, home=self.path)
             line = json.dumps({"seq": self.seq, "step": state}, ensure_ascii=False)
             if self._handle is None:
-                fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+                fd = os.open(self.journal, flags, 0o600)
                 self._handle = os.fdopen(fd, "a", encoding="utf-8")
             self._handle.write(line + "\n")
             self._handle.flush()

@@ -29,6 +29,9 @@ class MissionLike(Protocol):
     model: Any
     session: SharedSession
     stall_policy: StallPolicy
+    budget: Any
+    on_budget: str
+    usage: Any
     default_executor: Any
     auto_plan: bool
     backoff_factor: float

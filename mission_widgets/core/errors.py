@@ -61,7 +61,7 @@ class MissionCancelled(MissionError):
     """Raised inside the engine when a mission was asked to stop."""
 
 
-ERROR_TYPES = ("timeout", "permission", "missing_resource", "execution_error")
+ERROR_TYPES = ("timeout", "permission", "missing_resource", "execution_error", "budget_exceeded")
 
 _PERMISSION = re.compile(
     r"\b(401|403|unauthori[sz]ed|forbidden|permission denied|access denied|invalid api key)\b",
@@ -84,6 +84,8 @@ def classify_error(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError | ModuleNotFoundError | LookupError):
         return "missing_resource"
     names = {cls.__name__ for cls in type(error).__mro__}
+    if "BudgetExceeded" in names:  # a model call not made (core.budget)
+        return "budget_exceeded"
     if names & {"APITimeoutError", "ReadTimeout", "ConnectTimeout", "TimeoutException"}:
         return "timeout"
     if names & {"AuthenticationError", "PermissionDeniedError"}:

@@ -72,17 +72,32 @@ def make_event(
 class StepContext:
     """Where code is running: set while a step attempt executes."""
 
-    __slots__ = ("attempt", "emit", "step")
+    __slots__ = ("attempt", "emit", "guard", "step")
 
-    def __init__(self, emit: Callable[..., Any], step: Any, attempt: int) -> None:
+    def __init__(
+        self,
+        emit: Callable[..., Any],
+        step: Any,
+        attempt: int,
+        guard: Callable[[str | None, str | None, StepContext], None] | None = None,
+    ) -> None:
         self.emit = emit  # emit(name, step_id=..., attempt=..., **extra)
         self.step = step  # None while planning
         self.attempt = attempt
+        self.guard = guard  # guard(model, prompt) before a model call: the budget (.budget)
 
 
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "mission_widgets_step", default=None
 )
+
+
+def guard_model_call(model: str | None, prompt: str | None = None) -> None:
+    """Call before a model call: the running mission's budget (:mod:`.budget`) may refuse it
+    by raising ``BudgetExceeded``. Does nothing outside a mission or without a budget."""
+    ctx = _current.get()
+    if ctx is not None and ctx.guard is not None:
+        ctx.guard(model, prompt, ctx)
 
 
 def set_step_context(ctx: StepContext | None) -> contextvars.Token:

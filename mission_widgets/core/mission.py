@@ -1,10 +1,7 @@
 """Mission: a goal, a DAG of steps, and the state machine that runs them.
 
-pending -> planning -> running (<-> waiting) -> succeeded | failed | stalled (| cancelled)
-
-``waiting``: a person must decide (``on_max_retries="ask"``). ``stalled``: a step used its
-retries and nothing resolved it. A running mission whose heartbeat or progress stopped stays
-``running`` with ``stall_reason`` "no_heartbeat" or "no_progress" (a health flag).
+pending -> planning -> running (<-> waiting for a person) -> succeeded | failed | stalled
+(a step used its retries, nothing resolved it) | cancelled. See core/status.py.
 
 Everything a mission does is emitted as an event (see :mod:`.events`) into its
 ``audit_log`` and into any extra sinks (the runtime plugs its store in here); its hooks are
@@ -20,8 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
+from .budget import Budget, budget_state, count_model_call, guard_for
+from .checks import number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
-from .cost import price_model_call
 from .errors import (
     MissionCancelled,
     MissionValidationError,
@@ -30,14 +28,7 @@ from .errors import (
     StepRaisedBaseException,
     describe_error,
 )
-from .events import (
-    Event,
-    EventSink,
-    StepContext,
-    make_event,
-    reset_step_context,
-    set_step_context,
-)
+from .events import Event, EventSink, StepContext, make_event, reset_step_context, set_step_context
 from .hooks import HookSink, MissionHooks
 from .ids import new_mission_id, validate_mission_id
 from .listeners import dispatch
@@ -46,13 +37,7 @@ from .planning import parse_plan, plan_prompt, validate_dag
 from .policy import StallPolicy
 from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
-from .status import (
-    MISSION_STATUSES,
-    STEP_STATUSES,
-    TERMINAL_STATUSES,
-    MissionStatus,
-    StepStatus,
-)
+from .status import MISSION_STATUSES, STEP_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
@@ -154,6 +139,8 @@ class Mission:
         max_parallel: int = MAX_PARALLEL,
         decision_source: Callable[[MissionStep], Any] | None = None,
         result_step: str | None = None,
+        budget: Budget | Mapping[str, Any] | None = None,
+        on_budget: str = "abort",
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise MissionValidationError(f"mission goal must be a non-empty string, got {goal!r}")
@@ -163,12 +150,11 @@ class Mission:
                 f"session must be a SharedSession, got {type(session).__name__}"
             )
         if backoff_factor is not None:
-            if not isinstance(backoff_factor, int | float) or backoff_factor < 0:
-                raise MissionValidationError(
-                    f"backoff_factor must be a number >= 0, got {backoff_factor!r}"
-                )
-            self.backoff_factor = float(backoff_factor)
+            self.backoff_factor = float(
+                number_option("backoff_factor", backoff_factor, error=MissionValidationError) or 0.0
+            )
         self.id = new_mission_id() if mission_id is None else mission_id
+        self.budget, self.on_budget, self.usage = budget_state(budget, on_budget)  # .budget
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -219,8 +205,7 @@ class Mission:
         self.finished_at: float | None = None
         #: When set, a run keeps its checkpoint there (see :class:`.checkpoint.Checkpointer`).
         self.checkpoint_path: str | None = None
-        #: The health flag of a running mission whose heartbeat or progress stopped:
-        #: "no_heartbeat" | "no_progress", None when healthy (the status stays running).
+        #: Health flag of a running mission: "no_heartbeat" | "no_progress" | None (healthy).
         self.stall_reason: str | None = None
         self._init_runtime_state()
 
@@ -247,7 +232,7 @@ class Mission:
 
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
-            price_model_call(fields)
+            count_model_call(self.usage, fields)
         event = make_event(name, self.id, **fields)
         with self._lock:
             if name == "progress":
@@ -328,8 +313,8 @@ class Mission:
         return {step.id: str(step.status) for step in self.steps or []}
 
     def step_counts(self) -> dict[str, Any]:
-        """Counts of steps by status (``skipped`` among them: a skipped step is neither done
-        nor failed), plus totals, retries and progress."""
+        """Counts of steps by status (a skipped step is neither done nor failed), plus
+        totals, retries and progress."""
         counts = dict.fromkeys(STEP_STATUSES, 0)
         for step in self.steps or []:
             counts[step.status] = counts.get(step.status, 0) + 1
@@ -522,7 +507,7 @@ class Mission:
         if model is None:
             raise ModelResolutionError(f"mission {self.id} needs a model to plan its goal")
         started = time.time()
-        token = set_step_context(StepContext(emit=self._emit, step=None, attempt=1))
+        token = set_step_context(StepContext(self._emit, None, 1, guard_for(self)))
         try:
             reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
@@ -652,6 +637,7 @@ class Mission:
         state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
         if "goal" in state:
             state["_goal"] = state.pop("goal")
+        state.update(budget_state(None, "abort", state))  # (pickled before budgets)
         self.__dict__.update(state)
         self._init_runtime_state()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from .checks import number_option
 from .errors import MissionValidationError
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -109,13 +110,12 @@ class StallPolicy:
             raise MissionValidationError(
                 f"StallPolicy.escalate_fn must be callable, got {type(self.escalate_fn).__name__}"
             )
-        timeout = decision_timeout_secs
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-        ):
-            raise MissionValidationError(
-                f"StallPolicy.decision_timeout_secs must be a number >= 0 or None, got {timeout!r}"
-            )
+        number_option(
+            "StallPolicy.decision_timeout_secs",
+            decision_timeout_secs,
+            allow_none=True,
+            error=MissionValidationError,
+        )
         if not isinstance(self.max_escalations, int) or self.max_escalations < 0:
             raise MissionValidationError(
                 f"StallPolicy.max_escalations must be an int >= 0, got {self.max_escalations!r}"

@@ -18,6 +18,7 @@ import time
 import warnings
 
 from .asyncrun import attempt_deadline
+from .budget import BudgetExceeded, guard_for, raise_budget
 from .context import preview, step_context
 from .decisions import ask_for_decision
 from .errors import (
@@ -194,6 +195,10 @@ class StepRunner:
             outcome = self._escalate(step)
         elif outcome == "ask":
             outcome, reason = ask_for_decision(mission, step)
+            if isinstance(step.last_exception, BudgetExceeded):
+                if outcome == "retry_once":
+                    raise_budget(mission)  # a person's "retry" grants the budget once more
+                reason += f"; {step.last_exception}"
             if outcome == "skip_decided":
                 self.skip_by_decision(step)
                 outcome = "done"
@@ -264,7 +269,7 @@ class StepRunner:
 
     def _execute_attempt(self, step: MissionStep, attempt: int, context: str | None) -> Any:
         mission = self.mission
-        token = set_step_context(StepContext(emit=self.emit, step=step, attempt=attempt))
+        token = set_step_context(StepContext(self.emit, step, attempt, guard_for(mission)))
         limit = step.timeout_secs
         deadline = attempt_deadline.set(
             None if limit is None else (time.monotonic() + limit, limit)
@@ -280,6 +285,7 @@ class StepRunner:
         finally:
             attempt_deadline.reset(deadline)
             reset_step_context(token)
+            mission.usage.release()
 
     def _run_step(self, step: MissionStep) -> str:
         """Run a step's attempts; return "done", "skip", "abort", "escalate", "ask" or
@@ -352,6 +358,8 @@ class StepRunner:
         policy = self.policy
         error_type = classify_error(exc)
         message = self._record_failure(step, exc, attempt, started, error_type)
+        if isinstance(exc, BudgetExceeded):  # no retries: another call would pass it too
+            return self._give_up(step, exc, attempt, self.mission.on_budget)
         timed_out = error_type == "timeout"
         if timed_out and policy.on_step_timeout in ("skip", "abort"):
             return self._give_up(step, exc, attempt, policy.on_step_timeout)

@@ -110,9 +110,12 @@ class LoadedWhenRead:
 
 def store_large(text: str, folder: str, name: str, summary: str) -> LargeValue:
     """Write ``text`` (the JSON of ``encoded``) to ``folder/name.json`` once (0600)."""
+    if os.path.islink(folder):  # a link planted in a store points outside it
+        raise OSError(f"{folder} is a symbolic link: refusing to write through it")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     path = os.path.join(folder, name + ".json")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | nofollow, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     return LargeValue(path, len(text.encode("utf-8")), summary)

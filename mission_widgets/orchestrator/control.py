@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..core.checks import number_option
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.status import MissionStatus
 from ..runtime.registry import backend_for_row
@@ -102,6 +103,9 @@ class MissionControl:
         When a stopped worker holds the store, the flag stays on the mirror and its detail
         names the holder (the store's error); ``cancel()`` of that mission frees the store.
         """
+        number_option("stall_threshold_secs", stall_threshold_secs)
+        number_option("heartbeat_timeout_secs", heartbeat_timeout_secs, allow_none=True)
+        number_option("no_progress_secs", no_progress_secs, allow_none=True)
         self._watch()
         hb_timeout = (
             self.heartbeat_timeout_secs

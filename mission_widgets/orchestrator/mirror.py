@@ -79,6 +79,8 @@ class StoreMirror:
     if TYPE_CHECKING:  # provided by MissionOrchestrator and MissionControl
 
         def _fill_window(self) -> list[Mission]: ...
+        def _keeps_queue(self, owner: str | None) -> bool: ...
+        def _take_queued(self, row: Row) -> Mission | None: ...
         def _honour_cancel_requests(self) -> list[str]: ...
 
     # -- attach -------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ class StoreMirror:
             if queued:
                 alive = owner_alive.get(owner)
                 if alive is None:
-                    alive = owner_alive[owner] = self._owner_alive(owner)
+                    alive = owner_alive[owner] = self._keeps_queue(owner)
                 if alive:
                     continue  # another live orchestrator's queue is not ours
             order[mission_id] = None
@@ -146,11 +148,11 @@ class StoreMirror:
         # A pending row with a pid was handed to a backend (a worker starting, a Dask task
         # queued): it is running, not queued -- launching it again would run it twice.
         if is_queued(row):
-            if self._owner_alive(row["owner"]):
+            if self._keeps_queue(row["owner"]):
                 return  # another live orchestrator's queue
             if not self.store.adopt(mission_id, self._owner, row["owner"]):
                 return  # another orchestrator adopted this dead owner's mission first
-            mission = self._load_pending(row)
+            mission = self._take_queued(row)
             if mission is not None:
                 self._know(mission)
                 self.pending_queue.append(mission)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import ModelResolutionError, describe_error
+from ..core.errors import MissionValidationError, ModelResolutionError, describe_error
 from ..core.mission import MISSION_STATUSES, Mission, new_mission_id
 from ..core.models import model_label
 from ..core.session import SharedSession
@@ -35,7 +35,10 @@ from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .health import DEFAULT_NO_PROGRESS_SECS
 from .mirror import StoreMirror
+from .options import check_backend_options, check_numbers, check_store
+from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
+from .views import MissionViews
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
@@ -71,13 +74,19 @@ def _positive(name: str, value: Any) -> float:
 #                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
 #   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
 #                            reconcile) on the state above, read under the orchestrator's lock.
+#   views.py (MissionViews)  no state: timeline(), export_trace(), export_spans(), read from
+#                            the store's events alone.
 #
 # Why mixins and not objects: every public method of the documented API is a method of
 # MissionOrchestrator, and the refresh, the window refill and the actions all run under one
 # lock over one set of mirrors. Splitting the class by file keeps each file about one job
 # without a delegation layer; the rule above keeps one owner per piece of state.
-class MissionOrchestrator(StoreMirror, MissionControl):
+class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionViews):
     """Runs many missions with at most ``max_concurrent`` at once, without blocking the kernel.
+
+    ``max_concurrent`` counts the missions this orchestrator started (its queue's and
+    ``run_async``'s); missions of other processes on the same store are mirrored (shown in
+    ``running``, ``status()`` and the panel) but take none of its slots.
 
     ``backend`` is ``"subprocess"`` (default: a worker process per mission that survives the
     kernel), ``"thread"`` or ``"dask"`` (pass ``client=``). ``store`` is a directory, a store
@@ -97,12 +106,16 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         heartbeat_timeout_secs: float | None = None,
         no_progress_secs: float = DEFAULT_NO_PROGRESS_SECS,
         cancel_grace_secs: float = 3.0,
+        _clone_of: set[str] | None = None,
         **backend_options: Any,
     ) -> None:
         if session is not None and not isinstance(session, SharedSession):
             raise TypeError(f"session must be a SharedSession, got {type(session).__name__}")
-        if not isinstance(heartbeat_secs, int | float) or heartbeat_secs <= 0:
-            raise ValueError(f"heartbeat_secs must be a positive number, got {heartbeat_secs!r}")
+        check_store(store)
+        check_backend_options(backend, backend_options)
+        heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs = check_numbers(
+            heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs
+        )
         self._wakeup = threading.Condition()
         self._wakeups = 0  # counts _wake() calls, so a wake between poll and wait is not lost
         self._lock = threading.RLock()
@@ -138,11 +151,18 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._owner = f"{owner_token()}:{next(_INSTANCES)}"
         self._subscribers: Subscribers[PollResult] = Subscribers()
         self._status_table = StatusTable(self.store)
+        #: The owners of this orchestrator's family (itself, its clones, what it is a clone
+        #: of; one set shared by all): they share a queue on purpose, none adopts another's.
+        self._siblings: set[str] = set() if _clone_of is None else _clone_of
+        self._siblings.add(self._owner)
         self._init_mirror()
         self._watcher = Watcher(self._watch, lambda: self.active)
         self._attach()
+        OPEN[self._owner] = self
         if self.running:
             self._watcher.ensure_running()
+        if _clone_of is None:
+            self._report_queues_left()
         track(self)  # a script that exits while missions run says so
 
     # -- configuration --------------------------------------------------------------------
@@ -193,6 +213,14 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         """
         if not isinstance(mission, Mission):
             raise TypeError(f"submit() takes a Mission, got {type(mission).__name__}: {mission!r}")
+        if mission.is_finished or self.completed.has(mission.id):
+            row = None if mission.is_finished else self.store.row(mission.id)
+            status = mission.status if row is None else row["status"]
+            raise MissionValidationError(
+                f"mission {mission.id} has already ended ({status}): a mission runs once, "
+                "whatever its end (succeeded, failed, stalled or cancelled). To run it again, "
+                "submit a new Mission with the same goal and steps."
+            )
         if model is not None:
             mission.model = model
         elif mission.model is None and self.global_model is not None:
@@ -282,7 +310,10 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return handle
 
     def start_queued(self) -> list[Mission]:
-        """Start queued missions within the window; the watcher keeps topping it up."""
+        """Start queued missions within the window; the watcher keeps topping it up. The
+        queue of an orchestrator of this process that was closed or dropped (its cell run
+        again) is adopted first."""
+        self._adopt_left_here()
         with self._lock:
             self._draining = True
             started = self._fill_window()
@@ -291,12 +322,20 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         self._changed(PollResult(started=started, still_running=len(self.running)))
         return started
 
+    @property
+    def window_used(self) -> int:
+        """Slots of the window in use: the running missions this orchestrator started.
+        Missions of other processes (or of a kernel before a restart) that it mirrors are
+        shown in ``running`` but take no slot: ``max_concurrent`` limits what it starts."""
+        return sum(1 for m in self.running if m.id in self.async_handles)
+
     def _fill_window(self) -> list[Mission]:
         started = []
         for mission_id, mission in list(self._from_queue.items()):
             if mission not in self.running:
                 del self._from_queue[mission_id]  # ended: nothing left to wait for
-        while self.pending_queue and len(self.running) < self.max_concurrent:
+        used = self.window_used
+        while self.pending_queue and used < self.max_concurrent:
             mission = self.pending_queue.pop(0)
             if not self.store.claim(mission.id, self._owner):
                 self._claimed_elsewhere(mission)
@@ -308,6 +347,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
                     mission, MissionStatus.FAILED, f"could not start: {describe_error(exc)}"
                 )
                 continue
+            used += 1
             started.append(mission)
             self._from_queue[mission.id] = mission
         if not self.pending_queue:
@@ -475,6 +515,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
     def _start_batch(self, model: Any) -> list[Mission]:
         """What run_all and arun_all run: the queue and what the window already took from
         it, with ``model`` over their own (for those not started yet)."""
+        self._adopt_left_here()
         with self._lock:
             queued = list(self.pending_queue)
             if model is not None:
@@ -536,12 +577,11 @@ class MissionOrchestrator(StoreMirror, MissionControl):
         return "\n".join(data.splitlines()[-lines:])
 
     def counts(self) -> dict[str, int]:
-        """Missions by status (everything this orchestrator knows; finished missions not
-        read yet count by the status the store has for them)."""
+        """Missions by status, counted over the rows ``status()`` shows (the store's), so
+        the two always agree: also queued missions of other orchestrators on the store."""
         counts = dict.fromkeys(MISSION_STATUSES, 0)
-        statuses = [m.status for m in list(self._missions.values())]
-        for status in [*statuses, *self.completed.unloaded_statuses()]:
-            counts[status] = counts.get(status, 0) + 1
+        for status, n in self.store.status_counts().items():
+            counts[status] = counts.get(status, 0) + n
         return counts
 
     def mission_statuses(self) -> dict[str, str]:
@@ -575,6 +615,7 @@ class MissionOrchestrator(StoreMirror, MissionControl):
             heartbeat_timeout_secs=self.heartbeat_timeout_secs,
             no_progress_secs=self.no_progress_secs,
             cancel_grace_secs=self.cancel_grace_secs,
+            _clone_of=self._siblings,  # the clone submits this queue itself
             **self._backend_options,
         )
         for mission in self.pending_queue:
@@ -591,7 +632,8 @@ class MissionOrchestrator(StoreMirror, MissionControl):
 
     def close(self) -> None:
         """Stop the watcher and release the backend's helpers (missions keep running, the
-        store keeps them)."""
+        store keeps them; its queue is adopted by the next orchestrator on the store)."""
+        OPEN.pop(self._owner, None)
         if self._watcher is not None:
             self._watcher.close()
         self.backend.shutdown()

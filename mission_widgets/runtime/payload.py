@@ -102,12 +102,27 @@ def write_payload(path: str | os.PathLike, data: bytes) -> None:
 def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     """Load a payload; a clear error names the file when it is missing or corrupt."""
     try:
-        with open(path, "rb") as handle:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
         raise MissionError(f"mission file {path} is missing") from None
+    except OSError as exc:
+        raise MissionError(
+            f"mission file {path} cannot be read (a symbolic link?): {exc}"
+        ) from None
     try:
         payload = pickle.loads(data)
+    except ImportError as exc:
+        # The file is fine: what it refers to cannot be imported here (a module beside the
+        # notebook that this process does not see).
+        import sys
+
+        raise MissionError(
+            f"mission file {path}: could not import module {exc.name or '?'!r} ({exc}); "
+            f"the worker's sys.path is {sys.path} and its cwd is {os.getcwd()}: make the "
+            "module importable there (install it, or keep it in the notebook's folder)"
+        ) from None
     except Exception as exc:
         raise MissionError(
             f"mission file {path} is corrupt or truncated: {type(exc).__name__}: {exc}"

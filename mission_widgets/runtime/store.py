@@ -32,7 +32,6 @@ from .store_base import (
     ADDED_COLUMNS,
     BUSY_TIMEOUT_SECS,
     MESSAGE_CHARS,
-    QUEUED,
     SCHEMA,
     SCHEMA_OBJECTS,
     STATUS_COLUMNS,
@@ -40,6 +39,7 @@ from .store_base import (
     busy_timeout,
     connect_sqlite,
     guarded,
+    usage_increments,
 )
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
@@ -354,6 +354,8 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             return text
         relative = os.path.join(SUBDIRS["checkpoint"], f"{mission_id}.large", "state.json")
         path = os.path.join(self._root, relative)
+        if os.path.islink(os.path.dirname(path)):
+            raise OSError(f"{os.path.dirname(path)} is a symbolic link: refusing to follow it")
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with os.fdopen(open_private(path + ".tmp"), "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -386,9 +388,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         if summary:
             sets.update(summary)
         if name == "mission_start":
-            sets["started_at"] = ts
-            sets["finished_at"] = None
-            sets["message"] = None
+            sets.update(started_at=ts, finished_at=None, message=None)
         elif name == "progress" and event.get("message"):
             sets["message"] = str(event["message"])[:MESSAGE_CHARS]
         elif name == "mission_stall":
@@ -408,20 +408,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
                 "INSERT OR REPLACE INTO mission_states (id, state_json) VALUES (?, ?)",
                 (mission_id, state_json),
             )
-        increments = ""
-        args: list[Any] = []
-        for field in ("prompt_tokens", "completion_tokens"):
-            value = event.get(field)
-            if isinstance(value, int) and value > 0:
-                increments += f", {field} = {field} + ?"
-                args.append(value)
-        if name == "model_call":
-            cost = event.get("cost_usd")
-            if isinstance(cost, int | float) and cost == cost:
-                increments += ", cost_usd = cost_usd + ?"
-                args.append(float(cost))
-            else:
-                increments += ", cost_usd = NULL"
+        increments, args = usage_increments(event)
         if not sets and not increments:
             return
         assignments = ", ".join(f"{key} = ?" for key in sets) or "id = id"
@@ -460,32 +447,6 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             self._insert_event(conn, event, json.dumps(event, default=repr))
             self._update_summary(conn, mission_id, event, None, None)
         return event
-
-    # -- claims: one process starts a queued row ----------------------------------------------
-
-    @guarded
-    def claim(self, mission_id: str, owner: str) -> bool:
-        """Claim a queued row for ``owner`` before launching it; False when another process
-        claimed or started it first (or it is queued by another owner: adopt() it first)."""
-        with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE missions SET claimed_by=?, claimed_at=? WHERE id=? AND {QUEUED}"
-                " AND (owner IS NULL OR owner=?) AND (claimed_by IS NULL OR claimed_by=?)",
-                (owner, time.time(), mission_id, owner, owner),
-            )
-            return cur.rowcount == 1
-
-    @guarded
-    def adopt(self, mission_id: str, new_owner: str, expected_owner: str | None) -> bool:
-        """Compare-and-swap the owner of a queued, not yet launched row (a dead kernel's
-        queue): True for exactly one of several processes racing to adopt it."""
-        with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE missions SET owner=?, claimed_by=NULL, claimed_at=NULL WHERE id=?"
-                f" AND {QUEUED} AND owner IS ? AND (claimed_by IS NULL OR claimed_by IS ?)",
-                (new_owner, mission_id, expected_owner, expected_owner),
-            )
-            return cur.rowcount == 1
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import sqlite3
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Any, TypeVar
 
     _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -207,6 +207,26 @@ def connect_sqlite(
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def usage_increments(event: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The ``SET`` additions of an event's usage: its tokens added up, and for a model call
+    its cost (``cost_usd = NULL`` when unknown: unknown never sums into a number)."""
+    increments = ""
+    args: list[Any] = []
+    for field in ("prompt_tokens", "completion_tokens"):
+        value = event.get(field)
+        if isinstance(value, int) and value > 0:
+            increments += f", {field} = {field} + ?"
+            args.append(value)
+    if event.get("event") == "model_call":
+        cost = event.get("cost_usd")
+        if isinstance(cost, int | float) and cost == cost:
+            increments += ", cost_usd = cost_usd + ?"
+            args.append(float(cost))
+        else:
+            increments += ", cost_usd = NULL"
+    return increments, args
 
 
 def guarded(method: _Method) -> _Method:

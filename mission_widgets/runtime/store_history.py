@@ -1,4 +1,7 @@
-"""Requests between processes and the end of a mission's history: parts of MissionStore.
+"""Claims and requests between processes, and the end of a mission's history: parts of
+MissionStore.
+
+``claim``/``adopt`` make exactly one process start a queued row (or take over a queue).
 
 ``requests`` carries what one process asks of the process running a mission (cancel a
 queued mission, a person's decision, an explanation); each request is taken exactly once.
@@ -15,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from .store_base import guarded
+from .store_base import QUEUED, guarded
 from .store_location import SUBDIRS, SUFFIXES
 
 TYPE_CHECKING = False
@@ -37,6 +40,32 @@ class StoreRequestsAndHistory:
         def _connect(self) -> sqlite3.Connection: ...
         def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
         def path_of(self, kind: str, mission_id: str) -> str: ...
+
+    # -- claims: one process starts a queued row ----------------------------------------------
+
+    @guarded
+    def claim(self, mission_id: str, owner: str) -> bool:
+        """Claim a queued row for ``owner`` before launching it; False when another process
+        claimed or started it first (or it is queued by another owner: adopt() it first)."""
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE missions SET claimed_by=?, claimed_at=? WHERE id=? AND {QUEUED}"
+                " AND (owner IS NULL OR owner=?) AND (claimed_by IS NULL OR claimed_by=?)",
+                (owner, time.time(), mission_id, owner, owner),
+            )
+            return cur.rowcount == 1
+
+    @guarded
+    def adopt(self, mission_id: str, new_owner: str, expected_owner: str | None) -> bool:
+        """Compare-and-swap the owner of a queued, not yet launched row (a dead kernel's
+        queue): True for exactly one of several processes racing to adopt it."""
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE missions SET owner=?, claimed_by=NULL, claimed_at=NULL WHERE id=?"
+                f" AND {QUEUED} AND owner IS ? AND (claimed_by IS NULL OR claimed_by IS ?)",
+                (new_owner, mission_id, expected_owner, expected_owner),
+            )
+            return cur.rowcount == 1
 
     # -- requests from other processes --------------------------------------------------------
 
@@ -125,6 +154,12 @@ class StoreRequestsAndHistory:
     def decision_of(self, mission_id: str, question: str) -> dict[str, Any] | None:
         """The answer recorded for ``question`` of ``mission_id``, else None."""
         return _decision(self._connect(), mission_id, question)
+
+    @guarded
+    def status_counts(self) -> dict[str, int]:
+        """How many rows have each status (one grouped read)."""
+        rows = self._connect().execute("SELECT status, COUNT(*) FROM missions GROUP BY status")
+        return {str(status): int(n) for status, n in rows}
 
     # -- history ------------------------------------------------------------------------------
 

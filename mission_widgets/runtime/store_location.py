@@ -118,8 +118,9 @@ def resolve_store_path(store: str | os.PathLike[str] | None) -> Path:
 def open_private(
     path: str | os.PathLike[str], flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 ) -> int:
-    """Open (creating with mode 0600) and return a file descriptor."""
-    fd = os.open(path, flags, 0o600)
+    """Open (creating with mode 0600) and return a file descriptor; a symbolic link at
+    ``path`` (planted in a store to make it write elsewhere) is refused (O_NOFOLLOW)."""
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         os.fchmod(fd, 0o600)
     except OSError:  # pragma: no cover - a file of someone else's, refused elsewhere
@@ -188,6 +189,12 @@ def prepare_root(root: str, *, create: bool) -> None:
     db = os.path.join(root, DB_NAME)
     if os.path.lexists(root) and not os.path.isdir(root):
         raise StorePathError(f"mission store {root} is a file, not a store directory")
+    for inside in (db, *(os.path.join(root, sub) for sub in SUBDIRS.values())):
+        if os.path.islink(inside):  # the store's files are never reached through a link
+            raise StoreError(
+                f"mission store {root}: {inside} is a symbolic link; refusing it (a store's "
+                f"{DB_NAME} must be a regular file and its folders real directories)"
+            )
     exists = os.path.isdir(root)
     is_store = exists and os.path.isfile(db)
     if exists:

@@ -123,14 +123,36 @@ def check_store(path: str | os.PathLike[str]) -> StoreReport:
         if mission_id not in ids
         for path in kinds.values()
     )
+    bad_checkpoints = _unreadable_checkpoints(files)
     return StoreReport(
         path=root,
-        ok=integrity == "ok" and not orphans and not problems,
+        ok=integrity == "ok" and not orphans and not problems and not bad_checkpoints,
         integrity=integrity,
         orphan_files=orphans,
+        corrupt_checkpoints=bad_checkpoints,
         rows_without_files=sorted(mid for mid in ids if mid not in files),
         problems=problems,
     )
+
+
+def _unreadable_checkpoints(files: dict[str, dict[str, str]]) -> list[str]:
+    """Every mission's checkpoint read as JSON: those that are not a mission's state, each
+    with why (a symbolic link is not followed)."""
+    bad = []
+    for kinds in files.values():
+        path = kinds.get("checkpoint")
+        if not path or not path.endswith(SUFFIXES["checkpoint"]):
+            continue
+        try:
+            if os.path.islink(path):
+                raise ValueError("a symbolic link")
+            with open(path, encoding="utf-8") as handle:
+                state = json.load(handle)
+            if not isinstance(state, dict) or "status" not in state:
+                raise ValueError("not a mission's saved state")
+        except (OSError, ValueError) as exc:
+            bad.append(f"{path}: {exc}")
+    return sorted(bad)
 
 
 def repair_store(path: str | os.PathLike[str]) -> StoreReport:

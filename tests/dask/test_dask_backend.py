@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from distributed import Client
+from distributed import Client, LocalCluster
 from support.dask_tasks import (
     FlakyOnce,
     Marker,
@@ -247,6 +247,40 @@ def test_history_survives_the_client_going_away(cluster, tmp_path):
         finally:
             again.close()
             elsewhere.close()
+
+
+def test_a_worker_that_leaves_the_cluster_is_noticed_when_nothing_reruns_the_task(
+    orchestrators, tmp_path
+):
+    """The only worker of a cluster leaves mid-mission (retired, with its nanny): no worker is
+    left to run the task again, so no re-run writes an end; only the orchestrator's look at
+    the scheduler can tell. The mission fails, naming the worker that left."""
+    with (
+        LocalCluster(
+            n_workers=1,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        orch = orchestrators(1, backend="dask", client=client, heartbeat_secs=0.3)
+        started, marker = tmp_path / "started", tmp_path / "marker"
+        mission = Mission(
+            "left behind", steps=[MissionStep("w", "w", executor=Marker(started, marker, 120))]
+        )
+        handle = orch.run_async(mission)
+        wait_for(started.exists, 60, "the executor to start")
+        start = wait_for(lambda: orch.poll_async() and dask_start(mission), 30, "dask_start")
+        client.retire_workers([start["worker"]], close_workers=True, remove=True)
+        handle.wait(timeout=60)
+        assert mission.status == "failed"
+        assert f"dask worker {start['worker']} was lost" in mission.error, mission.error
+        assert "it left the cluster" in mission.error, mission.error
+        wait_for(lambda: process_gone(started_info(started)[1]), 30, "the orphan to exit")
+        orchestrators.cleanup()  # before the cluster goes
 
 
 def test_panel_draws_rows_of_dask_missions(dask_orchestrators):

@@ -33,8 +33,7 @@ from support.notebooks import (
 )
 
 #: Building the venv (the first test pays for it) downloads from the package index when
-#: pip's cache is cold; the whole module stays well under 4 minutes with a warm cache.
-# Building the venv (the first test pays for it) takes minutes on a loaded two-core machine.
+#: pip's cache is cold; minutes on a loaded two-core machine, hence the long timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(900)]
 
 BINDER = ROOT / "binder"

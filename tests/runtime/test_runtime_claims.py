@@ -99,18 +99,35 @@ def test_racing_processes_adopt_a_dead_kernels_queue_once(tmp_path, store_dir):
     assert all(e["payload"]["status"] == "succeeded" for e in done)
 
 
-def test_a_live_kernels_queue_is_left_alone(orchestrators, store_dir):
-    owner = orchestrators(2)
-    missions = [one_step(f"owned {i}", echo) for i in range(3)]
-    for mission in missions:
-        owner.submit(mission)
+QUEUE_AND_WAIT = QUEUE_AND_EXIT.replace(
+    "# Exits with every mission queued, never started: a kernel that died.\n",
+    "from support.executors import wait_for_path\n"
+    "wait_for_path(out + '.go')  # a live kernel, its queue not started yet\n"
+    "assert [m.status for m in orch.run_all()] == ['succeeded'] * count\n",
+)
+assert QUEUE_AND_WAIT != QUEUE_AND_EXIT
 
-    other = orchestrators(2)  # the same store, while the owner lives
 
-    assert other.pending_queue == []
-    assert other.start_queued() == []
-    assert owner.run_all() == missions
-    assert starts_per_mission(store_dir) == {m.id: 1 for m in missions}
+def test_a_live_kernels_queue_is_left_alone(orchestrators, store_dir, tmp_path):
+    script, ids_file = tmp_path / "owner.py", tmp_path / "ids.json"
+    script.write_text(QUEUE_AND_WAIT)
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(TESTS_DIR), str(store_dir), str(ids_file), "3"]
+    )
+    try:
+        wait_for(ids_file.exists, 60, "the owner to queue its missions")
+        ids = json.loads(ids_file.read_text())
+
+        other = orchestrators(2)  # the same store, while the owner lives
+
+        assert other.pending_queue == []
+        assert other.start_queued() == []
+        (tmp_path / "ids.json.go").touch()
+        assert owner.wait(timeout=120) == 0
+    finally:
+        owner.kill()
+        owner.wait()
+    assert starts_per_mission(store_dir) == dict.fromkeys(ids, 1)
 
 
 def test_a_clone_and_its_original_start_each_mission_once(orchestrators, store_dir):

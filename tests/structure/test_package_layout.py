@@ -353,6 +353,7 @@ def test_mypy_settings_are_stated_and_ci_runs_mypy_beside_ruff():
 @pytest.mark.skipif(
     shutil.which("mypy", path=str(Path(sys.executable).parent)) is None, reason="no mypy"
 )
+@pytest.mark.timeout(900)  # mypy beside other work on two busy cores takes minutes
 def test_mypy_is_clean():
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "mission_widgets"],

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ModelResolutionError
-from ..events import emit_event
+from ..events import emit_event, guard_model_call
 from ..planning import PLAN_PROMPT_HEADER
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -274,6 +274,7 @@ class OpenAIModel:
 
     def generate(self, prompt: str) -> str:
         """One chat completion; the reply's text. Raises the SDK's errors after its retries."""
+        guard_model_call(self.label, prompt)  # the mission's budget: raises, call not made
         client = self._get_client()
         planning = prompt.startswith(PLAN_PROMPT_HEADER)
         json_mode = planning and self.json_mode and self._json_supported is not False

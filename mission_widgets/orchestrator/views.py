@@ -1,0 +1,123 @@
+"""What ran when, as pictures and trace files: ``timeline()``, ``export_trace()`` and
+``export_spans()`` of MissionOrchestrator, read from the store's events alone.
+
+So they show missions of other processes, and missions that ended while the kernel was
+down, the same way as this orchestrator's own. :class:`MissionViews` owns no state (like
+MissionControl): it reads ``self.store`` and ``self.max_concurrent``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..core.timeline import IGNORED_EVENTS, MissionTrace, mission_traces
+from ..core.timeline_draw import PAGE_SIZE, Timeline
+
+if TYPE_CHECKING:
+    from ..runtime.store import MissionStore
+
+_ROW_FIELDS = ("id", "goal", "status", "submitted_at", "model")
+_EVENT_PAGE = 5000
+
+
+def _ids(ids: str | Iterable[str] | None) -> list[str] | None:
+    if ids is None:
+        return None
+    if isinstance(ids, str):
+        return [ids]
+    found = list(ids)
+    bad = [i for i in found if not isinstance(i, str)]
+    if bad:
+        raise TypeError(f"ids must be mission id strings, got {bad[0]!r}")
+    return found
+
+
+def read_traces(store: MissionStore, ids: str | Iterable[str] | None = None) -> list[MissionTrace]:
+    """The traces of the store's missions (all, or ``ids`` in that order), from its events."""
+    wanted = _ids(ids)
+    if wanted is None:
+        rows = store.rows(_ROW_FIELDS)
+        info = {row["id"]: dict(row) for row in rows}
+        events: list[dict[str, Any]] = []
+        seq = 0
+        while True:
+            page = store.events_since(seq, limit=_EVENT_PAGE)
+            events += [e for _, e in page if e.get("event") not in IGNORED_EVENTS]
+            if len(page) < _EVENT_PAGE:
+                break
+            seq = page[-1][0]
+        return mission_traces(events, info)
+    found = store.rows_by_id(wanted)
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise KeyError(f"no mission {missing[0]!r} in the store {store.root}")
+    info = {i: dict(found[i]) for i in dict.fromkeys(wanted)}
+    events = [e for i in info for e in store.events_for(i) if e.get("event") not in IGNORED_EVENTS]
+    return mission_traces(events, info)
+
+
+class MissionViews:
+    """``timeline()``, ``export_trace()``, ``export_spans()`` (mixed into
+    MissionOrchestrator; no state of its own)."""
+
+    store: MissionStore
+    max_concurrent: int
+
+    def timeline(
+        self,
+        ids: str | Iterable[str] | None = None,
+        *,
+        steps: bool = True,
+        page_size: int | None = PAGE_SIZE,
+        width: float = 960,
+    ) -> Timeline:
+        """A Gantt picture of the missions (all in the store, or ``ids``), from their events:
+        a row per mission (expandable into its steps with ``steps``), each attempt a segment
+        coloured by how it ended, backoff gaps, waits for a person (hatched), stall flags,
+        cancels (✕), model calls (ticks; tokens and cost in their tooltips), a lane of how
+        full the concurrency window was and a "now" line while missions run.
+
+        ``page_size`` missions per picture (``.page(n)`` for the others; None: all in one).
+        Shows itself in a notebook; ``.save("x.svg" | "x.html")``; ``.to_svg()`` /
+        ``.to_html()`` give the text (the panel's Timeline view shows ``to_html()``).
+        """
+        return Timeline(
+            read_traces(self.store, ids),
+            steps=steps,
+            window=self.max_concurrent,
+            page_size=page_size,
+            width=width,
+        )
+
+    def export_trace(
+        self, path: str | os.PathLike[str], ids: str | Iterable[str] | None = None
+    ) -> str:
+        """Write the missions (all, or ``ids``) as Chrome trace-event JSON: opens in
+        https://ui.perfetto.dev and chrome://tracing. A process per mission, a thread per
+        step; attempts, planning, waits, backoffs and model calls as slices; stalls,
+        cancels and decisions as instants; missions running at once as a counter."""
+        from ..core.trace_chrome import chrome_trace
+
+        target = os.fspath(path)
+        document = chrome_trace(read_traces(self.store, ids))
+        with open(target, "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+        return target
+
+    def export_spans(
+        self, tracer_provider: Any = None, ids: str | Iterable[str] | None = None
+    ) -> int:
+        """Emit the missions (all, or ``ids``) as OpenTelemetry spans after the GenAI
+        semantic conventions, with the events' real times, through ``tracer_provider`` (the
+        global one by default); returns how many spans were made. Needs the ``[otel]`` extra
+        (``pip install "mission-widgets[otel]"``); see :mod:`.otel_spans`."""
+        try:
+            from .otel_spans import export_spans
+        except ImportError as exc:  # the extra is not installed
+            raise ImportError(
+                "export_spans needs OpenTelemetry: pip install 'mission-widgets[otel]'"
+            ) from exc
+        return export_spans(read_traces(self.store, ids), tracer_provider)
