@@ -481,7 +481,7 @@ def bench_p4(reps: int) -> dict[str, Any]:
     with sqlite3.connect(store.db_path) as conn:  # bulk insert: same columns as register()
         conn.executemany(
             f"INSERT INTO missions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [[r[c] for c in STATUS_COLUMNS] + ["1:0", r["started_at"]] for r in rows],
+            [[r.get(c) for c in STATUS_COLUMNS] + ["1:0", r["started_at"]] for r in rows],
         )
     store.close()
     t0 = time.perf_counter()

@@ -51,6 +51,7 @@ def child(store: str, n: int, limit: int, start_file: str, out: str) -> None:
     orch = warm_orchestrator(Path(store), max_concurrent=limit)
     for i in range(n):
         orch.submit(noop_mission(f"shared {os.getpid()} {i}"))
+    orch.status()  # pandas imported and the cache built, as in a kernel that has used it
     Path(out + ".ready").touch()
     while not os.path.exists(start_file):
         time.sleep(0.005)

@@ -8,9 +8,10 @@ Run from the repository root (needs /usr/bin/chromium; about 30 s):
 It reuses the browser tests' JupyterLab and Chromium helpers (``tests/support/lab.py``):
 a JupyterLab on 127.0.0.1 in a temporary directory runs a notebook with six missions on
 the offline ``"demo"`` model and small executors, then waits until the panel shows every
-state at once — running (with step counts and an ETA), succeeded, failed, stalled (with its
-badge) and cancelled (by clicking its Cancel button) — and saves a crop of the panel:
-the overall bar with rate and ETA, the counts that filter, one line per mission.
+state at once — running (with step counts and time left), succeeded, failed (pinned on
+top with its cause), hung (its health flag) and cancelled (by clicking its Cancel button) —
+and saves a crop of the panel: the tqdm-like header over a bar stacked by status, the chips
+that filter, problems first, one row per mission with its second line.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ REPO_DIR = DOCS_DIR.parent
 sys.path.insert(0, str(REPO_DIR / "tests"))  # the tests' support package
 
 from support.lab import (  # noqa: E402
-    BAR,
     PANEL,
+    PINNED,
     ROW,
-    STALL_BADGE,
     JupyterLab,
     chromium_missing_reason,
     launch_chromium,
@@ -106,21 +106,22 @@ def make(output: Path, timeout_ms: float = 60_000) -> Path:
                     open_notebook(page, lab, "missions.ipynb")
                     page.keyboard.press("Control+b")  # hide the file browser: a wider panel
                     run_all_cells(page)
-                    expect(page.locator(f"{ROW}:visible")).to_have_count(6)
+                    expect(page.locator(ROW)).to_have_count(6)
 
-                    success = re.compile(r"\bprogress-bar-success\b")
-                    danger = re.compile(r"\bprogress-bar-danger\b")
-                    expect(row(page, "climate report").locator(BAR)).to_have_class(success)
-                    expect(row(page, "French").locator(BAR)).to_have_class(danger)
-                    expect(row(page, "French").locator(".mission-widgets-error")).to_be_visible()
-                    expect(row(page, "conference").locator(STALL_BADGE)).to_be_visible()
+                    status = "data-status"
+                    expect(row(page, "climate report")).to_have_attribute(status, "succeeded")
+                    failed = page.locator(PINNED).locator(ROW).filter(has_text="French")
+                    expect(failed).to_have_attribute(status, "failed")
+                    expect(failed.locator(".mw-line2")).to_be_visible()
+                    hung = page.locator(PINNED).locator(ROW).filter(has_text="conference")
+                    expect(hung.locator(".mw-line2")).to_contain_text(re.compile("no.progress"))
                     tokenizer = row(page, "tokenizer")
-                    expect(tokenizer).to_contain_text("1/3 steps")
-                    tokenizer.locator("button.jupyter-button", has_text="Cancel").click()
-                    expect(tokenizer).to_contain_text("cancelled")
+                    expect(tokenizer.locator(".mw-steps")).to_have_text("1/3")
+                    tokenizer.locator("button.mw-cancel").click()
+                    expect(tokenizer).to_have_attribute(status, "cancelled")
                     for goal in ("sorting", "photosynthesis"):
-                        expect(row(page, goal)).to_contain_text("ETA")
-                        expect(row(page, goal)).to_contain_text("running")
+                        expect(row(page, goal)).to_contain_text("left")
+                        expect(row(page, goal)).to_have_attribute(status, "running")
                     page.mouse.move(0, 0)  # no hover highlight in the picture
                     output.parent.mkdir(parents=True, exist_ok=True)
                     page.locator(PANEL).screenshot(path=str(output))

@@ -126,9 +126,12 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     if views:
         for line in console.table(views):
             console.print(line)
-    if len(views) < total:
+    # With --status, "of how many" counts the missions in those statuses, not the store.
+    matching = sum(counts.get(s, 0) for s in set(statuses)) if statuses else total
+    if len(views) < matching:
+        which = f" {'/'.join(statuses)}" if statuses else ""
         console.print(
-            f"(the {len(views)} most recent of {total} missions, newest last; "
+            f"(the {len(views)} most recent of {matching}{which} missions, newest last; "
             f"--all shows all, -n N the last N)"
         )
     return EXIT_OK

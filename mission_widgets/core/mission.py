@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from . import checkpoint
 from .asyncrun import settle
 from .budget import Budget, budget_state, count_model_call, guard_for
-from .checks import number_option
+from .checks import bound_fields, number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .errors import (
     MissionCancelled,
@@ -233,7 +233,8 @@ class Mission:
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
             count_model_call(self.usage, fields)
-        event = make_event(name, self.id, **fields)
+        # Errors, tracebacks and messages are bounded here, once, for every sink and file.
+        event = bound_fields(make_event(name, self.id, **fields))
         with self._lock:
             if name == "progress":
                 if fields.get("message"):

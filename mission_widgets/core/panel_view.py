@@ -226,8 +226,8 @@ def row_note(view: MissionView) -> tuple[str, str]:
         return "waiting", f"waiting for you at step {view.waiting_on}" if view.waiting_on else ""
     if view.error_line:
         return "error", view.error_line
-    if is_hung(view):
-        return "stall", str(view.stall_reason)
+    if is_hung(view):  # the browser ticks it on: "no progress for 12 s"
+        return "stall", str(view.stall_reason or "stalled").replace("_", " ")
     message = first_line(view.message)
     if message and not view.finished:  # what it says while it runs, not after
         return "message", message
@@ -255,6 +255,7 @@ def row_state(view: MissionView, cancellable: bool) -> dict[str, Any]:
         "note_kind": kind,
         "health": view.stall_reason if is_hung(view) else None,
         "heartbeat_at": view.heartbeat_at if is_hung(view) else None,
+        "activity_at": None,
         "waiting_on": view.waiting_on if is_waiting(view) else None,
         "cancellable": bool(cancellable),
         "attention": needs_attention(view),

@@ -19,6 +19,7 @@ import warnings
 
 from .asyncrun import attempt_deadline
 from .budget import BudgetExceeded, guard_for, raise_budget
+from .checks import bound_text
 from .context import preview, step_context
 from .decisions import ask_for_decision
 from .errors import (
@@ -328,7 +329,7 @@ class StepRunner:
     ) -> str:
         failed_at = time.time()  # one time for the history and the event
         step.last_exception = exc  # for the hooks (the event carries its description)
-        message = describe_error(exc) if isinstance(exc, Exception) else repr(exc)
+        message = bound_text(describe_error(exc) if isinstance(exc, Exception) else repr(exc))
         trace = bounded_traceback(exc)
         step.error_history.append(
             {

@@ -36,6 +36,7 @@ class MissionControl:
     store: MissionStore
     backend: Backend
     heartbeat_timeout_secs: float
+    no_progress_secs: float
     cancel_grace_secs: float
     pending_queue: list[Mission]
     running: list[Mission]
@@ -51,6 +52,7 @@ class MissionControl:
     _watch: Callable[[], None]
     _end_unstarted: Callable[[Mission, MissionStatus, str], None]
     _flag_unhealthy: Callable[[Mission, str, str], None]
+    _wake: Callable[[], None]
 
     # -- health -----------------------------------------------------------------------------
 
@@ -60,28 +62,36 @@ class MissionControl:
         """Flag this orchestrator's running missions whose heartbeat or progress stopped (see
         health.py); return each unhealthy one with its row and flag. Status stays ``running``."""
         unhealthy: list[tuple[Mission, Row, str, str]] = []
-        now = time.time()
+        # A snapshot under the lock, the store work outside it: a refresh that waits on a
+        # busy store must not hold the health check up.
         with self._lock:
-            rows = self.store.rows_by_id(m.id for m in self.running)
-            for mission in list(self.running):
-                row = rows.get(mission.id)
-                if row is None or row["finished_at"] is not None:
-                    continue
-                found = health_of(
-                    row,
-                    now,
-                    heartbeat_timeout_secs=heartbeat_timeout_secs,
-                    no_progress_secs=no_progress_secs,
-                    waiting=mission.id in self._waiting_on or row["status"] == "waiting",
-                    has_heartbeat=backend_for_row(row, self.store, self.backend).has_heartbeat,
-                )
-                if found is None:
-                    continue
-                reason, detail = found
-                unhealthy.append((mission, row, reason, detail))
-                if mission.stall_reason != reason:
-                    self._flag_unhealthy(mission, reason, detail)
+            running, waiting = list(self.running), set(self._waiting_on)
+        rows = self.store.rows_by_id(m.id for m in running)
+        now = time.time()
+        for mission in running:
+            row = rows.get(mission.id)
+            if row is None or row["finished_at"] is not None:
+                continue
+            found = health_of(
+                row,
+                now,
+                heartbeat_timeout_secs=heartbeat_timeout_secs,
+                no_progress_secs=no_progress_secs,
+                waiting=mission.id in waiting or row["status"] == "waiting",
+                has_heartbeat=backend_for_row(row, self.store, self.backend).has_heartbeat,
+            )
+            if found is None:
+                continue
+            reason, detail = found
+            unhealthy.append((mission, row, reason, detail))
+            if mission.stall_reason != reason:
+                self._flag_unhealthy(mission, reason, detail)
         return unhealthy
+
+    def _health_tick(self) -> None:
+        """The health monitor's check, with this orchestrator's thresholds."""
+        if self._check_health(self.heartbeat_timeout_secs, self.no_progress_secs):
+            self._wake()  # the watcher reads the flag now and tells the panel
 
     def reconcile(
         self,

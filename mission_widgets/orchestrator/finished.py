@@ -22,32 +22,41 @@ class FinishedMirrors(Sequence[Mission]):
         self._load = load
         #: id -> its mirror, or its final status while not loaded yet.
         self._items: dict[str, Mission | str] = {}
+        #: id -> final status of every item (loaded or not), kept beside: a panel over
+        #: 100,000 reads them in one C-level dict update, not one call each.
+        self._statuses: dict[str, str] = {}
 
     # -- what the orchestrator does -------------------------------------------------------------
 
     def add_unloaded(self, mission_id: str, status: str) -> None:
         """A finished mission known by id and status only (attach)."""
         self._items.setdefault(mission_id, status)
+        self._statuses.setdefault(mission_id, str(status))
 
     def add_unloaded_many(self, items: list[tuple[str, str]]) -> None:
         """Many ``(id, status)`` at once, as :meth:`add_unloaded` (attaching to 100,000)."""
         if not self._items:
             self._items = dict(items)
+            self._statuses = {mission_id: str(status) for mission_id, status in items}
         else:
             for mission_id, status in items:
-                self._items.setdefault(mission_id, status)
+                self.add_unloaded(mission_id, status)
 
     def append(self, mission: Mission) -> None:
         self._items.pop(mission.id, None)  # a mission that ends again goes last
         self._items[mission.id] = mission
+        self._statuses.pop(mission.id, None)
+        self._statuses[mission.id] = str(mission.status)
 
     def remove(self, mission: Mission) -> None:
         if self._items.get(mission.id) is not mission:
             raise ValueError(f"mission {mission.id} is not in completed")
         del self._items[mission.id]
+        self._statuses.pop(mission.id, None)
 
     def discard(self, mission_id: str) -> None:
         self._items.pop(mission_id, None)
+        self._statuses.pop(mission_id, None)
 
     def has(self, mission_id: str) -> bool:
         return mission_id in self._items
@@ -59,7 +68,12 @@ class FinishedMirrors(Sequence[Mission]):
             return item
         mission = self._load(mission_id)
         self._items[mission_id] = mission
+        self._statuses[mission_id] = str(mission.status)
         return mission
+
+    def statuses(self) -> dict[str, str]:
+        """id -> final status of every finished mission (a copy), without loading any."""
+        return dict(self._statuses)
 
     def status_of(self, mission_id: str) -> str | None:
         """The status of finished mission ``mission_id`` without loading it (None if unknown)."""

@@ -43,8 +43,9 @@ def health_of(
     """``(reason, detail)`` when the running mission of ``row`` looks unhealthy, else None.
 
     "no_heartbeat" (its worker's last beat is older than ``heartbeat_timeout_secs``: stopped,
-    frozen or gone) wins over "no_progress" (no event for ``no_progress_secs``; never for a
-    mission ``waiting`` for a person). ``has_heartbeat``: the backend's workers beat.
+    frozen or gone) wins over "no_progress" (no event for ``no_progress_secs`` since it
+    started; never for a mission ``waiting`` for a person). ``has_heartbeat``: the
+    backend's workers beat.
     """
     if has_heartbeat and row.get("pid"):
         beat = row.get("last_heartbeat")
@@ -53,10 +54,10 @@ def health_of(
                 f"heartbeat lost: last beat {now - beat:.1f} s ago "
                 f"(timeout {heartbeat_timeout_secs:g} s)"
             )
-    if waiting:
+    if waiting or not row.get("started_at"):  # asking a person, or its worker starting
         return None
-    activity = row.get("last_activity") or row.get("started_at")
-    if activity and now - activity > no_progress_secs:
+    activity = row.get("last_activity") or row["started_at"]
+    if now - activity > no_progress_secs:
         return NO_PROGRESS, (
             f"no progress for {now - activity:.0f} s (threshold {no_progress_secs:g} s)"
         )

@@ -354,9 +354,7 @@ class StoreMirror:
                 why = f"its heartbeat resumed ({time.time() - beat:.1f} s ago)"
             else:
                 continue
-            event = make_event(
-                "mission_recovered", mission_id, status="running", reason=why, source="reconcile"
-            )
+            event = make_event("mission_recovered", mission_id, reason=why, source="reconcile")
             self._record_recovery(event)
 
     def _record_recovery(self, event: dict[str, Any]) -> None:

@@ -30,16 +30,17 @@ ORCHESTRATOR_OPTIONS = (
 
 
 def check_numbers(
-    heartbeat_secs: Any, heartbeat_timeout_secs: Any, cancel_grace_secs: Any
-) -> tuple[float, float | None, float]:
-    """The three timing options as floats, or ValueError naming the one that is wrong."""
+    heartbeat_secs: Any, heartbeat_timeout_secs: Any, cancel_grace_secs: Any, no_progress_secs: Any
+) -> tuple[float, float | None, float, float]:
+    """The timing options as floats, or ValueError naming the one that is wrong."""
     beat = number_option("heartbeat_secs", heartbeat_secs, positive=True)
     timeout = number_option(
         "heartbeat_timeout_secs", heartbeat_timeout_secs, positive=True, allow_none=True
     )
     grace = number_option("cancel_grace_secs", cancel_grace_secs)
-    assert beat is not None and grace is not None  # allow_none is False for them
-    return beat, timeout, grace
+    quiet = number_option("no_progress_secs", no_progress_secs, positive=True)
+    assert beat is not None and grace is not None and quiet is not None  # not allow_none
+    return beat, timeout, grace, quiet
 
 
 def check_store(store: Any) -> None:

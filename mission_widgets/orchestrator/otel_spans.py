@@ -21,31 +21,15 @@ root span's id is derived too; with another provider the ids are the provider's 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.timeline import Attempt, MissionTrace, ModelCall
+from ..core.timeline import Attempt, MissionTrace, ModelCall, root_span_id_of, trace_id_of
 
 #: ``gen_ai.operation.name`` values (GenAI semantic conventions).
 WORKFLOW, AGENT, TOOL, CHAT = "invoke_workflow", "invoke_agent", "execute_tool", "chat"
 _INSTRUMENTATION = "mission_widgets"
-
-
-def _digest(text: str, size: int) -> int:
-    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:size], "big")
-    return value or 1  # 0 is the invalid id
-
-
-def trace_id_of(mission_id: str) -> int:
-    """The 128-bit trace id of a mission (the same in every process, every time)."""
-    return _digest(f"mission_widgets.trace:{mission_id}", 16)
-
-
-def root_span_id_of(mission_id: str) -> int:
-    """The 64-bit span id of a mission's root span (``TRACEPARENT`` of its workers)."""
-    return _digest(f"mission_widgets.root:{mission_id}", 8)
 
 
 class _MissionIds:

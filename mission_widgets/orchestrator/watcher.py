@@ -9,6 +9,7 @@ exits as soon as nothing is in flight; ``ensure_running()`` starts it again.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -98,9 +99,15 @@ class Watcher:
             thread.join(timeout)
 
     def _loop(self) -> None:
+        # Deadlines, not sleeps: a watcher that nobody wakes runs every ``interval`` seconds
+        # however long its refresh takes (the health monitor relies on it); a wake-up
+        # refreshes now and starts the period afresh.
+        next_at = time.monotonic() + self.interval
         while True:
-            self._woken.wait(self.interval)
+            woken = self._woken.wait(max(0.0, next_at - time.monotonic()))
             self._woken.clear()
+            now = time.monotonic()
+            next_at = now + self.interval if woken else max(next_at + self.interval, now)
             if not self._closed:
                 try:
                     self._refresh()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
+from ..core.checks import bound_fields
 from ..core.events import make_event
 from ..core.ids import validate_mission_id
 from ..core.status import health_reason
@@ -331,10 +332,12 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         stops the worker) keeps that end: the worker's later events are appended but change
         no summary, and a second ``mission_done`` is not written (returns 0).
         """
+        event = bound_fields(event)  # errors, tracebacks, messages: at most TEXT_LIMIT each
+        summary = bound_fields(summary)
         payload = json.dumps(event, default=repr)
         state_json = None
         if final_state is not None:
-            state_json = self._state_json(event["mission_id"], final_state)
+            state_json = self._state_json(event["mission_id"], bound_fields(final_state))
         with self._write() as conn:
             ended = conn.execute(
                 "SELECT finished_at FROM missions WHERE id=?", (event["mission_id"],)
@@ -438,6 +441,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
     def append_unless_finished(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Append ``event`` written by the kernel, unless the mission has already ended."""
         mission_id = event["mission_id"]
+        event = bound_fields(event)
         with self._write() as conn:
             row = conn.execute(
                 "SELECT finished_at FROM missions WHERE id=?", (mission_id,)

@@ -115,6 +115,9 @@ class SubprocessBackend(ProcessBackend):
         write_payload(self.store.mission_file(mission.id), self._payload(mission))
         args = [str(self.store.root), mission.id, repr(float(heartbeat_secs))]
         env = worker_environment()  # the kernel's, as it is now
+        from ..core.timeline import traceparent_of
+
+        env["TRACEPARENT"] = traceparent_of(mission.id)  # SDK spans nest under the mission
         log = str(self.store.log_file(mission.id))
         process: _PopenProcess | WarmProcess | None = None
         if self._starter is not None:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..core.checks import bound_text
 from ..core.cost import apply_prices
 from ..core.errors import describe_error
 from ..core.mission import Mission
@@ -70,6 +71,43 @@ def event_record(mission: Mission, event: dict[str, Any]) -> dict[str, Any]:
     return {"event": event, "summary": mission_summary(mission), "final": final}
 
 
+#: Custom events (``emit_event``) a mission may store; past it one note says how it ended.
+CUSTOM_EVENTS_CAP = 10_000
+CUSTOM_EVENTS_CAP_ENV = "MISSION_WIDGETS_CUSTOM_EVENTS_CAP"
+#: Events of the engine itself: never capped (a mission's story needs every one of them).
+ENGINE_EVENTS = frozenset(
+    {
+        "mission_start",
+        "planner_start",
+        "planner_done",
+        "mission_planned",
+        "step_start",
+        "retry_start",
+        "step_failure",
+        "step_failed",
+        "step_success",
+        "retry_success",
+        "step_done",
+        "step_skipped",
+        "mission_stall",
+        "mission_done",
+        "mission_waiting",
+        "mission_resumed",
+        "mission_explained",
+        "mission_recovered",
+        "decision_refused",
+        "progress",
+        "heartbeat",
+        "model_call",
+    }
+)
+
+
+def custom_events_cap() -> int:
+    value = os.environ.get(CUSTOM_EVENTS_CAP_ENV)
+    return int(value) if value and value.isdigit() else CUSTOM_EVENTS_CAP
+
+
 class StoreSink:
     """Event sink that writes each event, the mission's summary and, at the end, its state.
 
@@ -86,9 +124,34 @@ class StoreSink:
         self.unwritten: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # parallel steps emit from several threads
         self._said = False
+        self._custom = 0
+        self._custom_cap = custom_events_cap()
+
+    def _over_cap(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """What to store for ``event``: itself, the note that replaces the first custom event
+        over the cap, or None (later ones: the note said so)."""
+        name = str(event.get("event"))
+        if name in ENGINE_EVENTS or name.startswith("escalation_"):
+            return event
+        self._custom += 1
+        if self._custom <= self._custom_cap:
+            return event
+        if self._custom > self._custom_cap + 1:
+            return None
+        from ..core.events import make_event
+
+        return make_event(
+            "custom_events_capped",
+            self.mission.id,
+            message=f"mission {self.mission.id} emitted more than {self._custom_cap:,} custom "
+            f"events; from {name!r} on, its custom events are not stored",
+        )
 
     def __call__(self, event: dict[str, Any]) -> None:
-        record = event_record(self.mission, event)
+        kept = self._over_cap(event)
+        if kept is None:
+            return
+        record = event_record(self.mission, kept)
         with self._lock:
             self.unwritten.append(record)
             try:
@@ -154,6 +217,8 @@ class Heartbeat:
         #: Called (once, from the heartbeat thread) when the store says the mission's row
         #: has ended although this worker did not end it: another process recorded a cancel.
         self.on_ended: Callable[[], None] | None = None
+        #: The worker's log, kept under log_cap() bytes by each beat (its tail is kept).
+        self.log_path: str | None = None
 
     def start(self) -> Heartbeat:
         self._thread.start()
@@ -174,8 +239,50 @@ class Heartbeat:
                 self._beat_once()
             except Exception as exc:  # keep beating; say why once per failure
                 say(f"heartbeat failed: {describe_error(exc)}")
+            if self.log_path is not None:
+                try:
+                    cap_log(self.log_path, log_cap())
+                except OSError as exc:
+                    say(f"the log could not be capped: {describe_error(exc)}")
             if self._stop.wait(self.interval):
                 return
+
+
+#: Most bytes a mission's log keeps: past it the start is dropped, the tail kept.
+LOG_CAP_BYTES = 10 << 20
+LOG_CAP_ENV = "MISSION_WIDGETS_LOG_CAP_BYTES"
+
+
+def log_cap() -> int:
+    value = os.environ.get(LOG_CAP_ENV)
+    return int(value) if value and value.isdigit() and int(value) > 0 else LOG_CAP_BYTES
+
+
+def cap_log(path: str, cap: int) -> bool:
+    """Keep the log at ``path`` under ``cap`` bytes: when over, keep its last half-cap of
+    bytes after one line saying how much was dropped (the worker writes with O_APPEND, so
+    it goes on at the new end). True when it was cut."""
+    size = os.stat(path, follow_symlinks=False).st_size
+    if size <= cap:
+        return False
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        keep = cap // 2
+        os.lseek(fd, size - keep, os.SEEK_SET)
+        chunks, left = [], keep
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        note = (
+            f"[mission_widgets] this log passed {cap:,} bytes: its first {size - keep:,} "
+            "bytes were dropped, the tail is kept\n"
+        ).encode()
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, note + b"".join(chunks))
+    finally:
+        os.close(fd)
+    return True
 
 
 #: Seconds a worker whose mission was ended by another process gives the mission to stop
@@ -254,6 +361,7 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     mission: Mission = payload["mission"]
     mission.decision_source = StoreDecisionSource(store, mission)
     heartbeat.on_ended = stop_when_ended_elsewhere(mission)
+    heartbeat.log_path = store.path_of("log", mission_id)
     sink = StoreSink(store, mission)
     try:
         error = run_payload(
@@ -268,7 +376,11 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     finally:
         heartbeat.stop()
     if error is not None:
-        say(f"mission {mission_id} failed: {error}")
+        say(f"mission {mission_id} failed: {bound_text(error)}")
+    try:
+        cap_log(store.path_of("log", mission_id), log_cap())  # what it printed since a beat
+    except OSError:
+        pass
     finished = mission.is_finished
     end: dict[str, Any] = {
         **mission_summary(mission),

@@ -201,10 +201,13 @@ function render({ model, el }) {
   }
 
   function noteText(row) {
+    const since = (t) => Math.round(Math.max(now() - t, 0));
     if (row.health === "no_heartbeat" && row.heartbeat_at) {
-      return `no heartbeat for ${Math.round(Math.max(now() - row.heartbeat_at, 0))} s`;
+      return `no heartbeat for ${since(row.heartbeat_at)} s`;
     }
-    if (row.health === "no_progress" && !row.note) return "no progress";
+    if (row.health === "no_progress" && row.activity_at) {
+      return `no progress for ${since(row.activity_at)} s`;
+    }
     return row.note;
   }
 

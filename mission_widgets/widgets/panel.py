@@ -119,9 +119,10 @@ class MissionPanel(anywidget.AnyWidget):
     Rows that need attention (waiting for a person, failed, stalled, hung) are pinned above
     the others and never paged away; queued missions fold into one line that opens; the
     rest are ``page_size`` a page, newest first by default (``sort="oldest"`` /
-    ``"status"``). ``no_progress_secs``, ``heartbeat_timeout_secs`` and
-    ``stall_threshold_secs`` are the stall thresholds it reconciles with every
-    ``reconcile_every_secs`` while missions run (``auto_refresh=False``: only on Poll);
+    ``"status"``). The panel draws the health flags the orchestrator raises on its own
+    fixed schedule; ``no_progress_secs`` and ``heartbeat_timeout_secs``, when given, set
+    the orchestrator's thresholds (Poll also reconciles with them and
+    ``stall_threshold_secs``; ``reconcile_every_secs`` is no longer used);
     ``refresh_interval`` is how often the static snapshot a saved notebook keeps is
     rewritten while missions run; ``log_lines`` the log tail in the details.
     """
@@ -165,7 +166,12 @@ class MissionPanel(anywidget.AnyWidget):
         self.stall_threshold_secs = stall_threshold_secs
         self.no_progress_secs = no_progress_secs
         self.heartbeat_timeout_secs = heartbeat_timeout_secs
-        self.reconcile_every_secs = reconcile_every_secs
+        self.reconcile_every_secs = reconcile_every_secs  # kept for old calls: unused
+        # The orchestrator checks health on its own schedule; thresholds given here are its.
+        if no_progress_secs is not None:
+            orchestrator.no_progress_secs = float(no_progress_secs)
+        if heartbeat_timeout_secs is not None:
+            orchestrator.heartbeat_timeout_secs = float(heartbeat_timeout_secs)
         self.log_lines = log_lines
         self.refresh_interval = refresh_interval
         self.auto_refresh = auto_refresh

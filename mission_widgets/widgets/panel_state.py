@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from ..core.mission import MISSION_STATUSES
 from ..core.panel_view import (
     ATTENTION_STATUSES,
     HeaderView,
@@ -109,13 +111,16 @@ def select(
         chosen = [i for i in ids if statuses[i] == filter_status]
         return Selection([], order(chosen, statuses, sort), [])
     flagged_set = set(flagged)
-    attention = set(ATTENTION_STATUSES)
-    pinned = [i for i in ids if statuses[i] in attention or i in flagged_set]
-    pinned_set = set(pinned)
     launched_set = set(launched)
-    queued = [i for i in ids if statuses[i] == "pending" and i not in pinned_set | launched_set]
-    queued_set = set(queued)
-    listed = [i for i in ids if i not in pinned_set and i not in queued_set]
+    attention = set(ATTENTION_STATUSES)
+    pinned, queued, listed = [], [], []
+    for i, status in statuses.items():  # one pass: this is what a draw costs per mission
+        if status in attention or i in flagged_set:
+            pinned.append(i)
+        elif status == "pending" and i not in launched_set:
+            queued.append(i)
+        else:
+            listed.append(i)
     pinned = order(pinned, statuses, "status")
     return Selection(pinned, order(listed, statuses, sort), queued)
 
@@ -174,20 +179,21 @@ class PanelState:
         for view in views:
             self.views[view.mission_id] = view
             state = row_state(view, view.mission_id in cancellable)
-            if state["health"] and state["heartbeat_at"] is None:
-                state["heartbeat_at"] = self._heartbeat(view.mission_id)
+            if state["health"]:  # a hung row: since when, for the browser's clock
+                store_row = self.orchestrator.store.row(view.mission_id) or {}
+                state["heartbeat_at"] = state["heartbeat_at"] or store_row.get("last_heartbeat")
+                state["activity_at"] = store_row.get("last_activity")
             rows.append(state)
         return rows
-
-    def _heartbeat(self, mission_id: str) -> float | None:
-        row = self.orchestrator.store.row(mission_id)
-        return None if row is None else row.get("last_heartbeat")
 
     def build(self, now: float) -> dict[str, Any]:
         """The state the browser draws (everything but messages and details)."""
         orch = self.orchestrator
         statuses = orch.mission_statuses()
-        counts = orch.counts()
+        # Counted from the same statuses the rows come from (one C-level pass, no store
+        # query): the header, the chips and the rows agree at every draw.
+        counts = dict.fromkeys(MISSION_STATUSES, 0)
+        counts.update(Counter(statuses.values()))
         launched = [m.id for m in list(orch.running)]
         selection = select(statuses, self._flagged(), self.filter, self.sort, launched)
         size = self.page_size

@@ -1,5 +1,9 @@
-"""The clock shared by the open panels of one orchestrator: redraws on its changes and, while
-missions run, flags stalls with the panels' thresholds (a silent worker reports nothing)."""
+"""What keeps one orchestrator's open panels current: a redraw on each change it reports.
+
+The panels only draw. Health (a worker whose heartbeat or progress stopped) is checked by
+the orchestrator itself, on a fixed schedule (``orchestrator/health.py``), and arrives here
+as one more change: the flag is in the mission's ``stall_reason``. No thread of its own.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,10 @@ class Redrawable(Protocol):
 
     closed: bool
     auto_refresh: bool
-    reconcile_every_secs: float
 
     def request_redraw(self) -> None: ...
 
     def show_error(self, text: str) -> None: ...
-
-    def reconcile(self) -> list[str]: ...
 
 
 #: Fastest auto-refresh allowed (seconds): a few redraws a second at most.
@@ -30,13 +31,7 @@ MIN_REFRESH_INTERVAL = 0.25
 
 
 class StallClock:
-    """What keeps one orchestrator's open panels current, shared by them.
-
-    The panels redraw when the orchestrator reports a change (``orch.subscribe``, from its
-    watcher thread). A silent worker changes nothing, though, so while missions are in
-    flight a thread of this clock calls ``reconcile()`` every ``reconcile_every_secs`` with
-    the panels' stall thresholds; it stops when nothing runs or no panel refreshes.
-    """
+    """The redraw fan-out shared by one orchestrator's panels (``orch.subscribe``)."""
 
     _by_orchestrator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
@@ -44,11 +39,7 @@ class StallClock:
     def __init__(self, orchestrator: Any) -> None:
         self.orchestrator = orchestrator
         self.panels: weakref.WeakSet[Redrawable] = weakref.WeakSet()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        # Held while reconciling and while a panel cancels: a poll in the middle of a cancel
-        # saw the stopped worker as "exited unexpectedly" and failed the mission.
+        # Held while a panel cancels: a redraw in the middle of it shows a half-done state.
         self.busy = threading.RLock()
         orchestrator.subscribe(self.on_change)
 
@@ -63,11 +54,10 @@ class StallClock:
 
     @property
     def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _active_panels(self) -> list[Redrawable]:
-        return [p for p in list(self.panels) if not p.closed and p.auto_refresh]
+        """Whether open, auto-refreshing panels follow missions in flight (the
+        orchestrator's watcher and health monitor run while anything is in flight)."""
+        active = [p for p in list(self.panels) if not p.closed and p.auto_refresh]
+        return bool(active) and bool(getattr(self.orchestrator, "watching", False))
 
     def on_change(self, *change: Any) -> None:
         """The orchestrator changed (from its watcher thread, or on a submit): redraw."""
@@ -77,41 +67,7 @@ class StallClock:
                     panel.request_redraw()  # coalesced: 40 submits are not 40 draws
                 except Exception as exc:  # a redraw must never break the watcher
                     panel.show_error(f"redraw failed: {describe_error(exc)}")
-        self.wake()
 
     def wake(self) -> None:
-        """Start the clock if it is not running, else make it look again now (a panel
-        closed, missions started)."""
-        with self._lock:
-            if self.running:
-                self._wake.set()
-                return
-            if not self._active_panels():
-                return
-            self._thread = threading.Thread(
-                target=self._loop, name="mission-panel-stall-clock", daemon=True
-            )
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            panels = self._active_panels()
-            with self._lock:
-                if not panels or not self.orchestrator.active:
-                    self._thread = None
-                    return
-            every = max(MIN_REFRESH_INTERVAL, min(p.reconcile_every_secs for p in panels))
-            if self._wake.wait(every):
-                self._wake.clear()
-                continue
-            self.tick(panels)
-
-    def tick(self, panels: list[Redrawable]) -> None:
-        """Flag stalled missions with the panels' thresholds (the orchestrator's watcher
-        then reports the change, which redraws)."""
-        try:
-            with self.busy:
-                panels[0].reconcile()
-        except Exception as exc:  # a store hiccup must not stop the clock
-            for panel in panels:
-                panel.show_error(f"stall check failed: {describe_error(exc)}")
+        """Something changed that the orchestrator may not report (a panel opened or
+        closed): nothing to start, the next change redraws."""

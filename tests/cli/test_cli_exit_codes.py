@@ -1,6 +1,6 @@
 """What a script that runs ``mission-widgets`` relies on: the exit code says what happened
-(0 done, 1 could not do it, 2 a usage error or a store that cannot be used) and an error
-line never writes a raw control character to the terminal, whatever path or id it names."""
+(0 done, 1 could not do it, 2 a usage error or a store that cannot be used), an error line
+never writes a raw control character to the terminal, whatever path or id it names."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from support.waiting import wait_for
+from support.waiting import wait_for, wait_until_waiting
 
 from mission_widgets import Mission, MissionStep, MissionValidationError, StallPolicy
 from mission_widgets.core.decisions import read_answer
@@ -66,16 +66,12 @@ def names(mission):
     return [e["event"] for e in mission.audit_log]
 
 
-def wait_until_waiting(mission):
-    wait_for(lambda: mission.waiting_on == "fetch", 10, "the mission waits for a decision")
-
-
 def test_the_mission_waits_not_finished_then_retry_with_the_explanation():
     person = Person()
     executor = failing_then(2)
     mission = asking_mission(executor, person)
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     assert mission.status == "waiting"
     assert not mission.is_finished
     assert mission.stall_reason is None  # waiting for a person is not a stall
@@ -102,7 +98,7 @@ def test_retry_that_fails_again_asks_again():
     executor = failing_then(99)
     mission = asking_mission(executor, person)
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     person.say("retry")
     wait_for(lambda: names(mission).count("mission_waiting") == 2, 10, "asked again")
     assert len(executor.calls) == 3
@@ -115,7 +111,7 @@ def test_skip_marks_the_step_skipped_and_later_steps_run():
     person = Person()
     mission = asking_mission(failing_then(99), person)
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     person.say("skip")
     thread.join(10)
     assert mission.status == "succeeded"
@@ -131,7 +127,7 @@ def test_abort_fails_the_mission():
     person = Person()
     mission = asking_mission(failing_then(99), person)
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     person.say("ABORT")
     thread.join(10)
     assert mission.status == "failed"
@@ -158,7 +154,7 @@ def test_no_decision_in_time_applies_the_fallback_with_a_reason(fallback, status
 def test_cancel_while_waiting():
     mission = asking_mission(failing_then(99), Person())
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     mission.request_cancel()
     thread.join(10)
     assert not thread.is_alive()
@@ -170,7 +166,7 @@ def test_unknown_answers_are_refused_and_it_keeps_waiting():
     person = Person()
     mission = asking_mission(failing_then(99), person)
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     person.say("maybe")
     wait_for(lambda: "decision_refused" in names(mission), 5, "the refusal")
     refused = next(e for e in mission.audit_log if e["event"] == "decision_refused")
@@ -226,7 +222,7 @@ def test_the_mirror_follows_waiting_and_resuming():
     person = Person()
     mission = asking_mission(failing_then(2), person)
     thread = start(mission)
-    wait_until_waiting(mission)
+    assert wait_until_waiting(mission) == "fetch"
     mirror = Mission("g")
     for event in list(mission.audit_log):
         apply_event(mirror, event)

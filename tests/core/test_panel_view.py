@@ -94,7 +94,7 @@ def test_rows_needing_attention_and_what_their_second_line_says():
     ]
     assert pv.row_note(failed) == ("error", "ValueError: row 1 (aborted at step 'x')")
     assert pv.row_note(waiting) == ("waiting", "waiting for you at step shaky")
-    assert pv.row_note(hung) == ("stall", "no_heartbeat")
+    assert pv.row_note(hung) == ("stall", "no heartbeat")
     assert pv.row_note(talking) == ("message", "page 7 of 20")
     assert pv.row_note(done) == ("result", "result: 42")
     row = pv.row_state(hung, cancellable=True)

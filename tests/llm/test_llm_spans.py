@@ -173,3 +173,22 @@ def test_the_otlp_http_exporter_sends_what_a_receiver_decodes(fake_llm, make_mod
     assert attributes["gen_ai.usage.input_tokens"].int_value == 11
     assert attributes["gen_ai.request.model"].string_value == "gpt-4o-mini"
     assert chat.start_time_unix_nano < chat.end_time_unix_nano
+
+
+def test_a_worker_gets_a_traceparent_under_its_missions_root_span(orchestrators):
+    from support.executors import echo_environment
+
+    orch = orchestrators(backend="subprocess")
+    mission = Mission(
+        "reads its TRACEPARENT",
+        steps=[MissionStep("env", "TRACEPARENT", echo_environment)],
+    )
+    mission = orch.run_async(mission).wait(timeout=WAIT)
+    assert mission.status == "succeeded", mission.error
+    provider, exporter = in_memory()
+    orch.export_spans(provider)
+    [root] = [s for s in exporter.get_finished_spans() if s.name == "invoke_workflow"]
+    version, trace_id, parent_id, flags = mission.steps[0].result.split("-")
+    assert (version, flags) == ("00", "01")
+    assert int(trace_id, 16) == root.context.trace_id
+    assert int(parent_id, 16) == root.context.span_id

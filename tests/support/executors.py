@@ -113,6 +113,21 @@ class ProgressThenGate(Gated):
         return super().__call__(task, session, context)
 
 
+class GateThenProgress(Gated):
+    """Writes ``started``, waits for ``gate``, reports progress ("going again"), then waits
+    for ``then``: a worker that is quiet until the test lets it make progress."""
+
+    def __init__(self, gate, started, then, result="released"):
+        super().__init__(gate, started, result)
+        self.then = str(then)
+
+    def __call__(self, task, session, context):
+        super().__call__(task, session, context)
+        report_progress(0.5, "going again")
+        wait_for_path(self.then, self.timeout)
+        return self.result
+
+
 class Sleeper:
     def __init__(self, secs: float):
         self.secs = secs
@@ -230,3 +245,37 @@ class Report:
             seen["numpy"] = float(numpy.random.random())
         touch(self.path, json.dumps(seen))
         return "reported"
+
+
+class StreamProgress(Gated):
+    """Reports progress every ``every`` seconds (a stream of changes) until the gate exists."""
+
+    def __init__(self, gate, every=0.05, **options):
+        super().__init__(gate, **options)
+        self.every = every
+
+    def __call__(self, task, session, context):
+        deadline = time.monotonic() + self.timeout
+        tick = 0
+        while not all(os.path.exists(g) for g in self.gates) and time.monotonic() < deadline:
+            tick += 1
+            report_progress((tick % 100) / 100, f"tick {tick}")
+            time.sleep(self.every)
+        return self.result
+
+
+class ProgressAfterGate(Gated):
+    """Reports a little progress, waits for the first gate, reports more, then waits for the
+    second: quiet in between, then moving again."""
+
+    def __call__(self, task, session, context):
+        report_progress(0.1, "started")
+        wait_for_path(self.gates[0], self.timeout)
+        report_progress(0.9, "moving again")
+        wait_for_path(self.gates[1], self.timeout)
+        return self.result
+
+
+def echo_environment(task, session, context):
+    """Returns the worker's environment variable named by the step's description."""
+    return os.environ.get(task)

@@ -181,7 +181,8 @@ def test_a_hung_mission_is_pinned_with_its_reason(orchestrators, panels):
     wait_until(pinned, 20, "the hung mission to be pinned")
     row = panel.row(handle.mission_id)
     assert row["attention"] is True
-    assert row["note"] == "no_progress"  # the health flag: it still runs
+    assert row["health"] == "no_progress" and row["note"] == "no progress"  # still runs
+    assert row["activity_at"] is not None  # the browser ticks "no progress for 12 s" on
     assert row["cancellable"] is True  # its worker still runs
     panel.cancel(handle.mission_id)
     assert handle.mission.status == "cancelled"
@@ -384,9 +385,10 @@ def test_one_change_is_one_message_of_bounded_size(orchestrators, panels, tmp_pa
     assert len(messages) == 1
     assert len(messages[0]) < 8_000
     with sent_messages(panel) as messages:
-        for mission_id in list(orch.missions)[1:41]:  # 40 changes reported: coalesced
-            orch.cancel(mission_id)
-            panel.request_redraw()
+        with panel._draw_lock:  # 40 changes reported while a draw would wait: coalesced
+            for mission_id in list(orch.missions)[1:41]:
+                orch.cancel(mission_id)
+                panel.request_redraw()
         wait_until(lambda: len(messages) >= 1, 10, "the coalesced redraw")
     assert len(messages) <= 2
 
@@ -537,7 +539,7 @@ def test_details_show_results_the_traceback_once_and_refresh_while_open(
         ],
     )
     orch.run_async(mission)
-    settle(panel, lambda: mission.steps[0].status == "done", "the first step to end")
+    settle(panel, lambda: mission.steps[1].progress == 0.5, "the second step to report")
     panel.show_details(mission.id)
     details = panel.view["details"][mission.id]
     assert "done: the first" in details  # the step's result, previewed
