@@ -305,7 +305,10 @@ class MissionControl:
                 statuses=statuses,
                 ids=None if ids is None else list(ids),
             )
+            running = {m.id for m in self.running}
             for mission_id in removed:
+                if mission_id in running:
+                    continue  # its end is not read yet: the next refresh ends it (vanished)
                 self._missions.pop(mission_id, None)
                 self._order.pop(mission_id, None)
                 self.completed.discard(mission_id)

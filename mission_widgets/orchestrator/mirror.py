@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 GONE_GRACE_SECS = 1.0
 
 
+#: The end of a mission whose row another process removed before this kernel read its end.
+VANISHED = "forgotten by another process before this orchestrator read its end"
+
+
 class StoreMirror:
     """Keeps ``pending_queue``, ``running``, ``completed`` and the Mission objects current."""
 
@@ -228,6 +232,9 @@ class StoreMirror:
             rows = self.store.rows_by_id(m.id for m in unended)
             gone = [m for m in unended if not self._alive(m, rows.get(m.id) or {})]
             result.n_events += self._read_events()
+            for mission in unended:
+                if mission.id not in rows and not _ended(mission):
+                    self._end_vanished(mission)
             self._cancel_requested += self._honour_cancel_requests()
             now = time.monotonic()
             for mission in unended:
@@ -260,6 +267,19 @@ class StoreMirror:
             result.still_running = len(self.running)
             self._since_poll.merge(result)
             return result
+
+    def _end_vanished(self, mission: Mission) -> None:
+        """Its row and events were removed (forget, prune, clear_finished by any process)
+        before this kernel read its end: a vanished row is an ended mission. End the mirror
+        as the worker's log says, else as forgotten; the refresh then frees its slot."""
+        logged = read_end_from_log(self.store, mission.id)
+        if logged is not None and logged.get("status") in MISSION_STATUSES:
+            mission.status, mission.error = MissionStatus(logged["status"]), logged.get("error")
+        else:
+            mission.status = MissionStatus.FAILED
+            mission.error = VANISHED
+        mission.waiting_on = None
+        mission.finished_at = time.time()
 
     def _end_of_gone(
         self, mission: Mission, rows: Mapping[str, Row]

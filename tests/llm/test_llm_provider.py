@@ -208,7 +208,7 @@ def test_slow_reply_hits_the_client_timeout(fake_llm, make_model):
 
     assert elapsed < 10
     step = mission.get_step("answer")
-    assert step.status == "failed"
+    assert step.status == "skipped"  # a timeout is skipped by the default on_step_timeout
     assert step.error_history[0]["error_type"] == "timeout"
     assert step.error_history[0]["error"].startswith("APITimeoutError")
     assert events(mission, "step_failure")[0]["error_type"] == "timeout"

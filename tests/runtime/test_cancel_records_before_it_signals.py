@@ -48,6 +48,7 @@ KERNEL = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # many rounds of real processes, on a busy machine too
 def test_a_kernel_killed_inside_cancel_leaves_the_mission_cancelled(store_dir, tmp_path):
     MissionStore(store_dir)  # made once, before the kernels race to make it
     gates = tmp_path / "gates"

@@ -121,6 +121,7 @@ def race(orch, store_dir, gates, mission_id) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # many rounds of real processes, on a busy machine too
 def test_two_processes_racing_decide_get_exactly_one_winner(orchestrators, store_dir, tmp_path):
     orch = orchestrators(BATCH)
     missions = [asking(Fail("always broken")) for _ in range(ROUNDS)]

@@ -62,6 +62,7 @@ def _freeze_beside_a_stream(orch, tmp_path, n: int) -> tuple[bool, bool]:
     return in_time, cleared
 
 
+@pytest.mark.timeout(900)  # many rounds of real processes, on a busy machine too
 def test_a_frozen_worker_is_flagged_in_time_beside_a_streaming_one_and_clears(
     orchestrators, tmp_path
 ):
