@@ -3,7 +3,7 @@
 Each notebook runs in a fresh kernel from a kernelspec written into a temporary
 ``JUPYTER_PATH`` (this venv's interpreter; the machine's kernels are never used), with its own
 ``MISSION_WIDGETS_STORE``, no OpenAI settings, and 120 s per cell. A notebook whose cells are
-tagged ``kernel-1`` / ``kernel-2`` (04) runs as two kernels in sequence: the first is shut
+tagged ``kernel-1`` / ``kernel-2`` (07) runs as two kernels in sequence: the first is shut
 down while its missions keep running, and the second must reattach and see them succeed.
 """
 
@@ -34,7 +34,22 @@ from support.notebooks import (
 
 NOTEBOOKS = notebook_paths()
 #: The file every reattach run leaves in its store: the ids of the missions kernel 1 started.
-REATTACH_IDS_FILE = "lesson-04-missions.json"
+REATTACH_IDS_FILE = "restart-lesson-missions.json"
+#: The lessons, in order (08 is the timeline lesson's; 09 is optional: it needs Dask).
+LESSONS = (
+    "01-quickstart",
+    "02-missions",
+    "03-your-own-executors",
+    "04-failures-stalls-cancel",
+    "05-decisions-by-a-person",
+    "06-real-llms",
+    "07-restart-and-reattach",
+    "09-dask-optional",
+    "10-getting-results-out",
+    "11-housekeeping",
+)
+#: "Every lesson <= ~15 cells".
+MAX_CELLS = 16
 LLM_SKIP_REASON = "waiting for the LLM provider issue (mission_widgets.testing.fake_llm missing)"
 
 
@@ -46,11 +61,11 @@ def _module_available(name: str) -> bool:
 
 
 def _skip_unless_ready(name: str) -> None:
-    if name.startswith("05-"):
+    if name.startswith("06-"):
         if not _module_available("mission_widgets.testing.fake_llm"):
             pytest.skip(LLM_SKIP_REASON)
         if not _module_available("openai"):
-            pytest.skip("notebook 05 needs the openai package (pip install -e '.[openai]')")
+            pytest.skip("lesson 06 needs the openai package (pip install -e '.[openai]')")
 
 
 @pytest.fixture
@@ -65,10 +80,14 @@ def lesson_env(tmp_path):
     assert not leftovers, f"the notebook left worker processes running: {leftovers}"
 
 
-def test_notebooks_are_found():
-    names = [path.name for path in NOTEBOOKS]
-    for prefix in ("01-", "02-", "03-", "04-", "05-"):
-        assert any(name.startswith(prefix) for name in names), f"no {prefix}* notebook"
+def test_the_lessons_are_found_in_order():
+    stems = [path.stem for path in NOTEBOOKS if not path.name.startswith("08-")]
+    assert stems == list(LESSONS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_lesson_is_short(path):
+    assert len(nbformat.read(path, as_version=4).cells) <= MAX_CELLS
 
 
 @pytest.mark.kernel
@@ -85,7 +104,7 @@ def test_notebook_runs(path, lesson_env, record_property):
         assert not run.problems, f"{path.name} ({run.label}): " + "\n".join(run.problems)
     left = unfinished_missions(store)
     assert not left, f"{path.name} left missions unfinished: {left}"
-    if path.name.startswith("03-"):
+    if path.name.startswith("04-"):
         # The cancel-by-hand mission is slow enough to cancel: still running when the cell
         # after it (a reader who did not press Cancel) cancelled it.
         statuses = {row["goal"]: row["status"] for row in store_rows(store)}
@@ -154,7 +173,7 @@ def test_notebook_is_stored_without_outputs(relpath):
 
 
 def test_reattach_notebook_is_split_into_two_kernels():
-    path = next(p for p in NOTEBOOKS if p.name.startswith("04-"))
+    path = next(p for p in NOTEBOOKS if p.name.startswith("07-"))
     nb = nbformat.read(path, as_version=4)
     tags = [cell_tags(c) for c in nb.cells if c.cell_type == "code"]
     assert any("kernel-1" in t for t in tags) and any("kernel-2" in t for t in tags)

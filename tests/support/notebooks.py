@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = ROOT / "notebooks"
 KERNEL_NAME = "mission-widgets-lesson"
 CELL_TIMEOUT = 120
-#: Tags that split a notebook into kernels run one after the other (notebook 04).
+#: Tags that split a notebook into kernels run one after the other (lesson 07).
 KERNEL_TAGS = ("kernel-1", "kernel-2")
 #: Environment variables that would point a notebook at a real model or a user's set-up.
 SCRUBBED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "PYTHONPATH")
