@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
@@ -205,14 +204,15 @@ def test_status_answers_while_a_stopped_worker_holds_the_store(orchestrators, tm
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        began = time.monotonic()
+        # Answered while the holder still holds the lock (it holds it for 60 s): a read
+        # that waited for the write lock would still be waiting, or fail.
         frame = orch.status()
-        assert time.monotonic() - began < 1.0
+        assert holder.poll() is None
         assert frame.set_index("id").loc[mission.id, "status"] == "running"
-        began = time.monotonic()
+        # A write gives up with a StoreError naming the store, before the holder lets go.
         with pytest.raises(StoreError, match=str(orch.store.db_path.parent)):
             orch.submit(one_step("blocked", echo))
-        assert time.monotonic() - began < 10
+        assert holder.poll() is None
         assert orch.poll_async().still_running == 1  # reads need no write lock
     finally:
         holder.kill()
