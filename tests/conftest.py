@@ -71,3 +71,15 @@ def orchestrators(store_dir, no_worker_left):
     made = Orchestrators(store_dir)
     yield made
     made.cleanup()  # before no_worker_left checks (it was set up first)
+
+
+@pytest.fixture
+def fresh_prices():
+    """Prices registered by a test are gone after it (the shipped defaults stay)."""
+    from mission_widgets.core import cost
+
+    saved = dict(cost._registered)
+    cost._registered.clear()
+    yield
+    cost._registered.clear()
+    cost._registered.update(saved)

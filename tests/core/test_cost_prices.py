@@ -17,14 +17,7 @@ from mission_widgets.core.cost import (
     register_price,
 )
 
-
-@pytest.fixture(autouse=True)
-def fresh_prices():
-    saved = dict(cost._registered)
-    cost._registered.clear()
-    yield
-    cost._registered.clear()
-    cost._registered.update(saved)
+pytestmark = pytest.mark.usefixtures("fresh_prices")
 
 
 def test_shipped_defaults_price_common_openai_models_and_say_when_checked():

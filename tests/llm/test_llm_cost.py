@@ -9,20 +9,13 @@ import pytest
 from support.cli import run_cli
 
 from mission_widgets import Mission, MissionStep, register_price
-from mission_widgets.core import cost
 
 GOAL = "Explain the tides to a ten-year-old"
 WAIT = 60
 USAGE = (11, 7)  # per call; a default mission makes 4 calls (plan + 3 steps)
 
 
-@pytest.fixture(autouse=True)
-def fresh_prices():
-    saved = dict(cost._registered)
-    cost._registered.clear()
-    yield
-    cost._registered.clear()
-    cost._registered.update(saved)
+pytestmark = pytest.mark.usefixtures("fresh_prices")
 
 
 def row_of(orch, mission_id):

@@ -94,14 +94,7 @@ def test_heartbeat_threshold_table(factor, flagged):
     now = 1_000.0
     row = {"pid": 42, "last_heartbeat": now - factor * 10.0, "last_activity": now}
     row["started_at"] = now - 100
-    found = health_of(
-        row,
-        now,
-        heartbeat_timeout_secs=10.0,
-        no_progress_secs=60,
-        waiting=False,
-        has_heartbeat=True,
-    )
+    found = _health(row, now)
     assert (found is not None and found[0] == "no_heartbeat") is flagged
 
 
@@ -110,14 +103,7 @@ def test_no_progress_threshold_table(factor, flagged):
     now = 1_000.0
     row = {"pid": 42, "last_heartbeat": now, "last_activity": now - factor * 60.0}
     row["started_at"] = now - 100
-    found = health_of(
-        row,
-        now,
-        heartbeat_timeout_secs=10.0,
-        no_progress_secs=60,
-        waiting=False,
-        has_heartbeat=True,
-    )
+    found = _health(row, now)
     assert (found is not None and found[0] == "no_progress") is flagged
     waiting = _health(row, now, waiting=True)
     assert waiting is None  # nothing is expected of a mission that asks a person
