@@ -445,7 +445,9 @@ def wait_for_the_question(panel: MissionPanel, mission: Mission) -> None:
     assert asking(), f"the mission ended {mission.status} instead of asking: {mission.error}"
 
 
-def test_a_waiting_mission_asks_in_its_row_and_the_answers_work(orchestrators, panels):
+def asking_in_a_panel(orchestrators, panels):
+    """A panel and a mission whose first step fails and asks a person
+    (waited for until the panel shows the question)."""
     orch = orchestrators(model="demo")
     panel = orch.panel(auto_refresh=False)
     panels.append(panel)
@@ -459,6 +461,11 @@ def test_a_waiting_mission_asks_in_its_row_and_the_answers_work(orchestrators, p
     )
     orch.run_async(mission)
     wait_for_the_question(panel, mission)
+    return panel, mission
+
+
+def test_a_waiting_mission_asks_in_its_row_and_the_answers_work(orchestrators, panels):
+    panel, mission = asking_in_a_panel(orchestrators, panels)
     row = panel.row(mission.id)
     assert row["note"] == "waiting for you at step shaky"
     assert panel.header["ended"] == 0  # waiting is not over
@@ -564,19 +571,7 @@ def test_details_show_results_the_traceback_once_and_refresh_while_open(
 
 
 def test_a_skipped_step_reads_skipped_and_an_explanation_is_no_attempt(orchestrators, panels):
-    orch = orchestrators(model="demo")
-    panel = orch.panel(auto_refresh=False)
-    panels.append(panel)
-    mission = Mission(
-        "asks a person",
-        steps=[
-            MissionStep("shaky", "call the shaky tool", executor=boom, max_retries=0),
-            MissionStep("after", "runs after", executor=quick, depends_on=["shaky"]),
-        ],
-        stall_policy={"on_max_retries": "ask"},
-    )
-    orch.run_async(mission)
-    wait_for_the_question(panel, mission)
+    panel, mission = asking_in_a_panel(orchestrators, panels)
     explanation = panel.explain(mission.id)
     assert panel.view["explanations"][mission.id] == explanation  # shown as such in the row
     panel.show_details(mission.id)
