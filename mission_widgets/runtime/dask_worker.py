@@ -54,6 +54,10 @@ CLAIMS = ("mission_widgets", "claims")
 #: Shortest interval between log chunks a task publishes for one mission.
 LOG_FLUSH_SECS = 0.5
 LOG_CHUNK_BYTES = 16 * 1024
+#: Longest a message waits on the worker for others to travel with (one batch).
+BATCH_SECS = 0.05
+#: A batch leaves at once when it holds this many messages.
+BATCH_MAX = 64
 
 
 class _Publisher:
@@ -61,7 +65,10 @@ class _Publisher:
 
     Gives each event and log chunk a uid (``run:counter``), remembers the latest summary
     and, once sent, the ``mission_done`` message (the task's return value). Nothing is sent
-    after ``mission_done``.
+    after ``mission_done`` but output. Messages travel in batches (``{"kind": "batch", "messages":
+    [...]}``, one scheduler message and one kernel transaction for many): a batch leaves
+    ``BATCH_SECS`` after its first message, when it is full, or with ``mission_done``, so
+    a short mission costs one message. Heartbeats go at once, on their own topic.
     """
 
     def __init__(self, worker: Any, mission_id: str, topic: str, heartbeat_topic: str) -> None:
@@ -72,6 +79,7 @@ class _Publisher:
         self.run = os.urandom(4).hex()
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        self._outbox: list[dict[str, Any]] = []
         self.summary: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
         #: (status, reason) that a stop request puts on the mission's last event.
@@ -79,6 +87,29 @@ class _Publisher:
 
     def _uid(self) -> str:
         return f"{self.run}:{next(self._counter)}"
+
+    def _post(self, message: dict[str, Any], *, now: bool = False) -> None:
+        """Add a message to the batch (lock held); send the batch if ``now`` or full, or
+        have the worker's event loop send it in BATCH_SECS."""
+        self._outbox.append(message)
+        if now or len(self._outbox) >= BATCH_MAX:
+            self._send()
+        elif len(self._outbox) == 1:
+            loop = self.worker.loop
+            loop.add_callback(loop.call_later, BATCH_SECS, self.flush)
+
+    def _send(self) -> None:
+        batch, self._outbox = self._outbox, []
+        if len(batch) == 1:
+            self.worker.log_event(self.topic, batch[0])
+        elif batch:
+            message = {"kind": "batch", "mission_id": self.mission_id, "messages": batch}
+            self.worker.log_event(self.topic, message)
+
+    def flush(self) -> None:
+        """Send what waits in the batch now."""
+        with self._lock:
+            self._send()
 
     def event(
         self,
@@ -112,7 +143,7 @@ class _Publisher:
                 self.summary = summary
             if done:
                 self.final = message
-            self.worker.log_event(self.topic, message)
+            self._post(message, now=done)
 
     def end(self, status: str, error: str | None, **extra: Any) -> None:
         """Publish a ``mission_done`` the mission itself could not send (killed, refused)."""
@@ -142,7 +173,7 @@ class _Publisher:
                 "uid": self._uid(),
                 "text": text,
             }
-            self.worker.log_event(self.topic, message)
+            self._post(message)
 
 
 class _Run:
