@@ -1,9 +1,10 @@
 """The worker side of the Dask backend: what runs inside a Dask worker process.
 
 :func:`run_mission_on_dask` is the task the kernel submits (see :mod:`.dask_kernel`). It
-first *claims* the mission in the scheduler's metadata: a second claim means the scheduler
-re-ran the task because the worker that ran it was lost, and the mission then ends
-``failed`` with that reason instead of silently starting over (unless
+first *claims* the mission in the scheduler's metadata (one round trip, :mod:`.dask_claim`;
+``get_metadata`` + ``set_metadata`` where the scheduler takes no functions): a second
+claim means the scheduler re-ran the task because the worker that ran it was lost, and the
+mission then ends ``failed`` with that reason instead of silently starting over (unless
 ``worker_lost_retries`` allows it). It then runs the mission
 
 * ``isolation="process"``: in a child process, :mod:`.dask_child` (the subprocess
@@ -14,7 +15,8 @@ re-ran the task because the worker that ran it was lost, and the mission then en
   asynchronous exception in that thread (:mod:`core.timeouts`' mechanism).
 
 Every message goes to the scheduler's event log (``Worker.log_event``) through a
-:class:`_Publisher`, with a per-run uid so the kernel writes each one once and in order.
+:class:`_Publisher`, in batches, with a per-run uid so the kernel writes each one once and
+in order.
 The kernel reaches a running mission with ``Client.run`` (:func:`_stop_on_worker`,
 :func:`_deliver_on_worker`), through the registry of runs in this worker process.
 Nothing here imports dask at module level.
@@ -42,7 +44,9 @@ from ..core.errors import MissionCancelled, describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.timeouts import async_raise
+from . import dask_claim
 from .dask_child import ForwardedRequests, safe_record
+from .dask_claim import claim_on_scheduler
 from .decisions import DecisionSource
 from .payload import write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
@@ -51,6 +55,8 @@ from .worker import Heartbeat, run_payload
 
 #: Metadata path (on the scheduler) under which each mission's claim is kept.
 CLAIMS = ("mission_widgets", "claims")
+#: Whether claims take one step (claim_on_scheduler), until the scheduler refuses it.
+_CLAIM_IN_ONE_STEP = True
 #: Shortest interval between log chunks a task publishes for one mission.
 LOG_FLUSH_SECS = 0.5
 LOG_CHUNK_BYTES = 16 * 1024
@@ -296,12 +302,23 @@ def _claim(mission_id: str, address: str, retries: int) -> tuple[int, str | None
     """
     from distributed import get_client
 
-    keys = [*CLAIMS, mission_id]
+    global _CLAIM_IN_ONE_STEP
     try:
         client = get_client()
-        previous = client.get_metadata(keys, default=None)
-        start = 1 + int((previous or {}).get("start", 0))
-        client.set_metadata(keys, {"start": start, "worker": address, "at": time.time()})
+        previous = None
+        if _CLAIM_IN_ONE_STEP:
+            import cloudpickle
+
+            cloudpickle.register_pickle_by_value(dask_claim)  # the scheduler may lack us
+            try:
+                previous = client.run_on_scheduler(claim_on_scheduler, mission_id, address)
+            except ValueError:  # the scheduler refuses functions (distributed.scheduler.pickle)
+                _CLAIM_IN_ONE_STEP = False
+        if not _CLAIM_IN_ONE_STEP:
+            keys = [*CLAIMS, mission_id]
+            previous = client.get_metadata(keys, default=None)
+            start = 1 + int((previous or {}).get("start", 0))
+            client.set_metadata(keys, {"start": start, "worker": address, "at": time.time()})
     except Exception as exc:  # cannot check: run anyway, and say so in the worker log
         print(
             f"[mission_widgets] cannot record the start of {mission_id} on the scheduler "
@@ -309,6 +326,7 @@ def _claim(mission_id: str, address: str, retries: int) -> tuple[int, str | None
             file=sys.stderr,
         )
         return 1, None
+    start = 1 + int((previous or {}).get("start", 0))
     if previous and start > retries + 1:
         when = time.strftime("%H:%M:%S", time.localtime(previous.get("at") or 0))
         return start, (
@@ -386,9 +404,13 @@ def _run_in_thread(
     mission.decision_source = DecisionSource(mission, requests.take)
     run.accept_requests(requests.put)
     publisher.event(start_event)
-    heartbeat = Heartbeat(
-        None, None, float(config["heartbeat_secs"]), beat=publisher.heartbeat
-    ).start()
+    beats = itertools.count()
+
+    def beat() -> None:
+        if next(beats):  # not the one at start: dask_start stamps the heartbeat on arrival
+            publisher.heartbeat()
+
+    heartbeat = Heartbeat(None, None, float(config["heartbeat_secs"]), beat=beat).start()
 
     def sink(event: dict[str, Any]) -> None:
         record = _plain(safe_record(mission, event))
