@@ -192,33 +192,22 @@ function render({ model, el }) {
     listTab,
     timelineTab,
   );
-  const listView = h(
-    "div",
-    {
-      class: "mw-list-view",
-      role: "tabpanel",
-      id: `mw-view-list-${uid}`,
-      "aria-labelledby": listTab.id,
-    },
-    pinned,
-    rows,
-    queued,
-    pager,
-  );
+  const tabPanel = (name, button, hidden, ...children) =>
+    h(
+      "div",
+      {
+        class: `mw-${name}-view`,
+        role: "tabpanel",
+        id: button.getAttribute("aria-controls"),
+        "aria-labelledby": button.id,
+        hidden,
+      },
+      ...children,
+    );
+  const listView = tabPanel("list", listTab, false, pinned, rows, queued, pager);
   const picture = h("div", { class: "mw-timeline-picture" });
   const timelinePager = h("div", { class: "mw-pager mw-timeline-pager" });
-  const timelineView = h(
-    "div",
-    {
-      class: "mw-timeline-view",
-      role: "tabpanel",
-      id: `mw-view-timeline-${uid}`,
-      "aria-labelledby": timelineTab.id,
-      hidden: true,
-    },
-    timelinePager,
-    picture,
-  );
+  const timelineView = tabPanel("timeline", timelineTab, true, timelinePager, picture);
   root.append(head, filters, form, message, readOnly, tabs, listView, timelineView);
 
   const submitGoal = () => {
