@@ -15,9 +15,10 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.budget import Budget, SharedLedger, new_ledger
 from ..core.errors import MissionValidationError, ModelResolutionError, describe_error
 from ..core.mission import MISSION_STATUSES, Mission, new_mission_id
 from ..core.models import model_label
@@ -98,6 +99,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         heartbeat_timeout_secs: float | None = None,
         no_progress_secs: float = DEFAULT_NO_PROGRESS_SECS,
         cancel_grace_secs: float = 3.0,
+        budget: Budget | Mapping[str, Any] | None = None,
         _clone_of: set[str] | None = None,
         **backend_options: Any,
     ) -> None:
@@ -105,6 +107,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             raise TypeError(f"session must be a SharedSession, got {type(session).__name__}")
         check_store(store)
         check_backend_options(backend, backend_options)
+        budget = Budget.coerce(budget, "MissionOrchestrator(budget=...)")
         heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs, quiet = check_numbers(
             heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs, no_progress_secs
         )
@@ -130,6 +133,13 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         self.backend = make_backend(backend, self.store, self._on_worker_exit, **backend_options)
         self._backend_spec = backend
         self._backend_options = backend_options
+        #: The budget over all the missions this orchestrator (and its clones) submits,
+        #: kept where every worker reaches it (the store, or a Dask scheduler), or None.
+        self._budget_ledger: SharedLedger | None = None
+        if budget is not None:
+            self._budget_ledger = self.backend.shared_ledger(
+                f"budget_{os.urandom(6).hex()}", new_ledger(budget), owner_token()
+            )
         self.pending_queue: list[Mission] = []
         self.running: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
@@ -220,6 +230,8 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             mission.model = model
         elif mission.model is None and self.global_model is not None:
             mission.model = self.global_model
+        if self._budget_ledger is not None:  # before its payload is written (check)
+            mission.shared_budget = self._budget_ledger
         if self.global_session is not None and not mission.session_given:
             mission.session = self.global_session
             mission.session_given = True
@@ -617,12 +629,30 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             _clone_of=self._siblings,  # the clone submits this queue itself
             **self._backend_options,
         )
+        twin._budget_ledger = self._budget_ledger  # one family, one budget
         for mission in self.pending_queue:
             if deep:
                 mission = copy.deepcopy(mission, memo)
                 mission.id = new_mission_id()  # unique: a store row, log and file of its own
             twin.submit(mission)
         return twin
+
+    def budget_used(self) -> dict[str, Any] | None:
+        """The orchestrator's budget (``MissionOrchestrator(budget=...)``) and what its
+        missions used of it: ``{"budget": {limits}, "calls", "tokens", "cost_usd",
+        "under_way"}`` (``cost_usd`` None once a call's price was unknown); None without one.
+        """
+        if self._budget_ledger is None:
+            return None
+        state = self._budget_ledger.read()
+        usage = state["usage"]
+        return {
+            "budget": dict(state["budget"]),
+            "calls": usage["calls"],
+            "tokens": usage["tokens"],
+            "cost_usd": usage["cost_usd"],
+            "under_way": len(state["reserved"]),
+        }
 
     def panel(self, **options: Any) -> MissionPanel:
         from ..widgets import MissionPanel
