@@ -21,6 +21,16 @@ than every call before it. A cost budget
 refuses calls to a model whose price is unknown (it could not be kept). A refusal while
 planning ends the mission (there is no step to skip or retry). The built-in OpenAI provider
 asks before each call; another provider calls ``mission_widgets.core.events.guard_model_call``.
+
+An orchestrator's budget (``MissionOrchestrator(budget=...)``) is checked the same way, after
+the mission's own, against a :class:`SharedLedger` all its missions reach (the store's
+``budgets`` table; the scheduler on Dask): one atomic step reserves the call at its expected
+size (calls under way count as large as the largest call so far), the ``model_call`` event
+settles it. A refusal names it ("orchestrator budget max_model_calls=6 would be passed: ...")
+and the mission follows its ``on_budget``; with "ask", a person's ``decide(id, "retry")``
+grows the *orchestrator's* limits by their original size, for all its missions (each
+"retry" once more). A worker that dies mid-call leaves its reservation (the budget errs on
+the side of spending less).
 Standard library only: the worker imports this module.
 """
 

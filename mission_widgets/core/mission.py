@@ -155,8 +155,7 @@ class Mission:
             )
         self.id = new_mission_id() if mission_id is None else mission_id
         self.budget, self.on_budget, self.usage = budget_state(budget, on_budget)  # .budget
-        #: The orchestrator's budget this mission's calls also count against (.budget's
-        #: SharedLedger; set by MissionOrchestrator(budget=...)), or None.
+        #: MissionOrchestrator(budget=...)'s ledger (core.budget.SharedLedger), or None.
         self.shared_budget: Any = None
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core.budget import Budget, SharedLedger, new_ledger
+from ..core.budget import Budget, SharedLedger
 from ..core.errors import MissionValidationError, ModelResolutionError, describe_error
 from ..core.mission import MISSION_STATUSES, Mission, new_mission_id
 from ..core.models import model_label
@@ -38,7 +38,7 @@ from .mirror import StoreMirror
 from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
-from .views import MissionViews
+from .views import MissionViews, open_ledger
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
@@ -85,6 +85,12 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
     kernel), ``"thread"`` or ``"dask"`` (pass ``client=``). ``store`` is a directory, a store
     name, or None for the default store; a new orchestrator on the same store reattaches to
     every mission in it. Missions share a session only when ``session=`` is given.
+
+    ``budget=Budget(...)`` limits the model calls of all the missions this orchestrator (and
+    its clones) submits together, checked before each call like a mission's own budget (see
+    :mod:`..core.budget`; ``budget_used()`` says what was used). Missions of other
+    orchestrators on the store do not count; a new orchestrator (a restarted kernel) given a
+    budget starts a new one, and the missions it adopts keep counting against theirs.
     """
 
     def __init__(
@@ -107,7 +113,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             raise TypeError(f"session must be a SharedSession, got {type(session).__name__}")
         check_store(store)
         check_backend_options(backend, backend_options)
-        budget = Budget.coerce(budget, "MissionOrchestrator(budget=...)")
+        budget = Budget.coerce(budget, "MissionOrchestrator(budget=...)")  # checked first
         heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs, quiet = check_numbers(
             heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs, no_progress_secs
         )
@@ -133,13 +139,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         self.backend = make_backend(backend, self.store, self._on_worker_exit, **backend_options)
         self._backend_spec = backend
         self._backend_options = backend_options
-        #: The budget over all the missions this orchestrator (and its clones) submits,
-        #: kept where every worker reaches it (the store, or a Dask scheduler), or None.
-        self._budget_ledger: SharedLedger | None = None
-        if budget is not None:
-            self._budget_ledger = self.backend.shared_ledger(
-                f"budget_{os.urandom(6).hex()}", new_ledger(budget), owner_token()
-            )
+        self._budget_ledger: SharedLedger | None = open_ledger(self.backend, budget)  # views.py
         self.pending_queue: list[Mission] = []
         self.running: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
@@ -230,8 +230,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             mission.model = model
         elif mission.model is None and self.global_model is not None:
             mission.model = self.global_model
-        if self._budget_ledger is not None:  # before its payload is written (check)
-            mission.shared_budget = self._budget_ledger
+        mission.shared_budget = self._budget_ledger  # before its payload is written (check)
         if self.global_session is not None and not mission.session_given:
             mission.session = self.global_session
             mission.session_given = True
@@ -575,19 +574,6 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         """
         return self._status_table.frame(dict(self._waiting_on))
 
-    def log_tail(self, mission_id: str, lines: int = 40) -> str:
-        """The last ``lines`` lines of a mission's log (stdout/stderr of its worker)."""
-        path = self.store.log_file(mission_id)
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 64 * 1024))
-                data = handle.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(data.splitlines()[-lines:])
-
     def counts(self) -> dict[str, int]:
         """Missions by status, counted over the rows ``status()`` shows (the store's), so
         the two always agree: also queued missions of other orchestrators on the store."""
@@ -636,23 +622,6 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
                 mission.id = new_mission_id()  # unique: a store row, log and file of its own
             twin.submit(mission)
         return twin
-
-    def budget_used(self) -> dict[str, Any] | None:
-        """The orchestrator's budget (``MissionOrchestrator(budget=...)``) and what its
-        missions used of it: ``{"budget": {limits}, "calls", "tokens", "cost_usd",
-        "under_way"}`` (``cost_usd`` None once a call's price was unknown); None without one.
-        """
-        if self._budget_ledger is None:
-            return None
-        state = self._budget_ledger.read()
-        usage = state["usage"]
-        return {
-            "budget": dict(state["budget"]),
-            "calls": usage["calls"],
-            "tokens": usage["tokens"],
-            "cost_usd": usage["cost_usd"],
-            "under_way": len(state["reserved"]),
-        }
 
     def panel(self, **options: Any) -> MissionPanel:
         from ..widgets import MissionPanel

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.errors import MissionError
-from .processes import find_process, kill_process_tree
+from .processes import find_process, kill_process_tree, owner_token
 
 if TYPE_CHECKING:
     from ..core.budget import SharedLedger
@@ -70,12 +70,12 @@ class Backend:
         """Start ``mission``; return the pid that runs it (if any)."""
         raise NotImplementedError(f"backend {self.name!r} cannot launch missions")
 
-    def shared_ledger(self, budget_id: str, state: dict[str, Any], owner: str) -> SharedLedger:
+    def shared_ledger(self, budget_id: str, state: dict[str, Any]) -> SharedLedger:
         """Make a budget many missions share (``MissionOrchestrator(budget=...)``) where this
         backend's workers reach it atomically: by default the store's ``budgets`` table."""
-        from .store_budget import StoreLedger
+        from .store_ledger import StoreLedger
 
-        self.store.create_budget(budget_id, owner, state)
+        self.store.create_budget(budget_id, owner_token(), state)
         return StoreLedger(str(self.store.root), budget_id)
 
     def release(self, mission_id: str) -> None:

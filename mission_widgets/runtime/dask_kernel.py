@@ -179,7 +179,7 @@ class DaskBackend(Backend):
     def check(self, mission: Mission) -> None:
         dumps_payload(build_payload(mission))
 
-    def shared_ledger(self, budget_id: str, state: dict[str, Any], owner: str) -> SharedLedger:
+    def shared_ledger(self, budget_id: str, state: dict[str, Any]) -> SharedLedger:
         """On the scheduler (workers share no disk with the store): :mod:`.dask_budget`."""
         from .dask_budget import DaskLedger
 

@@ -4,8 +4,8 @@ One ``budgets`` row per orchestrator budget (id, the owner that made it, its JSO
 limits, usage, calls under way; see :func:`mission_widgets.core.budget.new_ledger`). Every
 change is one ``BEGIN IMMEDIATE`` transaction that reads the state, applies a ledger function
 and writes it back, so workers in many processes reserve against one budget atomically.
-:class:`StoreLedger` is what travels to a worker with its mission (the store's path and the
-budget's id only). Standard library only: the worker imports this module.
+:class:`.store_ledger.StoreLedger` is what travels to a worker with its mission. Standard
+library only: the worker imports this module.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import sqlite3
 import time
 
-from ..core.budget import SharedLedger
 from .store_base import guarded
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
     from typing import Any
-
-    from .store import MissionStore
 
 
 class StoreBudgets:
@@ -66,32 +63,3 @@ class StoreBudgets:
             .fetchone()
         )
         return None if row is None else dict(json.loads(row[0]))
-
-
-class StoreLedger(SharedLedger):
-    """An orchestrator's budget kept in a store's ``budgets`` table (subprocess and thread
-    backends: every worker reaches the store)."""
-
-    def __init__(self, root: str, budget_id: str) -> None:
-        self.root = root
-        self.budget_id = budget_id
-
-    def _store(self) -> MissionStore:
-        store: MissionStore | None = self.__dict__.get("_opened")
-        if store is None:
-            from .store import MissionStore
-
-            store = self.__dict__["_opened"] = MissionStore(self.root, create=False, role="worker")
-        return store
-
-    def _update(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self._store().update_budget(self.budget_id, fn, *args)
-
-    def read(self) -> dict[str, Any]:
-        state = self._store().budget_state(self.budget_id)
-        if state is None:
-            raise KeyError(f"no budget {self.budget_id!r} in the store {self.root}")
-        return state
-
-    def __repr__(self) -> str:
-        return f"StoreLedger({self.root!r}, {self.budget_id!r})"
