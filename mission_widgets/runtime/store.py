@@ -7,7 +7,8 @@ mission's save file). Files are 0600; SQLite gives its ``-wal``/``-shm`` the dat
 
 Tables: ``missions`` (one summary row per mission, updated with every event, so ``status()``
 reads one table), ``events`` (the append-only stream, cursor = ``seq``), ``requests`` (cancel,
-decisions and explanations sent by other processes, each taken once) and ``store_meta``.
+decisions and explanations sent by other processes, each taken once), ``budgets``
+(orchestrator budgets, :mod:`.store_budget`) and ``store_meta``.
 
 Every public method raises :class:`StoreError` naming the file and the SQLite/OS error,
 never a raw ``sqlite3`` error. Reads never wait (WAL). A kernel's writes wait a few seconds
@@ -42,6 +43,7 @@ from .store_base import (
     guarded,
     usage_increments,
 )
+from .store_budget import StoreBudgets
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
     DB_NAME,
@@ -119,7 +121,7 @@ class _ConnectionHolder:
     __del__ = close
 
 
-class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
+class MissionStore(StoreStatusReads, StoreRequestsAndHistory, StoreBudgets):
     """A store directory. Safe to use from many threads and processes at once.
 
     ``role="kernel"`` (the default) waits at most a few seconds for the write lock and then
