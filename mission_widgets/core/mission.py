@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
-from .budget import Budget, budget_state, count_model_call, guard_for
+from .budget import Budget, budget_state, count_model_call, guard_for, release_calls
 from .checks import bound_fields, number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .errors import (
@@ -155,6 +155,8 @@ class Mission:
             )
         self.id = new_mission_id() if mission_id is None else mission_id
         self.budget, self.on_budget, self.usage = budget_state(budget, on_budget)  # .budget
+        #: MissionOrchestrator(budget=...)'s ledger (core.budget.SharedLedger), or None.
+        self.shared_budget: Any = None
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -232,7 +234,7 @@ class Mission:
 
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
-            count_model_call(self.usage, fields)
+            count_model_call(self, fields)
         # Errors, tracebacks and messages are bounded here, once, for every sink and file.
         event = bound_fields(make_event(name, self.id, **fields))
         with self._lock:
@@ -513,6 +515,7 @@ class Mission:
             reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
             reset_step_context(token)
+            release_calls(self)
         try:
             specs = parse_plan(reply if isinstance(reply, str) else str(reply))
             if len(specs) > self.max_steps:

@@ -84,6 +84,9 @@ CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at
 CREATE INDEX IF NOT EXISTS missions_finished ON missions (finished_at)
     WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS budgets (
+    id TEXT PRIMARY KEY, owner TEXT, created_at REAL NOT NULL, state_json TEXT NOT NULL
+);
 INSERT OR IGNORE INTO store_meta VALUES ('finished_version', 0);
 CREATE TRIGGER IF NOT EXISTS finished_changed_on_update AFTER UPDATE ON missions
     WHEN OLD.finished_at IS NOT NULL OR NEW.finished_at IS NOT NULL
@@ -130,6 +133,7 @@ SCHEMA_OBJECTS = frozenset(
         "decisions",
         "store_meta",
         "mission_states",
+        "budgets",
         "events_by_mission",
         "requests_by_mission",
         "missions_unfinished_by_rowid",
