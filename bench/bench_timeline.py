@@ -28,6 +28,12 @@ p90, load average recorded):
                   cost of these spans, with no work of ours;
                 / ``bare``: as many spans without attributes or parents.
 * chrome        ``orch.export_trace(path)`` of the 10,000 missions (absolute time only).
+* hot path      what a worker does per model call for these pictures and spans: a
+                ``model_call`` event emitted by a mission (priced and counted, as now)
+                / the same with the pricing and counting turned off (``count_model_call``
+                replaced by a no-op); and with a mission Budget, its check before each call.
+                Per call, in microseconds (bench_runtime.py's P1, a no-op mission, makes no
+                model call: this is the part of a worker's hot path that the counting adds).
 
 Targets (issue 22): the 1,000 x 5 picture drawn in <= 0.5 s; the 10,000 missions' spans in
 <= 5 s.
@@ -371,6 +377,50 @@ def bench_spans(root: Path, reps: int) -> None:
         orch.close()
 
 
+def bench_hot_path(reps: int, calls: int = 5_000) -> None:
+    from mission_widgets import Mission, MissionStep
+    from mission_widgets.core import mission as mission_module
+    from mission_widgets.core.budget import Budget, guard_for
+
+    def mission(budget: Budget | None = None) -> Mission:
+        return Mission("hot path", steps=[MissionStep("s", "s")], budget=budget, auto_plan=False)
+
+    fields = {"model": "openai:gpt-4o-mini", "purpose": "step", "prompt_tokens": 200}
+    fields.update(completion_tokens=80, duration_ms=150.0, step_id="s", attempt=1)
+
+    def emit(m: Mission) -> None:
+        for _ in range(calls):
+            m._emit("model_call", **fields)
+        m.audit_log.clear()
+
+    def counted() -> None:
+        emit(mission())
+
+    def not_counted() -> None:
+        saved = mission_module.count_model_call
+        mission_module.count_model_call = lambda mission, fields: None
+        try:
+            emit(mission())
+        finally:
+            mission_module.count_model_call = saved
+
+    def budget_checks() -> None:
+        m = mission(Budget(max_tokens=10**12, max_cost_usd=10.0**9))
+        guard = guard_for(m)
+        assert guard is not None
+        for _ in range(calls):
+            guard("openai:gpt-4o-mini", "a prompt of some words", None)
+            m._emit("model_call", **fields)
+        m.audit_log.clear()
+
+    runs = interleaved([lambda a=a: timed(a) for a in (counted, not_counted, budget_checks)], reps)
+    per = [[t / calls * 1e6 for t in times] for times in runs]
+    for name, times in zip(("counted", "not counted", "with a Budget"), per):
+        print(f"  {name:<14} median {median(times):6.1f} us per model call  p90 {p90(times):6.1f}")
+    extra = median(per[0]) - median(per[1])
+    print(f"  pricing + counting: {extra:.1f} us per model call")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -391,6 +441,9 @@ def main() -> None:
         print(f"  (load {load()})")
         print(f"spans: {n_export:,} missions")
         bench_spans(scratch / "export", max(3, args.reps // 2))
+        print(f"  (load {load()})")
+        print("hot path (per model call):")
+        bench_hot_path(args.reps)
         print(f"  (load {load()})")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
