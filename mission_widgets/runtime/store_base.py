@@ -86,6 +86,9 @@ CREATE INDEX IF NOT EXISTS missions_finished ON missions (finished_at)
     WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS budgets (
+    id TEXT PRIMARY KEY, owner TEXT, created_at REAL NOT NULL, state_json TEXT NOT NULL
+);
 INSERT OR IGNORE INTO store_meta VALUES ('finished_version', 0);
 CREATE TRIGGER IF NOT EXISTS finished_changed_on_update AFTER UPDATE ON missions
     WHEN OLD.finished_at IS NOT NULL OR NEW.finished_at IS NOT NULL
@@ -135,6 +138,7 @@ SCHEMA_OBJECTS = frozenset(
         "store_meta",
         "store_info",
         "mission_states",
+        "budgets",
         "events_by_mission",
         "requests_by_mission",
         "missions_unfinished_by_rowid",

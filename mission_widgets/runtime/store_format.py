@@ -17,7 +17,7 @@ the step does in :data:`FORMATS`):
 0. stores of the releases before formats were recorded (2026-11-25 .. 2026-12-02): the
    columns of ADDED_COLUMNS may be missing, no ``store_info``, no ``made_by``;
 1. ``store_info``, ``missions.made_by`` (the package version that submitted the mission,
-   named when an old mission cannot be run); every column of ADDED_COLUMNS.
+   named when an old mission cannot be run), ``budgets``; every column of ADDED_COLUMNS.
 
 Standard library only: the worker opens stores too.
 """
@@ -35,7 +35,7 @@ from .store_location import StoreError
 STORE_FORMAT = 1
 FORMATS = {
     0: "made before stores recorded a format (releases of 2026-11-25 .. 2026-12-02)",
-    1: "store_info and missions.made_by; every column of ADDED_COLUMNS",
+    1: "store_info, missions.made_by, budgets; every column of ADDED_COLUMNS",
 }
 #: What an old row whose release is unknown (a format-0 store) says made it.
 BEFORE_FORMATS = "a mission_widgets release from before store formats (store format 0)"
