@@ -114,7 +114,13 @@ def test_while_a_mission_runs_the_now_line_moves_on_without_events(orchestrators
     handle = orch.run_async(one_step("hangs quietly", hang_quietly))
     wait_until(lambda: orch.get(handle.mission_id).status == "running", 20, "the mission to run")
     panel.show_timeline(True)
-    wait_until(lambda: "running" in panel.timeline_html, 20, "the running step in the picture")
+
+    def drawn_running() -> bool:
+        drawn = segments(panel.timeline_html)
+        return [outcome for _, _, outcome in drawn.values()] == ["running"]
+
+    # After its step started, the mission writes no event while it hangs.
+    wait_until(drawn_running, 20, "the running step in the picture")
     seq = orch.store.max_seq()
     first = panel.timeline_view.drawn_at
     wait_until(
