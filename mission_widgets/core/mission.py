@@ -39,6 +39,7 @@ from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
 from .status import MISSION_STATUSES, STEP_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
+from .unpickling import upgraded_state
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -69,6 +70,7 @@ RESULT_PREVIEW_CHARS = 200
 MAX_PLAN_STEPS = 100
 #: Most parallel steps running at once, unless ``Mission(max_parallel=...)``.
 MAX_PARALLEL = 8
+_RENAMED = {"id": "_id", "goal": "_goal", "steps": "_steps"}  # older releases' pickles
 
 
 def _coerce_step(item: MissionStep | Mapping[str, Any], index: int) -> MissionStep:
@@ -637,12 +639,10 @@ class Mission:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # "id": pickled before it became a checked property; a pickle names files too
-        state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
-        if "goal" in state:
-            state["_goal"] = state.pop("goal")
-        state.update(budget_state(None, "abort", state))  # (pickled before budgets)
-        self.__dict__.update(state)
+        state = upgraded_state(state, _RENAMED, Mission, "template", auto_plan=False)
+        self.__dict__.update(state, _id=validate_mission_id(state["_id"]))  # it names files
+        self.status = MissionStatus(self.status)  # an older release's was a string
+        self.steps = self._steps  # its tally and index follow the steps, as pickled or not
         self._init_runtime_state()
 
     def __repr__(self) -> str:

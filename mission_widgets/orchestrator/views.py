@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from .otel_live import LiveSpans
 
 _ROW_FIELDS = ("id", "goal", "status", "submitted_at", "model")
-_EVENT_PAGE = 5000
 
 
 def _ids(ids: str | Iterable[str] | None) -> list[str] | None:
@@ -40,27 +39,18 @@ def _ids(ids: str | Iterable[str] | None) -> list[str] | None:
 
 
 def read_traces(store: MissionStore, ids: str | Iterable[str] | None = None) -> list[MissionTrace]:
-    """The traces of the store's missions (all, or ``ids`` in that order), from its events."""
+    """The traces of the store's missions (all, or ``ids`` in that order), from their events
+    (read in one query, less those that say nothing about time)."""
     wanted = _ids(ids)
     if wanted is None:
-        rows = store.rows(_ROW_FIELDS)
-        info = {row["id"]: dict(row) for row in rows}
-        events: list[dict[str, Any]] = []
-        seq = 0
-        while True:
-            page = store.events_since(seq, limit=_EVENT_PAGE)
-            events += [e for _, e in page if e.get("event") not in IGNORED_EVENTS]
-            if len(page) < _EVENT_PAGE:
-                break
-            seq = page[-1][0]
-        return mission_traces(events, info)
-    found = store.rows_by_id(wanted)
-    missing = [i for i in wanted if i not in found]
-    if missing:
-        raise KeyError(f"no mission {missing[0]!r} in the store {store.root}")
-    info = {i: dict(found[i]) for i in dict.fromkeys(wanted)}
-    events = [e for i in info for e in store.events_for(i) if e.get("event") not in IGNORED_EVENTS]
-    return mission_traces(events, info)
+        info = {row["id"]: dict(row) for row in store.rows(_ROW_FIELDS)}
+    else:
+        found = store.rows_by_id(wanted)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise KeyError(f"no mission {missing[0]!r} in the store {store.root}")
+        info = {i: dict(found[i]) for i in dict.fromkeys(wanted)}
+    return mission_traces(store.events_of(wanted, skip=IGNORED_EVENTS), info)
 
 
 class MissionViews:
@@ -107,9 +97,9 @@ class MissionViews:
         from ..core.trace_chrome import chrome_trace
 
         target = os.fspath(path)
-        document = chrome_trace(read_traces(self.store, ids))
+        text = json.dumps(chrome_trace(read_traces(self.store, ids)))  # json.dump: 5x slower
         with open(target, "w", encoding="utf-8") as handle:
-            json.dump(document, handle)
+            handle.write(text)
         return target
 
     def export_spans(
