@@ -26,7 +26,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..core.timeline import IGNORED_EVENTS, MissionTrace, _Builder, root_span_id_of, trace_id_of
+from ..core.timeline import IGNORED_EVENTS, MissionTrace, TraceFold, root_span_id_of, trace_id_of
 from .otel_spans import SpanBuilder
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ _PLAN = ("plan", 0)
 class _Live:
     """One mission being watched: its fold and the keys of the spans already emitted."""
 
-    def __init__(self, fold: _Builder) -> None:
+    def __init__(self, fold: TraceFold) -> None:
         self.fold = fold
         self.emitted: set[tuple[Any, int]] = set()
 
@@ -136,7 +136,7 @@ class LiveSpans:
             model=row.get("model"),
             submitted=row.get("submitted_at"),
         )
-        live = _Live(_Builder(trace))
+        live = _Live(TraceFold(trace))
         if isinstance(seq, int):
             for earlier in self.store.events_for(mission_id):
                 if (earlier.get("seq") or 0) < seq:
