@@ -21,7 +21,7 @@ from ..core.events import make_event
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.replay import apply_event
 from ..core.status import NO_HEARTBEAT, MissionStatus, health_reason
-from ..runtime.payload import read_payload
+from ..runtime.payload import read_payload, refusal
 from ..runtime.processes import owner_alive
 from ..runtime.registry import backend_for_row
 from ..runtime.store import MissionStore, StoreError
@@ -33,6 +33,7 @@ from .health import flag_unhealthy
 
 if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
+    from .otel_live import LiveSpans
 
 #: Seconds a mission's executor must have been gone before it is failed for it: another
 #: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.
@@ -56,6 +57,7 @@ class StoreMirror:
     _lock: threading.RLock
     _owner: str
     _draining: bool
+    _live_spans: LiveSpans | None  # MissionOrchestrator(tracer_provider=...): otel_live.py
 
     def _init_mirror(self) -> None:
         self._missions: dict[str, Mission] = {}
@@ -204,8 +206,8 @@ class StoreMirror:
         path = self.store.mission_file(row["id"])
         try:
             mission = read_payload(path)["mission"]
-        except MissionError as exc:
-            self.store.finish_if_unfinished(row["id"], "failed", str(exc))
+        except MissionError as exc:  # kept, failed by name (an older release's, perhaps)
+            self.store.finish_if_unfinished(row["id"], "failed", refusal(str(exc), row["made_by"]))
             return None
         return mission
 
@@ -304,6 +306,8 @@ class StoreMirror:
             for seq, event in events:
                 self._cursor = seq
                 self._apply(event)
+            if self._live_spans is not None and events:
+                self._live_spans.feed(event for _, event in events)
             count += len(events)
             if len(events) < 5000:
                 return count
