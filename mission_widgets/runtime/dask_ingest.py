@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -270,7 +271,7 @@ class TopicIngest:
         written = 0
         for i, message in enumerate(messages):
             try:
-                written += self._in_batch(lambda m=message: self._ingest(m, live=live))
+                written += self._in_batch(functools.partial(self._ingest, message, live=live))
             except Exception:
                 if live:
                     self._incoming.extendleft(reversed(messages[i + 1 :]))
