@@ -28,6 +28,12 @@ p90, load average recorded):
                   cost of these spans, with no work of ours;
                 / ``bare``: as many spans without attributes or parents.
 * chrome        ``orch.export_trace(path)`` of the 10,000 missions (absolute time only).
+* hot path      what a worker does per model call for these pictures and spans: a
+                ``model_call`` event emitted by a mission (priced and counted, as now)
+                / the same with the pricing and counting turned off (``count_model_call``
+                replaced by a no-op); and with a mission Budget, its check before each call.
+                Per call, in microseconds (bench_runtime.py's P1, a no-op mission, makes no
+                model call: this is the part of a worker's hot path that the counting adds).
 
 Targets (issue 22): the 1,000 x 5 picture drawn in <= 0.5 s; the 10,000 missions' spans in
 <= 5 s.
@@ -177,23 +183,36 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def timed_both(action: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (this process's): on a shared machine the CPU time is what the
+    wall time would be alone, for work of one thread that does not wait."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def report(names: list[str], runs: list[list[float]], base: int, targets: dict[str, float]) -> None:
-    """A line per arm: median and p90, and the ratio of medians to arm ``base``."""
-    floor = median(runs[base])
+def report(
+    names: list[str], runs: list[list[tuple[float, float]]], base: int, targets: dict[str, float]
+) -> None:
+    """A line per arm: wall median and p90, CPU median, and the ratios of the medians to
+    those of arm ``base``; a target is checked against the wall median (and the CPU's)."""
+    floor = median([w for w, _ in runs[base]]), median([c for _, c in runs[base]])
     for name, times in zip(names, runs):
-        m = median(times)
-        ratio = "" if name == names[base] else f"  ratio {m / floor:6.1f}x"
+        walls, cpus = [w for w, _ in times], [c for _, c in times]
+        wall, cpu = median(walls), median(cpus)
+        ratio = ""
+        if name != names[base]:
+            ratio = f"  ratio {wall / floor[0]:5.1f}x (cpu {cpu / floor[1]:5.1f}x)"
         target = targets.get(name)
-        verdict = (
-            ""
-            if target is None
-            else f"  target <= {target:g} s: " + ("ok" if m <= target else "MISSED")
-        )
-        spread = f"median {m * 1000:9.1f} ms  p90 {p90(times) * 1000:9.1f} ms"
+        verdict = ""
+        if target is not None:
+            verdict = f"  <= {target:g} s: wall {'ok' if wall <= target else 'MISSED'}"
+            verdict += f", cpu {'ok' if cpu <= target else 'MISSED'}"
+        spread = f"wall {wall * 1000:8.1f} ms (p90 {p90(walls) * 1000:8.1f})  cpu {cpu * 1000:8.1f}"
         print(f"  {name:<12} {spread}{ratio}{verdict}")
 
 
@@ -233,7 +252,7 @@ def bench_picture(root: Path, reps: int) -> None:
             f"of HTML, all pages {sizes[1]:.1f} MB"
         )
         arms = [page_1, all_pages, one_svg, floor]
-        runs = interleaved([lambda a=a: timed(a) for a in arms], reps)
+        runs = interleaved([lambda a=a: timed_both(a) for a in arms], reps)
         report(
             ["page 1", "all pages", "one svg", "floor"],
             runs,
@@ -258,7 +277,7 @@ def bench_pure(events: list[dict], reps: int) -> None:
         timeline.to_svg,
         rects,
     ]
-    runs = interleaved([lambda a=a: timed(a) for a in arms], reps)
+    runs = interleaved([lambda a=a: timed_both(a) for a in arms], reps)
     report(["traces", "name+time"], runs[:2], 1, {})
     report(["draw (svg)", "one rect"], runs[2:], 1, {})
 
@@ -358,7 +377,7 @@ def bench_spans(root: Path, reps: int) -> None:
                 tracer.start_span("x").end()
 
         print(f"  {len(plan):,} missions, {n_spans:,} spans")
-        runs = interleaved([lambda a=a: timed(a) for a in (ours, same_spans, bare)], reps)
+        runs = interleaved([lambda a=a: timed_both(a) for a in (ours, same_spans, bare)], reps)
         report(["ours", "same spans"], runs[:2], 1, {"ours": 5.0})
         report(["ours", "bare"], [runs[0], runs[2]], 1, {})
         path = root / "trace.json"
@@ -369,6 +388,53 @@ def bench_spans(root: Path, reps: int) -> None:
         )
     finally:
         orch.close()
+
+
+def bench_hot_path(reps: int, calls: int = 5_000) -> None:
+    from mission_widgets import Mission, MissionStep
+    from mission_widgets.core import mission as mission_module
+    from mission_widgets.core.budget import Budget, guard_for
+
+    def mission(budget: Budget | None = None) -> Mission:
+        return Mission("hot path", steps=[MissionStep("s", "s")], budget=budget, auto_plan=False)
+
+    fields = {"model": "openai:gpt-4o-mini", "purpose": "step", "prompt_tokens": 200}
+    fields.update(completion_tokens=80, duration_ms=150.0, step_id="s", attempt=1)
+
+    def emit(m: Mission) -> None:
+        for _ in range(calls):
+            m._emit("model_call", **fields)
+        m.audit_log.clear()
+
+    def counted() -> None:
+        emit(mission())
+
+    def not_counted() -> None:
+        saved = mission_module.count_model_call
+        mission_module.count_model_call = lambda mission, fields: None
+        try:
+            emit(mission())
+        finally:
+            mission_module.count_model_call = saved
+
+    def budget_checks() -> None:
+        m = mission(Budget(max_tokens=10**12, max_cost_usd=10.0**9))
+        guard = guard_for(m)
+        assert guard is not None
+        for _ in range(calls):
+            guard("openai:gpt-4o-mini", "a prompt of some words", None)
+            m._emit("model_call", **fields)
+        m.audit_log.clear()
+
+    arms = (counted, not_counted, budget_checks)
+    runs = interleaved([lambda a=a: timed_both(a) for a in arms], reps)
+    per = [[cpu / calls * 1e6 for _, cpu in times] for times in runs]  # CPU: load-proof
+    for name, times in zip(("counted", "not counted", "with a Budget"), per):
+        print(
+            f"  {name:<14} cpu median {median(times):6.1f} us per model call, p90 {p90(times):6.1f}"
+        )
+    extra = median(per[0]) - median(per[1])
+    print(f"  pricing + counting: {extra:.1f} us per model call")
 
 
 def main() -> None:
@@ -391,6 +457,9 @@ def main() -> None:
         print(f"  (load {load()})")
         print(f"spans: {n_export:,} missions")
         bench_spans(scratch / "export", max(3, args.reps // 2))
+        print(f"  (load {load()})")
+        print("hot path (per model call):")
+        bench_hot_path(args.reps)
         print(f"  (load {load()})")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -72,10 +72,16 @@ def _attr(value: Any) -> str:
 
 
 def shape_svg(shape: Shape) -> str:
-    text = _ATTR_TEXT
-    attrs = " ".join(
-        [f'{k}="{text.get(type(v), _other)(v)}"' for k, v in shape.attrs.items() if v is not None]
-    )
+    parts = []
+    for k, v in shape.attrs.items():  # floats and strings first: nearly every attribute
+        kind = type(v)
+        if kind is float:
+            parts.append(f'{k}="{v!r}"')
+        elif kind is str:
+            parts.append(f'{k}="{_escaped(v)}"')
+        elif v is not None:
+            parts.append(f'{k}="{_attr(v)}"')
+    attrs = " ".join(parts)
     inner = "" if shape.text is None else html.escape(shape.text, quote=False)
     if shape.title:
         inner += f"<title>{html.escape(shape.title, quote=False)}</title>"

@@ -241,11 +241,18 @@ def _attempt(a: Any, trace: MissionTrace, scale: Scale, y: float, h: float, now:
     )
 
 
+def _grouped(n: int) -> str:
+    """``1,234``: what ``f"{n:,}"`` says, without its cost for the common small counts."""
+    return str(n) if -1000 < n < 1000 else f"{n:,}"
+
+
 def _call_tick(c: Any, scale: Scale, y: float, h: float) -> Shape:
     x, w = scale.span(c.start, c.end)
     tokens = "tokens unknown"
     if c.prompt_tokens is not None or c.completion_tokens is not None:
-        tokens = f"{c.prompt_tokens or 0:,} in / {c.completion_tokens or 0:,} out tokens"
+        tokens = (
+            f"{_grouped(c.prompt_tokens or 0)} in / {_grouped(c.completion_tokens or 0)} out tokens"
+        )
     return Shape(
         "rect",
         {
