@@ -64,7 +64,8 @@ _INSTANCES = itertools.count(1)
 #                            the status table.
 #   mirror.py (StoreMirror)  what the store said: _missions, _order, completed, _cursor,
 #                            _replayed, _backend_of, _stall_flags, _waiting_on, _since_poll,
-#                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
+#                            _owners_seen, _cancelling, _cancel_owed, _gone_since,
+#                            _cancel_requested.
 #   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
 #                            reconcile) on the state above, read under the orchestrator's lock.
 #   views.py (MissionViews)  no state: timeline(), export_trace(), export_spans(), read from
