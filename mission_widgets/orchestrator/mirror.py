@@ -33,6 +33,7 @@ from .health import flag_unhealthy
 
 if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
+    from .otel_live import LiveSpans
 
 #: Seconds a mission's executor must have been gone before it is failed for it: another
 #: process that cancels it (the CLI) kills the worker first and writes "cancelled" next.
@@ -56,6 +57,7 @@ class StoreMirror:
     _lock: threading.RLock
     _owner: str
     _draining: bool
+    _live_spans: LiveSpans | None  # MissionOrchestrator(tracer_provider=...): otel_live.py
 
     def _init_mirror(self) -> None:
         self._missions: dict[str, Mission] = {}
@@ -324,6 +326,8 @@ class StoreMirror:
             for seq, event in events:
                 self._cursor = seq
                 self._apply(event)
+            if self._live_spans is not None and events:
+                self._live_spans.feed(event for _, event in events)
             count += len(events)
             if len(events) < 5000:
                 return count

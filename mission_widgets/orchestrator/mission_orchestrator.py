@@ -38,7 +38,7 @@ from .mirror import StoreMirror
 from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
-from .views import MissionViews, open_ledger
+from .views import MissionViews, live_spans, open_ledger
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         no_progress_secs: float = DEFAULT_NO_PROGRESS_SECS,
         cancel_grace_secs: float = 3.0,
         budget: Budget | Mapping[str, Any] | None = None,
+        tracer_provider: Any = None,
         _clone_of: set[str] | None = None,
         **backend_options: Any,
     ) -> None:
@@ -141,6 +142,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         self._backend_spec = backend
         self._backend_options = backend_options
         self._budget_ledger: SharedLedger | None = open_ledger(self.backend, budget)  # views.py
+        self._live_spans = live_spans(tracer_provider, self.store)  # views.py, otel_live.py
         self.pending_queue: list[Mission] = []
         self.running: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
