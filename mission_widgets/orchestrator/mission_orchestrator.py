@@ -579,10 +579,8 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
 
     def counts(self) -> dict[str, int]:
         """Missions by status, counted over the rows ``status()`` shows (the store's), so
-        the two always agree: also queued missions of other orchestrators on the store. A
-        mission forgotten by another process is in neither, nor in ``completed``, even one
-        whose row went before this orchestrator read its end (it ends as "forgotten by
-        another process", its handle settles, then it is forgotten here too)."""
+        the two always agree: also other orchestrators' queued missions. One forgotten by
+        another process is in neither (nor in ``completed``), even if it ended unread here."""
         counts = dict.fromkeys(MISSION_STATUSES, 0)
         for status, n in self.store.status_counts().items():
             counts[status] = counts.get(status, 0) + n
