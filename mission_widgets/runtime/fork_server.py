@@ -1,7 +1,7 @@
 """The warm-worker fork server: a process that has imported the worker, forked per mission.
 
 Started by the kernel (:mod:`.warm_start`) as ``python -m mission_widgets.runtime.fork_server
-STORE_DIR REQUEST_FD REPLY_FD IDLE_SECS [MODULE ...]`` in a session of its own, never as a
+STORE_DIR REQUEST_FD REPLY_FD DONE_FD IDLE_SECS [MODULE ...]`` in a session of its own, never as a
 fork of the kernel. It imports the worker's modules (and the ``preload`` modules), then,
 single-threaded, waits for requests on a pipe. Each request (one JSON line: the worker's
 argv, the kernel's environment, working directory and import path *as they are at launch*,
@@ -9,10 +9,11 @@ the log file) is answered by a ``fork()``: the child leaves for a session and pr
 of its own, takes that environment, directory and path, points stdout/stderr at the log,
 reseeds the random generators, takes the command line a fresh worker would have
 (setproctitle) and runs the worker exactly as ``python -m mission_widgets.worker`` would.
-The server replies with the child's pid, ``done`` when the child says its mission's end is
-in the store (one line on a pipe the server gave it: the kernel reads the end then, not
-after the process has wound down), and, when it is reaped, its exit status
-(``os.waitstatus_to_exitcode``: negative for a signal, as Popen reports it).
+The server replies with the child's pid and, when it is reaped, its exit status
+(``os.waitstatus_to_exitcode``: negative for a signal, as Popen reports it). The child
+itself writes the request's token to ``DONE_FD`` (a pipe the kernel reads) once its
+mission's end is in the store: the kernel reads the end then, not after the process has
+wound down and the server has reaped it.
 
 It exits when the kernel closes the request pipe: close(), the kernel died, or the kernel
 agreed to its idle exit. After ``IDLE_SECS`` without a request while no mission of its own
@@ -66,8 +67,9 @@ def _lines(fd: int, pending: bytearray) -> list[bytes] | None:
 def _child(
     request: dict[str, Any], base_path: list[str], close: tuple[int, ...], done_fd: int
 ) -> None:
-    """In the forked child: become the worker a fresh interpreter would have been; its
-    pid goes to ``done_fd`` once its mission's end is stored. Never returns (os._exit)."""
+    """In the forked child: become the worker a fresh interpreter would have been; the
+    request's token goes to ``done_fd`` once its mission's end is stored. Never returns
+    (os._exit)."""
     code = 70
     try:
         os.setsid()  # own session and process group: survives the kernel, cancel kills it
@@ -100,7 +102,7 @@ def _child(
         from . import worker
 
         def end_stored() -> None:
-            os.write(done_fd, b"%d\n" % os.getpid())  # one atomic write (< PIPE_BUF)
+            os.write(done_fd, b"%d\n" % request["token"])  # one atomic write (< PIPE_BUF)
 
         sys.argv = [worker.__file__, *request["argv"]]
         worker.main(request["argv"], on_end_stored=end_stored)  # exits with os._exit(code)
@@ -153,7 +155,10 @@ def _preload(preload: list[str]) -> None:
         importlib.import_module(name)
 
 
-def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) -> int:
+def serve(
+    request_fd: int, reply_fd: int, done_fd: int, idle_secs: float, preload: list[str]
+) -> int:
+    os.set_inheritable(done_fd, False)  # the children keep it; what they exec does not
     try:
         _preload(preload)
     except BaseException as exc:  # the kernel says it in its one warning
@@ -165,22 +170,18 @@ def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) 
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() through wake_w
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    done_r, done_w = os.pipe()  # children write their pid here once their end is stored
-    close_in_child = (request_fd, reply_fd, wake_r, wake_w, done_r)
+    close_in_child = (request_fd, reply_fd, wake_r, wake_w)
     children: set[int] = set()
-    requests, dones = bytearray(), bytearray()
+    requests = bytearray()
     last_busy = time.monotonic()
     said_idle = False
     _send(reply_fd, {"ready": os.getpid()})
     while True:
         no_deadline = bool(children) or said_idle
         timeout = None if no_deadline else max(0.0, last_busy + idle_secs - time.monotonic())
-        readable, _, _ = select.select([request_fd, wake_r, done_r], [], [], timeout)
+        readable, _, _ = select.select([request_fd, wake_r], [], [], timeout)
         if wake_r in readable:
             os.read(wake_r, 512)
-        if done_r in readable:  # before the exits: a mission's end is known before its exit
-            for line in _lines(done_r, dones) or ():
-                _send(reply_fd, {"done": int(line)})
         while children:  # reap every child that ended
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
@@ -196,7 +197,7 @@ def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) 
                 request = json.loads(line)
                 pid = os.fork()
                 if pid == 0:
-                    _child(request, base_path, close_in_child, done_w)
+                    _child(request, base_path, close_in_child, done_fd)
                 children.add(pid)
                 _send(reply_fd, {"started": request["token"], "pid": pid})
             last_busy = time.monotonic()
@@ -210,9 +211,9 @@ def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     # args[0] is the store it serves: there to be seen in ps, not used.
-    request_fd, reply_fd, idle_secs = int(args[1]), int(args[2]), float(args[3])
+    request_fd, reply_fd, done_fd = int(args[1]), int(args[2]), int(args[3])
     try:
-        code = serve(request_fd, reply_fd, idle_secs, args[4:])
+        code = serve(request_fd, reply_fd, done_fd, float(args[4]), args[5:])
     except BrokenPipeError:
         code = 0  # the kernel went away while we replied
     sys.exit(code)

@@ -50,9 +50,10 @@ class WarmProcess:
     returncode, finished, wait). Its exit status comes from the server; if the server is
     gone first, the process is watched by pid and start time (exit status unknown)."""
 
-    def __init__(self, pid: int, mission_id: str) -> None:
+    def __init__(self, pid: int, mission_id: str, token: int = 0) -> None:
         self.pid = pid
         self.mission_id = mission_id
+        self.token = token  # its launch request's, unique per WarmStarter
         self.started = process_start_time(pid)
         self.returncode: int | None = None
         #: Whether the process said its mission's end is in the store (it exits next).
@@ -90,6 +91,10 @@ class _Server:
         self.ready = False
         self.answers: dict[int, _Pending] = {}
         self.by_pid: dict[int, WarmProcess] = {}
+        self.by_token: dict[int, WarmProcess] = {}
+        #: Tokens (never reused) of launches whose end was stored before the kernel read
+        #: the server's answer to them.
+        self.stored_early: set[int] = set()
 
     def take_request_fd(self) -> int | None:
         """The request pipe, to close (once: whoever takes it first)."""
@@ -155,6 +160,7 @@ class WarmStarter:
     def _start(self) -> None:
         request_r, request_w = os.pipe()
         answer_r, answer_w = os.pipe()
+        done_r, done_w = os.pipe()  # the server's children write their pid: end stored
         try:
             popen = subprocess.Popen(
                 [
@@ -164,10 +170,11 @@ class WarmStarter:
                     self.store_dir,
                     str(request_r),
                     str(answer_w),
+                    str(done_w),
                     repr(float(self.idle_secs)),
                     *self.preload,
                 ],
-                pass_fds=(request_r, answer_w),
+                pass_fds=(request_r, answer_w, done_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -175,13 +182,13 @@ class WarmStarter:
                 env=self._environment(),
             )
         except OSError as exc:
-            for fd in (request_w, answer_r):
+            for fd in (request_w, answer_r, done_r):
                 os.close(fd)
             self._dead_reason = f"could not start ({exc})"
             return
         finally:
-            os.close(request_r)  # the server's ends
-            os.close(answer_w)
+            for fd in (request_r, answer_w, done_w):  # the server's ends
+                os.close(fd)
         server = self._server = _Server(popen, request_w)
         self._servers.add(server)
         threading.Thread(
@@ -190,10 +197,22 @@ class WarmStarter:
             name="mission-widgets-fork-server",
             daemon=True,
         ).start()
+        threading.Thread(
+            target=self._read_ends_stored,
+            args=(server, done_r),
+            name="mission-widgets-ends-stored",
+            daemon=True,
+        ).start()
+
+    def _read_ends_stored(self, server: _Server, done_fd: int) -> None:
+        """Tokens of the server's launches whose mission's end is in the store; the pipe
+        ends when the server and all its children have closed it."""
+        with os.fdopen(done_fd, "rb") as dones:
+            for line in dones:
+                self._end_stored(server, int(line))
 
     def _read_answers(self, server: _Server, answer_fd: int) -> None:
-        """The server's answers: ready, pids of started missions, ends stored, exit
-        statuses, idle."""
+        """The server's answers: ready, pids of started missions, exit statuses, idle."""
         reason = None
         with os.fdopen(answer_fd, "rb") as answers:
             for line in answers:
@@ -202,8 +221,6 @@ class WarmStarter:
                     self.message_hook(message)
                 if "exit" in message:
                     self._ended(server, message["exit"], message["code"])
-                elif "done" in message:
-                    self._end_stored(server, message["done"])
                 elif "started" in message:
                     self._started(server, message["started"], message["pid"])
                 elif "ready" in message:
@@ -251,23 +268,35 @@ class WarmStarter:
             waiter = server.answers.pop(token, None)
         if waiter is None:
             return
-        process = WarmProcess(pid, waiter.mission_id)
+        process = WarmProcess(pid, waiter.mission_id, token)
         with self._lock:  # known before its exit can be read (the next lines of the pipe)
             server.by_pid[pid] = process
+            server.by_token[token] = process
+            stored = token in server.stored_early
+            server.stored_early.discard(token)
         waiter.process = process
         waiter.answered.set()
+        if stored:
+            self._tell_end_stored(process)
 
-    def _end_stored(self, server: _Server, pid: int) -> None:
+    def _end_stored(self, server: _Server, token: int) -> None:
         with self._lock:
-            process = server.by_pid.get(pid)
-        if process is not None:
-            process.end_stored = True
-            if self._on_end_stored is not None:
-                self._on_end_stored(process)
+            process = server.by_token.get(token)
+            if process is None:  # a quick mission: its pid is on its way in the answers
+                server.stored_early.add(token)
+                return
+        self._tell_end_stored(process)
+
+    def _tell_end_stored(self, process: WarmProcess) -> None:
+        process.end_stored = True
+        if self._on_end_stored is not None:
+            self._on_end_stored(process)
 
     def _ended(self, server: _Server, pid: int, code: int | None) -> None:
         with self._lock:
             process = server.by_pid.pop(pid, None)
+            if process is not None:
+                server.by_token.pop(process.token, None)
         if process is not None:
             process.end(code)
             self._on_end(process)

@@ -159,9 +159,7 @@ def test_nothing_outlives_close_and_an_idle_server_exits_by_itself(orchestrators
     assert seen["ppid"] in (os.getpid(), idle.backend.warm_server_pid)
 
 
-def test_a_mission_launched_while_the_idle_server_offers_to_exit_is_served(
-    orchestrators, tmp_path
-):
+def test_a_mission_launched_while_the_idle_server_offers_to_exit_is_served(orchestrators, tmp_path):
     """The idle exit is a handshake: the server offers it and serves on until the kernel
     closes its pipe; a launch sent before that runs there, the next one starts anew."""
     orch = orchestrators(2, warm=True, warm_idle_secs=0.2)
@@ -195,13 +193,24 @@ def test_a_mission_launched_while_the_idle_server_offers_to_exit_is_served(
     assert seen["ppid"] != server.pid
 
 
-def test_the_kernel_hears_of_a_mission_end_before_its_worker_exits(orchestrators, tmp_path):
-    """A warm worker says (through its server) that its end is stored; the orchestrator
-    wakes for that, once, not for the exit that follows."""
+@pytest.mark.parametrize("answer", ["read first", "read after the end"])
+def test_the_kernel_hears_of_a_mission_end_before_its_worker_exits(orchestrators, tmp_path, answer):
+    """A warm worker says that its end is stored (on a pipe its server handed it); the
+    orchestrator wakes for that, once, not for the exit that follows -- also when the
+    end is told before the kernel has read the server's answer with the worker's pid."""
     orch = warm_orchestrator(orchestrators)
     starter = orch.backend._starter
     read = []  # the server's messages, as the kernel reads them
-    starter.message_hook = read.append
+    told_early = threading.Event()
+
+    def hold_the_answer(message):
+        if "started" in message and answer == "read after the end":
+            server = starter._server
+            wait_for(lambda: server.stored_early, 60, "the end to be told first")
+            told_early.set()
+        read.append(message)
+
+    starter.message_hook = hold_the_answer
     exits = {}
     handled = starter._on_end
 
@@ -220,11 +229,12 @@ def test_the_kernel_hears_of_a_mission_end_before_its_worker_exits(orchestrators
     orch.backend.on_exit = on_exit
     handle = orch.run_async(one_step("noop", Report(os.devnull)))
     assert handle.wait(timeout=60).status == "succeeded"
+    assert told_early.is_set() == (answer == "read after the end")
     wait_for(lambda: handle.pid in exits, 60, "the kernel to handle the worker's exit")
     mine = [seen for mission_id, seen in woken if mission_id == handle.mission.id]
     assert len(mine) == 1, woken
-    assert {"done": handle.pid} in mine[0]
-    assert not any(m.get("exit") == handle.pid for m in mine[0])
+    assert any("started" in m and m["pid"] == handle.pid for m in mine[0])
+    assert not any(m.get("exit") == handle.pid for m in mine[0])  # woken before the exit
 
 
 def _running(proc: psutil.Process) -> bool:
