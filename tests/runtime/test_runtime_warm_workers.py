@@ -201,16 +201,18 @@ def test_the_kernel_hears_of_a_mission_end_before_its_worker_exits(orchestrators
     orch = warm_orchestrator(orchestrators)
     starter = orch.backend._starter
     read = []  # the server's messages, as the kernel reads them
-    told_early = threading.Event()
+    told_early, woken_once = threading.Event(), threading.Event()
 
-    def hold_the_answer(message):
+    def hold(message):
         if "started" in message and answer == "read after the end":
             server = starter._server
             wait_for(lambda: server.stored_early, 60, "the end to be told first")
             told_early.set()
+        if "exit" in message:  # read only once the end woke the orchestrator (or 60 s)
+            woken_once.wait(60)
         read.append(message)
 
-    starter.message_hook = hold_the_answer
+    starter.message_hook = hold
     exits = {}
     handled = starter._on_end
 
@@ -224,6 +226,7 @@ def test_the_kernel_hears_of_a_mission_end_before_its_worker_exits(orchestrators
 
     def on_exit(mission_id):
         woken.append((mission_id, list(read)))
+        woken_once.set()
         wake(mission_id)
 
     orch.backend.on_exit = on_exit
