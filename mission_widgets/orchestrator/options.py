@@ -26,6 +26,8 @@ ORCHESTRATOR_OPTIONS = (
     "heartbeat_secs",
     "heartbeat_timeout_secs",
     "cancel_grace_secs",
+    "budget",
+    "tracer_provider",
 )
 
 

@@ -23,6 +23,10 @@ GATE_TIMEOUT = 60.0
 def touch(path: str | os.PathLike, text: str = "") -> None:
     """Create ``path`` atomically (a reader never sees it half written)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        # A device such as os.devnull: replacing it would put a regular file at /dev/null.
+        path.write_text(text)
+        return
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
