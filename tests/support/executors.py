@@ -222,7 +222,8 @@ class AsyncModel:
 class Report:
     """Writes what the process running the step sees to ``path`` as JSON: an environment
     variable, the working directory, the import path, its pid and parent, a random number
-    (and numpy's, when ``numpy_too``), and whether ``module`` (if given) imports."""
+    (and numpy's, when ``numpy_too``), whether ``module`` (if given) imports, and how
+    SIGPIPE is handled."""
 
     def __init__(self, path, env_key="", module="", numpy_too=False):
         self.path, self.env_key, self.module = str(path), env_key, module
@@ -232,6 +233,7 @@ class Report:
         import importlib
         import json
         import random
+        import signal
 
         seen = {
             "env": os.environ.get(self.env_key) if self.env_key else None,
@@ -242,6 +244,7 @@ class Report:
             "pgid": os.getpgid(0),
             "random": random.random(),
             "module": importlib.import_module(self.module).VALUE if self.module else None,
+            "sigpipe": str(signal.getsignal(signal.SIGPIPE)),
         }
         if self.numpy_too:
             import numpy
