@@ -51,7 +51,7 @@ def build(root: str, n: int, queued: bool) -> list[dict]:
     with sqlite3.connect(store.db_path) as conn:
         conn.executemany(
             f"INSERT INTO missions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [[r[c] for c in STATUS_COLUMNS] + [owner, r["started_at"]] for r in rows],
+            [[r.get(c) for c in STATUS_COLUMNS] + [owner, r["started_at"]] for r in rows],
         )
     store.close()
     return rows
