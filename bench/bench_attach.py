@@ -5,7 +5,7 @@
 For each size a store is built quickly (bulk rows, as bench_runtime's P4 does) once with
 finished missions and once with queued missions of a live owner (this process), then:
 
-* attach: ``MissionOrchestrator(store=...)`` (target <= 1 s at 100,000);
+* attach: ``MissionOrchestrator(store=...)`` (target <= 0.5 s at 100,000);
 * status(): median of 5 calls / median of 5 ``pandas.DataFrame`` of the same rows
   (target <= 2x), interleaved.
 
