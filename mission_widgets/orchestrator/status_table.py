@@ -68,16 +68,9 @@ class StatusTable:
     def frame(self, waiting_on: dict[str, str] | None = None) -> pd.DataFrame:
         """The status frame; ``waiting_on`` maps missions that wait for a person to the step
         they wait on (the column is None for the others)."""
-        frame = self._frame()  # a new frame: callers may edit it
-        frame["waiting_on"] = (
-            frame["id"].map(waiting_on).astype(object).where(frame["id"].isin(waiting_on), None)
-            if waiting_on
-            else None
-        )
-        frame["health"] = _health(frame)
-        return frame
+        return self._frame(waiting_on or {})  # a new frame: callers may edit it
 
-    def _frame(self) -> pd.DataFrame:
+    def _frame(self, waiting_on: dict[str, str]) -> pd.DataFrame:
         """Every row, up to date: the cache plus what changed since it was made."""
         for _ in range(3):  # another thread patched the cache between our reads: again
             version, deleted = self.store.change_versions()
@@ -87,17 +80,17 @@ class StatusTable:
                 with self._lock:
                     if self._cache is cached:
                         self._cache = _Cached(version, deleted, columns)
-                    return _to_frame(columns)
+                    return _to_frame(columns, waiting_on)
             if cached.row_version == version:
                 with self._lock:
-                    return _to_frame(cached.columns)
+                    return _to_frame(cached.columns, waiting_on)
             changed = self.store.status_records(changed_since=cached.row_version)
             with self._lock:
                 if self._cache is cached:  # patched by nobody else meanwhile
                     columns = _patch(cached.columns, _arrays(changed))
                     self._cache = _Cached(version, deleted, columns)
-                    return _to_frame(columns)
-        return _to_frame(_arrays(self.store.status_records()))
+                    return _to_frame(columns, waiting_on)
+        return _to_frame(_arrays(self.store.status_records()), waiting_on)
 
 
 def _arrays(records: tuple[list[str], list[tuple[Any, ...]]]) -> dict[str, np.ndarray]:
@@ -173,8 +166,9 @@ def _patch(cached: dict[str, np.ndarray], changed: dict[str, np.ndarray]) -> dic
     return merged
 
 
-def _to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The frame of the stored and computed columns, in frame_columns() order (copies)."""
+def _to_frame(columns: dict[str, np.ndarray], waiting_on: dict[str, str]) -> pd.DataFrame:
+    """The frame of the stored and computed columns, in frame_columns() order (copies),
+    built in one construction (each column added to a frame afterwards costs as much)."""
     import numpy as np
     import pandas as pd
 
@@ -182,7 +176,7 @@ def _to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     started, finished = columns["_s_started_at"], columns["_s_finished_at"]
     data: dict[str, Any] = {}
     for name in frame_columns()[: -len(_KERNEL_COLUMNS)]:
-        if name == "elapsed_s":
+        if name == "elapsed_s":  # unfinished rows: until now
             data[name] = np.where(np.isnan(finished), time.time(), finished) - started
         elif name in _TIME_COLUMNS:
             data[name] = pd.array(columns[name].view("M8[ns]"), dtype=utc, copy=True)
@@ -192,20 +186,25 @@ def _to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
             )
         elif name == "pid":
             data[name] = pd.arrays.IntegerArray(columns[name].copy(), columns["_pid_mask"].copy())
-        elif columns[name].dtype == object:  # text stays object (pandas would infer str)
-            data[name] = pd.Series(columns[name].copy(), dtype=object, copy=False)
+        elif columns[name].dtype == object:
+            data[name] = _texts(columns[name].copy())
         else:
             data[name] = columns[name].copy()
     # Copies (above): the cache is patched in place, and callers may edit what they get.
+    steps = np.full(len(finished), None, dtype=object)
+    if waiting_on:
+        steps[:] = list(map(waiting_on.get, columns["id"]))
+    data["waiting_on"] = _texts(steps)
+    # health: "ok", or the flag ("no_heartbeat" | "no_progress") of a mission still going
+    # (a finished one is past health).
+    stall = columns["stall_reason"]
+    flagged = np.isin(stall, list(STALL_REASONS)) & np.isnan(finished)
+    data["health"] = _texts(np.where(flagged, stall, HEALTHY).astype(object))
     return pd.DataFrame(data, copy=False)
 
 
-def _health(frame: pd.DataFrame) -> Any:
-    """The ``health`` column: "ok", or the flag ("no_heartbeat" | "no_progress") of a
-    mission that is still going (a finished one is past health)."""
-    import numpy as np
+def _texts(values: np.ndarray) -> pd.Series:
+    """An object column as such (pandas would infer its str dtype for text)."""
     import pandas as pd
 
-    flagged = frame["stall_reason"].isin(STALL_REASONS) & frame["finished_at"].isna()
-    values = np.where(flagged, frame["stall_reason"], HEALTHY)
-    return pd.Series(values, index=frame.index, dtype=object)  # as an empty frame has it
+    return pd.Series(values, dtype=object, copy=False)
