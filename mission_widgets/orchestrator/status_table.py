@@ -1,15 +1,12 @@
 """``status()``: one pandas row per mission of a store, read from the store alone.
 
 It takes no lock of the orchestrator (so it answers while the watcher waits on a busy
-store) and never loads a mission's state. Every row is cached as typed numpy columns; each
-call reads only the rows changed since the cached answer (every row carries the store's
-change counter of its last change, kept by triggers for any writer: a new status or stall
-reason alone is seen), writes them into those columns in place and appends new ones, so a
-call after a change costs in proportion to the change plus building the frame from the
-columns, never a rebuild of the rows that did not change. The conversions are numpy calls
-on the changed rows (a handful of pandas calls per column of a small frame were most of a
-call while three kernels shared a store). Rows removed (forget, prune) are rare: the cache
-is then built again.
+store) and never loads a mission's state. The frame of every row is cached; each call reads
+only the rows changed since the cached answer (every row carries the store's change counter
+of its last change, kept by triggers for any writer: a new status or stall reason alone is
+seen) and replaces or appends them, so a call after a change costs in proportion to the
+change plus one copy of the frame, never a rebuild of the rows that did not change. Rows
+removed (forget, prune) are rare: the cache is then built again.
 """
 
 from __future__ import annotations
@@ -31,8 +28,9 @@ _INT_COLUMNS = ("n_steps", "n_done", "n_failed", "prompt_tokens", "completion_to
 _FLOAT_COLUMNS = ("progress", "cost_usd")
 _TIME_COLUMNS = ("submitted_at", "started_at", "finished_at", "last_heartbeat", "last_activity")
 
-#: Columns computed here, each shown after a stored column: elapsed_s (to now for unfinished
-#: rows, so on every call). waiting_on comes last, from the kernel's state, per call.
+#: Columns computed here, each shown after a stored column: per row when the row is read in
+#: :func:`_records_frame` (cached with it; elapsed_s of unfinished rows is brought to now on
+#: every call). waiting_on comes last, from the kernel's state, per call.
 COMPUTED_AFTER = {"elapsed_s": "finished_at"}
 #: Columns computed last, on every call: the step a mission waits on (the kernel's mirror
 #: knows it) and its health ("ok" | "no_heartbeat" | "no_progress", from stall_reason).
@@ -49,48 +47,127 @@ def frame_columns() -> list[str]:
 
 
 class _Cached(NamedTuple):
-    row_version: int  # the store's change counter the columns are up to date with
-    rows_deleted: int  # the store's removal counter when the columns were built
-    columns: dict[str, np.ndarray]  # every row, in rowid order (see _arrays)
+    row_version: int  # the store's change counter the frame is up to date with
+    rows_deleted: int  # the store's removal counter when the frame was built
+    frame: pd.DataFrame  # every row, in rowid order, with the per-row computed columns
 
 
 class StatusTable:
-    """Builds the ``status()`` frame of one store from typed columns of every row, patched
-    with the rows changed since (store.change_versions / status_records(changed_since=...))."""
+    """Builds the ``status()`` frame of one store from a cache of every row, patched with
+    the rows changed since (store.change_versions / status_records(changed_since=...))."""
 
     def __init__(self, store: MissionStore) -> None:
         self.store = store
         self._cache: _Cached | None = None
-        # Guards the cache (patching it, building a frame from it), never held across
-        # store reads.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the cache only, never held across store reads
 
     def frame(self, waiting_on: dict[str, str] | None = None) -> pd.DataFrame:
         """The status frame; ``waiting_on`` maps missions that wait for a person to the step
         they wait on (the column is None for the others)."""
-        return self._frame(waiting_on or {})  # a new frame: callers may edit it
+        rows = self._rows()
+        stored = frame_columns()[: -len(_KERNEL_COLUMNS)]
+        frame = rows[stored].reset_index(drop=True)  # a copy: callers may edit
+        _elapsed(frame)  # unfinished rows: elapsed until now
+        frame["waiting_on"] = (
+            frame["id"].map(waiting_on).astype(object).where(frame["id"].isin(waiting_on), None)
+            if waiting_on
+            else None
+        )
+        frame["health"] = _health(frame)
+        return frame
 
-    def _frame(self, waiting_on: dict[str, str]) -> pd.DataFrame:
+    def _rows(self) -> pd.DataFrame:
         """Every row, up to date: the cache plus what changed since it was made."""
-        for _ in range(3):  # another thread patched the cache between our reads: again
-            version, deleted = self.store.change_versions()
+        version, deleted = self.store.change_versions()
+        with self._lock:
             cached = self._cache
-            if cached is None or cached.rows_deleted != deleted:
-                columns = _arrays(self.store.status_records())
-                with self._lock:
-                    if self._cache is cached:
-                        self._cache = _Cached(version, deleted, columns)
-                    return _to_frame(columns, waiting_on)
+        if cached is not None and cached.rows_deleted == deleted:
             if cached.row_version == version:
-                with self._lock:
-                    return _to_frame(cached.columns, waiting_on)
+                return cached.frame
             changed = self.store.status_records(changed_since=cached.row_version)
-            with self._lock:
-                if self._cache is cached:  # patched by nobody else meanwhile
-                    columns = _patch(cached.columns, _arrays(changed))
-                    self._cache = _Cached(version, deleted, columns)
-                    return _to_frame(columns, waiting_on)
-        return _to_frame(_arrays(self.store.status_records()), waiting_on)
+            rows = _patched(cached.frame, _records_frame(changed))
+        else:
+            rows = _records_frame(self.store.status_records())
+        with self._lock:
+            # Threads may race here: keep the newest answer (versions only grow).
+            if self._cache is None or (self._cache.rows_deleted, self._cache.row_version) <= (
+                deleted,
+                version,
+            ):
+                self._cache = _Cached(version, deleted, rows)
+        return rows
+
+
+def _patched(cached: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+    """``cached`` with the rows of ``changed`` replaced or appended, in rowid order."""
+    import numpy as np
+    import pandas as pd
+
+    if changed.empty:
+        return cached
+    old_ids = cached["rowid"].to_numpy()
+    new_ids = changed["rowid"].to_numpy()
+    replaced = np.isin(old_ids, new_ids)
+    if not replaced.any() and (len(old_ids) == 0 or new_ids[0] > old_ids[-1]):
+        # The common case: new missions (submitted last) are appended.
+        return pd.concat([cached, changed], ignore_index=True)
+    frame = pd.concat([cached[~replaced], changed], ignore_index=True)
+    order = frame["rowid"].to_numpy().argsort(kind="stable")
+    return frame.take(order).reset_index(drop=True)
+
+
+def _health(frame: pd.DataFrame) -> Any:
+    """The ``health`` column: "ok", or the flag ("no_heartbeat" | "no_progress") of a
+    mission that is still going (a finished one is past health)."""
+    import numpy as np
+    import pandas as pd
+
+    flagged = frame["stall_reason"].isin(STALL_REASONS) & frame["finished_at"].isna()
+    values = np.where(flagged, frame["stall_reason"], HEALTHY)
+    return pd.Series(values, index=frame.index, dtype=object)  # as an empty frame has it
+
+
+def _elapsed(frame: pd.DataFrame) -> None:
+    """elapsed_s: to now for unfinished rows (so it is recomputed on every call)."""
+    import numpy as np
+
+    unfinished = frame["finished_at"].isna().to_numpy()
+    if not unfinished.any():
+        return
+    started = frame["started_at"].to_numpy(dtype="datetime64[ns]")
+    now = np.datetime64(int(time.time() * 1e9), "ns")
+    elapsed = frame["elapsed_s"].to_numpy(dtype="float64", copy=True)
+    elapsed[unfinished] = (now - started[unfinished]) / np.timedelta64(1, "s")
+    frame["elapsed_s"] = elapsed
+
+
+def _records_frame(records: tuple[list[str], list[tuple[Any, ...]]]) -> pd.DataFrame:
+    """Rows as the cached frame: rowid, the stored columns and elapsed_s, with fixed dtypes
+    (an empty store gives the same shape), converted by numpy calls per column (a few
+    pandas calls per column were most of a call that read a handful of changed rows)."""
+    import numpy as np
+    import pandas as pd
+
+    columns = _arrays(records)
+    utc = pd.DatetimeTZDtype("ns", "UTC")
+    started, finished = columns["_s_started_at"], columns["_s_finished_at"]
+    data: dict[str, Any] = {"rowid": columns["rowid"]}
+    for name in frame_columns()[: -len(_KERNEL_COLUMNS)]:
+        if name == "elapsed_s":
+            data[name] = np.where(np.isnan(finished), time.time(), finished) - started
+        elif name in _TIME_COLUMNS:
+            data[name] = pd.array(columns[name].view("M8[ns]"), dtype=utc)
+        elif name == "status":
+            data[name] = pd.Categorical.from_codes(
+                columns[name], dtype=pd.CategoricalDtype(list(MISSION_STATUSES))
+            )
+        elif name == "pid":
+            data[name] = pd.arrays.IntegerArray(columns[name], columns["_pid_mask"])
+        elif columns[name].dtype == object:  # text stays object (pandas would infer str)
+            data[name] = pd.Series(columns[name], dtype=object, copy=False)
+        else:
+            data[name] = columns[name]
+    return pd.DataFrame(data, copy=False)
 
 
 def _arrays(records: tuple[list[str], list[tuple[Any, ...]]]) -> dict[str, np.ndarray]:
@@ -138,73 +215,3 @@ def _floats(values: tuple[Any, ...]) -> np.ndarray:
         return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan
         )
-
-
-def _patch(cached: dict[str, np.ndarray], changed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``cached`` with the rows of ``changed`` written over theirs (in place) and the new
-    ones appended (new arrays), in rowid order."""
-    import numpy as np
-
-    if not len(changed["rowid"]):
-        return cached
-    rowids = cached["rowid"]
-    at = np.searchsorted(rowids, changed["rowid"])
-    known = np.zeros(len(at), dtype=bool)
-    inside = at < len(rowids)
-    known[inside] = rowids[at[inside]] == changed["rowid"][inside]
-    if known.any():
-        for name, values in cached.items():
-            values[at[known]] = changed[name][known]
-    if known.all():
-        return cached
-    new = ~known
-    merged = {name: np.concatenate([old, changed[name][new]]) for name, old in cached.items()}
-    if len(rowids) and changed["rowid"][new].min() < rowids[-1]:
-        # Rows older than the newest known (rare: a row restored by a repair): re-sort.
-        order = merged["rowid"].argsort(kind="stable")
-        merged = {name: values[order] for name, values in merged.items()}
-    return merged
-
-
-def _to_frame(columns: dict[str, np.ndarray], waiting_on: dict[str, str]) -> pd.DataFrame:
-    """The frame of the stored and computed columns, in frame_columns() order (copies),
-    built in one construction (each column added to a frame afterwards costs as much)."""
-    import numpy as np
-    import pandas as pd
-
-    utc = pd.DatetimeTZDtype("ns", "UTC")
-    started, finished = columns["_s_started_at"], columns["_s_finished_at"]
-    data: dict[str, Any] = {}
-    for name in frame_columns()[: -len(_KERNEL_COLUMNS)]:
-        if name == "elapsed_s":  # unfinished rows: until now
-            data[name] = np.where(np.isnan(finished), time.time(), finished) - started
-        elif name in _TIME_COLUMNS:
-            data[name] = pd.array(columns[name].view("M8[ns]"), dtype=utc, copy=True)
-        elif name == "status":
-            data[name] = pd.Categorical.from_codes(
-                columns[name].copy(), dtype=pd.CategoricalDtype(list(MISSION_STATUSES))
-            )
-        elif name == "pid":
-            data[name] = pd.arrays.IntegerArray(columns[name].copy(), columns["_pid_mask"].copy())
-        elif columns[name].dtype == object:
-            data[name] = _texts(columns[name].copy())
-        else:
-            data[name] = columns[name].copy()
-    # Copies (above): the cache is patched in place, and callers may edit what they get.
-    steps = np.full(len(finished), None, dtype=object)
-    if waiting_on:
-        steps[:] = list(map(waiting_on.get, columns["id"]))
-    data["waiting_on"] = _texts(steps)
-    # health: "ok", or the flag ("no_heartbeat" | "no_progress") of a mission still going
-    # (a finished one is past health).
-    stall = columns["stall_reason"]
-    flagged = np.isin(stall, list(STALL_REASONS)) & np.isnan(finished)
-    data["health"] = _texts(np.where(flagged, stall, HEALTHY).astype(object))
-    return pd.DataFrame(data, copy=False)
-
-
-def _texts(values: np.ndarray) -> pd.Series:
-    """An object column as such (pandas would infer its str dtype for text)."""
-    import pandas as pd
-
-    return pd.Series(values, dtype=object, copy=False)
