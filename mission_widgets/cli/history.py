@@ -99,6 +99,7 @@ def cmd_store(args: argparse.Namespace, console: Console) -> int:
     console.print(f"Store: {report['path']}")
     if args.action == "check":
         console.print(f"Database: {escape_control(report['integrity'])}")
+        console.print(f"Store format: {escape_control(report['store_format'])}")
         _print_list(console, "Files no mission row refers to", report["orphan_files"])
         _print_list(console, "Missions with no file", report["rows_without_files"])
         _print_list(console, "Problems", report["problems"])

@@ -32,6 +32,7 @@ class MissionLike(Protocol):
     budget: Any
     on_budget: str
     usage: Any
+    shared_budget: Any
     default_executor: Any
     auto_plan: bool
     backoff_factor: float

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from . import checkpoint
 from .asyncrun import settle
-from .budget import Budget, budget_state, count_model_call, guard_for
+from .budget import Budget, budget_state, count_model_call, guard_for, release_calls
 from .checks import bound_fields, number_option
 from .context import MEMORY_CONTEXT_CHARS, MEMORY_ENTRY_CHARS, memory_context
 from .errors import (
@@ -39,6 +39,7 @@ from .runner import MAX_BACKOFF_SECS, StepRunner, retry_delay
 from .session import SharedSession
 from .status import MISSION_STATUSES, STEP_STATUSES, TERMINAL_STATUSES, MissionStatus, StepStatus
 from .step import MissionStep, StepTally, check_executor
+from .unpickling import upgraded_state
 from .values import LARGE_VALUE_BYTES, LargeValue, LoadedWhenRead, summarize
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -69,6 +70,7 @@ RESULT_PREVIEW_CHARS = 200
 MAX_PLAN_STEPS = 100
 #: Most parallel steps running at once, unless ``Mission(max_parallel=...)``.
 MAX_PARALLEL = 8
+_RENAMED = {"id": "_id", "goal": "_goal", "steps": "_steps"}  # older releases' pickles
 
 
 def _coerce_step(item: MissionStep | Mapping[str, Any], index: int) -> MissionStep:
@@ -155,6 +157,8 @@ class Mission:
             )
         self.id = new_mission_id() if mission_id is None else mission_id
         self.budget, self.on_budget, self.usage = budget_state(budget, on_budget)  # .budget
+        #: MissionOrchestrator(budget=...)'s ledger (core.budget.SharedLedger), or None.
+        self.shared_budget: Any = None
         self.max_steps = _positive_int(max_steps, "max_steps")
         self.max_parallel = _positive_int(max_parallel, "max_parallel")
         if decision_source is not None and not callable(decision_source):
@@ -232,7 +236,7 @@ class Mission:
 
     def _emit(self, name: str, **fields: Any) -> Event:
         if name == "model_call":
-            count_model_call(self.usage, fields)
+            count_model_call(self, fields)
         # Errors, tracebacks and messages are bounded here, once, for every sink and file.
         event = bound_fields(make_event(name, self.id, **fields))
         with self._lock:
@@ -513,6 +517,7 @@ class Mission:
             reply = settle(model.generate(plan_prompt(self.goal)))
         finally:
             reset_step_context(token)
+            release_calls(self)
         try:
             specs = parse_plan(reply if isinstance(reply, str) else str(reply))
             if len(specs) > self.max_steps:
@@ -634,12 +639,10 @@ class Mission:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # "id": pickled before it became a checked property; a pickle names files too
-        state["_id"] = validate_mission_id(state.pop("id", state.get("_id")))
-        if "goal" in state:
-            state["_goal"] = state.pop("goal")
-        state.update(budget_state(None, "abort", state))  # (pickled before budgets)
-        self.__dict__.update(state)
+        state = upgraded_state(state, _RENAMED, Mission, "template", auto_plan=False)
+        self.__dict__.update(state, _id=validate_mission_id(state["_id"]))  # it names files
+        self.status = MissionStatus(self.status)  # an older release's was a string
+        self.steps = self._steps  # its tally and index follow the steps, as pickled or not
         self._init_runtime_state()
 
     def __repr__(self) -> str:

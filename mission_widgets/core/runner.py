@@ -18,7 +18,7 @@ import time
 import warnings
 
 from .asyncrun import attempt_deadline
-from .budget import BudgetExceeded, guard_for, raise_budget
+from .budget import BudgetExceeded, guard_for, raise_budget, release_calls
 from .checks import bound_text
 from .context import preview, step_context
 from .decisions import ask_for_decision
@@ -198,7 +198,7 @@ class StepRunner:
             outcome, reason = ask_for_decision(mission, step)
             if isinstance(step.last_exception, BudgetExceeded):
                 if outcome == "retry_once":
-                    raise_budget(mission)  # a person's "retry" grants the budget once more
+                    raise_budget(mission, step.last_exception)  # "retry": it grows once more
                 reason += f"; {step.last_exception}"
             if outcome == "skip_decided":
                 self.skip_by_decision(step)
@@ -286,7 +286,7 @@ class StepRunner:
         finally:
             attempt_deadline.reset(deadline)
             reset_step_context(token)
-            mission.usage.release()
+            release_calls(mission)
 
     def _run_step(self, step: MissionStep) -> str:
         """Run a step's attempts; return "done", "skip", "abort", "escalate", "ask" or

@@ -11,6 +11,7 @@ from .asyncrun import settle
 from .errors import MissionValidationError, ModelResolutionError
 from .planning import step_prompt
 from .status import STEP_STATUSES, StepStatus
+from .unpickling import upgraded_state
 from .values import LargeValue, LoadedWhenRead
 
 __all__ = ["STEP_STATUSES", "MissionStep", "call_executor", "check_executor"]
@@ -48,6 +49,10 @@ def call_executor(executor: Any, task: str, session: Any, model: Any, context: s
             task = f"{task}\n\n{context}"
         return settle(run(task, session=session, model=model))
     return settle(executor(task, session, context))
+
+
+#: Attributes that older releases pickled under another name (properties since).
+_RENAMED = {"status": "_status", "progress": "_progress", "result": "_result"}
 
 
 class MissionStep:
@@ -249,6 +254,15 @@ class MissionStep:
         state = self.__dict__.copy()
         state["last_exception"] = None  # may not pickle; the error history has its text
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickled by an older release (see .unpickling): status, progress and result were
+        # plain attributes, and "skipped" a flag beside the status.
+        skipped = bool(state.pop("skipped", False)) | bool(state.pop("_skipped", False))
+        state.setdefault("progress_high", state.get("progress", state.get("_progress", 0.0)))
+        state = upgraded_state(state, _RENAMED, MissionStep, "template", "a template step")
+        state["_status"] = StepStatus.SKIPPED if skipped else StepStatus(state["_status"])
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return f"MissionStep({self.id!r}, status={str(self.status)!r}, retries={self.retry_count})"

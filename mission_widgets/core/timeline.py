@@ -131,6 +131,8 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    if type(value) is float:  # nearly always (a time)
+        return value if value == value else None
     if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
         return float(value)
     return None
@@ -198,6 +200,21 @@ class _Builder:
                 a.outcome = "succeeded" if name == "step_success" else "failed"
                 if a.error_type == "timeout":
                     a.outcome = "timeout"
+        elif name == "model_call":
+            duration = (_float(e.get("duration_ms")) or 0.0) / 1000.0
+            t.model_calls.append(
+                ModelCall(
+                    start=ts - duration,
+                    end=ts,
+                    step_id=step_id,
+                    attempt=_int(e.get("attempt")),
+                    model=e.get("model"),
+                    purpose=e.get("purpose"),
+                    prompt_tokens=_int(e.get("prompt_tokens")),
+                    completion_tokens=_int(e.get("completion_tokens")),
+                    cost_usd=_float(e.get("cost_usd")),
+                )
+            )
         elif name == "retry_start":
             self.open_backoff[step_id] = iv = Interval("backoff", ts, step_id=step_id)
             delay = _float(e.get("delay_secs"))
@@ -230,21 +247,6 @@ class _Builder:
                 self.open_stall = None
         elif name == "budget_exceeded":
             t.marks.append(Mark("budget", ts, step_id, e.get("reason") or "budget"))
-        elif name == "model_call":
-            duration = (_float(e.get("duration_ms")) or 0.0) / 1000.0
-            t.model_calls.append(
-                ModelCall(
-                    start=ts - duration,
-                    end=ts,
-                    step_id=step_id,
-                    attempt=_int(e.get("attempt")),
-                    model=e.get("model"),
-                    purpose=e.get("purpose"),
-                    prompt_tokens=_int(e.get("prompt_tokens")),
-                    completion_tokens=_int(e.get("completion_tokens")),
-                    cost_usd=_float(e.get("cost_usd")),
-                )
-            )
         elif name == "mission_done":
             raw = e.get("status")  # a MissionStatus in an audit log, a str from the store
             status = str(getattr(raw, "value", raw) or "failed")

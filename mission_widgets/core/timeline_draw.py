@@ -19,7 +19,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .cost import format_usd
@@ -29,9 +29,10 @@ from .timeline_layout import (
     HATCH,
     LANE_HEIGHT,
     Block,
+    Frame,
     Layout,
     Shape,
-    extent,
+    frame,
     layout,
 )
 
@@ -41,17 +42,46 @@ _PICTURES = itertools.count(1)
 _FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
 
 
-def _attr(value: Any) -> str:
-    kind = type(value)
-    if kind is float:  # most attributes: positions and times (repr keeps a time exact)
-        return repr(value)
-    if kind is int:
-        return str(value)
+_ESCAPED: dict[str, str] = {}  # attribute text -> escaped (few distinct: ids, classes, colours)
+
+
+def _escaped(text: str) -> str:
+    found = _ESCAPED.get(text)
+    if found is None:
+        if len(_ESCAPED) > 50_000:  # a long-lived kernel drawing many stores: stay small
+            _ESCAPED.clear()
+        found = _ESCAPED[text] = html.escape(text, quote=True)
+    return found
+
+
+def _other(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+#: An attribute's value as text, by its exact type (floats: positions and times, where repr
+#: keeps a time exact); any other type is escaped text.
+_ATTR_TEXT: dict[type, Callable[[Any], str]] = {
+    float: float.__repr__,
+    int: int.__repr__,
+    str: _escaped,
+}
+
+
+def _attr(value: Any) -> str:
+    return _ATTR_TEXT.get(type(value), _other)(value)
+
+
 def shape_svg(shape: Shape) -> str:
-    attrs = " ".join(f'{k}="{_attr(v)}"' for k, v in shape.attrs.items() if v is not None)
+    parts = []
+    for k, v in shape.attrs.items():  # floats and strings first: nearly every attribute
+        kind = type(v)
+        if kind is float:
+            parts.append(f'{k}="{v!r}"')
+        elif kind is str:
+            parts.append(f'{k}="{_escaped(v)}"')
+        elif v is not None:
+            parts.append(f'{k}="{_attr(v)}"')
+    attrs = " ".join(parts)
     inner = "" if shape.text is None else html.escape(shape.text, quote=False)
     if shape.title:
         inner += f"<title>{html.escape(shape.title, quote=False)}</title>"
@@ -133,6 +163,7 @@ class Timeline:
         page: int = 1,
         width: float = 960,
         _all: Sequence[MissionTrace] | None = None,
+        _shared: dict[Any, Any] | None = None,
     ) -> None:
         if page_size is not None and (not isinstance(page_size, int) or page_size < 1):
             raise ValueError(f"page_size must be a positive int or None, got {page_size!r}")
@@ -146,6 +177,9 @@ class Timeline:
         self.page_number = page
         self.traces = self.all_traces[(page - 1) * size : page * size]
         self.prefix = f"mwt{next(_PICTURES)}"
+        # What the pages share (the frame of all the missions, their total cost), made once
+        # for them all: each page made it anew, so drawing n pages cost n times all of it.
+        self._shared: dict[Any, Any] = {} if _shared is None else _shared
 
     def page(self, number: int) -> Timeline:
         """The ``number``-th page (1-based) of this timeline's missions."""
@@ -158,7 +192,17 @@ class Timeline:
             page=number,
             width=self.width,
             _all=self.all_traces,
+            _shared=self._shared,
         )
+
+    def _frame(self) -> Frame:
+        key = ("frame", self.now, self.width, self.window)  # the attributes may be changed
+        found: Frame | None = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = frame(
+                self.all_traces, now=self.now, width=self.width, window=self.window
+            )
+        return found
 
     def layout(self) -> Layout:
         return layout(
@@ -167,9 +211,8 @@ class Timeline:
             steps=self.steps,
             width=self.width,
             window=self.window,
-            span=extent(self.all_traces, self.now),
-            lane_traces=self.all_traces,
             prefix=self.prefix,
+            shared=self._frame(),
         )
 
     def to_svg(self) -> str:
@@ -195,8 +238,10 @@ class Timeline:
 
     def caption(self) -> str:
         n = len(self.all_traces)
-        costs = [t.cost_usd for t in self.all_traces if t.model_calls]
-        total = format_usd(sum(costs)) if costs else "$0"
+        total = self._shared.get("cost")
+        if total is None:
+            costs = [t.cost_usd for t in self.all_traces if t.model_calls]
+            total = self._shared["cost"] = format_usd(sum(costs)) if costs else "$0"
         text = f"Timeline of {n} mission{'s' if n != 1 else ''}, cost {total}"
         if self.pages > 1:
             size = self.page_size or n

@@ -241,11 +241,18 @@ def _attempt(a: Any, trace: MissionTrace, scale: Scale, y: float, h: float, now:
     )
 
 
+def _grouped(n: int) -> str:
+    """``1,234``: what ``f"{n:,}"`` says, without its cost for the common small counts."""
+    return str(n) if -1000 < n < 1000 else f"{n:,}"
+
+
 def _call_tick(c: Any, scale: Scale, y: float, h: float) -> Shape:
     x, w = scale.span(c.start, c.end)
     tokens = "tokens unknown"
     if c.prompt_tokens is not None or c.completion_tokens is not None:
-        tokens = f"{c.prompt_tokens or 0:,} in / {c.completion_tokens or 0:,} out tokens"
+        tokens = (
+            f"{_grouped(c.prompt_tokens or 0)} in / {_grouped(c.completion_tokens or 0)} out tokens"
+        )
     return Shape(
         "rect",
         {
@@ -459,6 +466,36 @@ def _block(
     return Block(trace.mission_id, head, body, h, body_height)
 
 
+@dataclass
+class Frame:
+    """What every page of one timeline shares: the time range and its scale, the axis, the
+    concurrency lane of all the timeline's missions and the "now" line's time."""
+
+    scale: Scale
+    t0: float
+    t1: float
+    now: float | None
+    axis: list[Shape]
+    lane: list[Shape]
+
+
+def frame(
+    everyone: Sequence[MissionTrace],
+    *,
+    now: float,
+    width: float = 960,
+    window: int | None = None,
+    span: tuple[float, float] | None = None,
+) -> Frame:
+    """The :class:`Frame` of a picture of ``everyone`` (see :func:`layout`)."""
+    t0, t1 = span if span is not None else extent(everyone, now)
+    scale = Scale(t0, t1, width)
+    running = any(t.start is not None and t.end is None for t in everyone)
+    now_line = now if running and t0 <= now <= t1 + 1e-6 else None
+    lane = _lane(everyone, scale, now, window, t1) + _now_line(scale, now_line, LANE_HEIGHT)
+    return Frame(scale, t0, t1, now_line, _axis(scale, t0, t1), lane)
+
+
 def layout(
     traces: Sequence[MissionTrace],
     *,
@@ -469,25 +506,26 @@ def layout(
     span: tuple[float, float] | None = None,
     lane_traces: Sequence[MissionTrace] | None = None,
     prefix: str = "mwt",
+    shared: Frame | None = None,
 ) -> Layout:
     """Place every shape of the picture of ``traces``.
 
     ``span`` fixes the time range (pages of one timeline share it); ``lane_traces`` are the
     missions the concurrency lane counts (all of a timeline's, not one page's); ``window``
     draws the orchestrator's ``max_concurrent`` on the lane; ``prefix`` makes the ids of the
-    picture's patterns unique in a page that shows several pictures.
+    picture's patterns unique in a page that shows several pictures. ``shared``, the
+    :func:`frame` of all the pages, is made once for them all (else from the arguments above).
     """
-    everyone = list(lane_traces) if lane_traces is not None else list(traces)
-    t0, t1 = span if span is not None else extent(everyone, now)
-    scale = Scale(t0, t1, width)
-    running = any(t.start is not None and t.end is None for t in everyone)
-    now_line = now if running and t0 <= now <= t1 + 1e-6 else None
+    if shared is None:
+        everyone = lane_traces if lane_traces is not None else traces
+        shared = frame(everyone, now=now, width=width, window=window, span=span)
+    scale, now_line = shared.scale, shared.now
     return Layout(
         width=width,
-        t0=t0,
-        t1=t1,
+        t0=shared.t0,
+        t1=shared.t1,
         now=now_line,
-        axis=_axis(scale, t0, t1),
-        lane=_lane(everyone, scale, now, window, t1) + _now_line(scale, now_line, LANE_HEIGHT),
+        axis=list(shared.axis),
+        lane=list(shared.lane),
         blocks=[_block(trace, scale, now, steps, prefix, now_line) for trace in traces],
     )

@@ -23,7 +23,7 @@ from ..core.events import make_event
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.replay import apply_event
 from ..core.status import NO_HEARTBEAT, MissionStatus, health_reason
-from ..runtime.payload import read_payload
+from ..runtime.payload import read_payload, refusal
 from ..runtime.processes import owner_alive
 from ..runtime.registry import backend_for_row
 from ..runtime.store import MissionStore, StoreError
@@ -204,8 +204,8 @@ class StoreMirror:
         path = self.store.mission_file(row["id"])
         try:
             mission = read_payload(path)["mission"]
-        except MissionError as exc:
-            self.store.finish_if_unfinished(row["id"], "failed", str(exc))
+        except MissionError as exc:  # kept, failed by name (an older release's, perhaps)
+            self.store.finish_if_unfinished(row["id"], "failed", refusal(str(exc), row["made_by"]))
             return None
         return mission
 

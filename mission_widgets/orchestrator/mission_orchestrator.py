@@ -15,9 +15,10 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.budget import Budget, SharedLedger
 from ..core.errors import MissionValidationError, ModelResolutionError, describe_error
 from ..core.mission import MISSION_STATUSES, Mission, new_mission_id
 from ..core.models import model_label
@@ -38,7 +39,7 @@ from .mission_index import MissionIndex
 from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
-from .views import MissionViews
+from .views import MissionViews, open_ledger
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
@@ -85,6 +86,12 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
     kernel), ``"thread"`` or ``"dask"`` (pass ``client=``). ``store`` is a directory, a store
     name, or None for the default store; a new orchestrator on the same store reattaches to
     every mission in it. Missions share a session only when ``session=`` is given.
+
+    ``budget=Budget(...)`` limits the model calls of all the missions this orchestrator (and
+    its clones) submits together, checked before each call like a mission's own budget (see
+    :mod:`..core.budget`; ``budget_used()`` says what was used). Missions of other
+    orchestrators on the store do not count; a new orchestrator (a restarted kernel) given a
+    budget starts a new one, and the missions it adopts keep counting against theirs.
     """
 
     def __init__(
@@ -99,6 +106,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         heartbeat_timeout_secs: float | None = None,
         no_progress_secs: float = DEFAULT_NO_PROGRESS_SECS,
         cancel_grace_secs: float = 3.0,
+        budget: Budget | Mapping[str, Any] | None = None,
         _clone_of: set[str] | None = None,
         **backend_options: Any,
     ) -> None:
@@ -106,6 +114,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             raise TypeError(f"session must be a SharedSession, got {type(session).__name__}")
         check_store(store)
         check_backend_options(backend, backend_options)
+        budget = Budget.coerce(budget, "MissionOrchestrator(budget=...)")  # checked first
         heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs, quiet = check_numbers(
             heartbeat_secs, heartbeat_timeout_secs, cancel_grace_secs, no_progress_secs
         )
@@ -131,6 +140,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         self.backend = make_backend(backend, self.store, self._on_worker_exit, **backend_options)
         self._backend_spec = backend
         self._backend_options = backend_options
+        self._budget_ledger: SharedLedger | None = open_ledger(self.backend, budget)  # views.py
         self.pending_queue: list[Mission] = []
         self.running: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
@@ -221,6 +231,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             mission.model = model
         elif mission.model is None and self.global_model is not None:
             mission.model = self.global_model
+        mission.shared_budget = self._budget_ledger  # before its payload is written (check)
         if self.global_session is not None and not mission.session_given:
             mission.session = self.global_session
             mission.session_given = True
@@ -563,19 +574,6 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         """
         return self._status_table.frame(dict(self._waiting_on))
 
-    def log_tail(self, mission_id: str, lines: int = 40) -> str:
-        """The last ``lines`` lines of a mission's log (stdout/stderr of its worker)."""
-        path = self.store.log_file(mission_id)
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 64 * 1024))
-                data = handle.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(data.splitlines()[-lines:])
-
     def counts(self) -> dict[str, int]:
         """Missions by status, counted over the rows ``status()`` shows (the store's), so
         the two always agree: also queued missions of other orchestrators on the store."""
@@ -619,6 +617,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
             _clone_of=self._siblings,  # the clone submits this queue itself
             **self._backend_options,
         )
+        twin._budget_ledger = self._budget_ledger  # one family, one budget
         for mission in self.pending_queue:
             if deep:
                 mission = copy.deepcopy(mission, memo)

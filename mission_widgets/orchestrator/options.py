@@ -26,6 +26,7 @@ ORCHESTRATOR_OPTIONS = (
     "heartbeat_secs",
     "heartbeat_timeout_secs",
     "cancel_grace_secs",
+    "budget",
 )
 
 

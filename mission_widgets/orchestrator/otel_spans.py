@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.timeline import Attempt, MissionTrace, ModelCall, root_span_id_of, trace_id_of
+from ..core.timeline import MissionTrace, ModelCall, root_span_id_of, trace_id_of
 
 #: ``gen_ai.operation.name`` values (GenAI semantic conventions).
 WORKFLOW, AGENT, TOOL, CHAT = "invoke_workflow", "invoke_agent", "execute_tool", "chat"
@@ -65,24 +65,35 @@ def _model_parts(model: str | None) -> tuple[str | None, str | None]:
     return (provider, name) if name else (None, provider)
 
 
-def _chat_attributes(call: ModelCall) -> dict[str, Any]:
-    provider, name = _model_parts(call.model)
+def _chat_of(model: str | None) -> tuple[str, dict[str, Any]]:
+    """A model's chat span name and the attributes all its calls share."""
+    provider, name = _model_parts(model)
     attributes: dict[str, Any] = {"gen_ai.operation.name": CHAT}
-    optional = {
-        "gen_ai.request.model": name,
-        "gen_ai.provider.name": provider,
-        "gen_ai.system": provider,
-        "gen_ai.usage.input_tokens": call.prompt_tokens,
-        "gen_ai.usage.output_tokens": call.completion_tokens,
-        "mission_widgets.cost_usd": call.cost_usd,
-        "mission_widgets.purpose": call.purpose,
-    }
-    attributes.update({k: v for k, v in optional.items() if v is not None})
+    if name is not None:
+        attributes["gen_ai.request.model"] = name
+    if provider is not None:
+        attributes["gen_ai.provider.name"] = attributes["gen_ai.system"] = provider
+    return f"{CHAT} {name or 'model'}", attributes
+
+
+def _chat_attributes(call: ModelCall, shared: dict[str, Any]) -> dict[str, Any]:
+    attributes = dict(shared)
+    for key, value in (
+        ("gen_ai.usage.input_tokens", call.prompt_tokens),
+        ("gen_ai.usage.output_tokens", call.completion_tokens),
+        ("mission_widgets.cost_usd", call.cost_usd),
+        ("mission_widgets.purpose", call.purpose),
+    ):
+        if value is not None:
+            attributes[key] = value
     return attributes
 
 
 class SpanBuilder:
-    """Writes traces as spans through one tracer (see the module's docstring)."""
+    """Writes traces as spans through one tracer (see the module's docstring).
+
+    Many missions make many spans: what is the same for many of them (a parent's context,
+    a model's name and attributes) is made once, so what a span costs is mostly the SDK's."""
 
     def __init__(self, tracer_provider: Any = None, now: float | None = None) -> None:
         from opentelemetry import trace
@@ -95,6 +106,9 @@ class SpanBuilder:
         self.ids = _MissionIds(self.saved) if self.saved is not None else None
         if self.ids is not None:
             self.tracer.id_generator = self.ids  # the SDK's tracer asks it for new ids
+        self.in_context = trace.set_span_in_context
+        self.no_parent = trace.set_span_in_context(trace.INVALID_SPAN)
+        self.models: dict[str | None, tuple[str, dict[str, Any]]] = {}
 
     def close(self) -> None:
         """Give the (shared, cached) tracer its own id generator back."""
@@ -103,12 +117,6 @@ class SpanBuilder:
 
     def _end(self, t: float | None) -> int:
         return _ns(t if t is not None else self.now)
-
-    def _child(self, parent: Any, name: str, start: float, attributes: dict[str, Any]) -> Any:
-        context = self.trace.set_span_in_context(parent)
-        return self.tracer.start_span(
-            name, context=context, start_time=_ns(start), attributes=attributes
-        )
 
     def _fail(self, span: Any, error_type: str | None, message: str | None) -> None:
         span.set_attribute("error.type", error_type or "error")
@@ -132,7 +140,7 @@ class SpanBuilder:
             attributes["mission_widgets.cost_usd"] = trace.cost_usd
         root = self.tracer.start_span(
             WORKFLOW,
-            context=self.trace.set_span_in_context(self.trace.INVALID_SPAN),
+            context=self.no_parent,
             start_time=_ns(trace.start),
             attributes=attributes,
         )
@@ -157,41 +165,61 @@ class SpanBuilder:
         calls_of: dict[tuple[str | None, int | None], list[ModelCall]] = {}
         for call in trace.model_calls:
             calls_of.setdefault((call.step_id, call.attempt), []).append(call)
+        under_root = self.in_context(root)
+        start_span = self.tracer.start_span
         if trace.plan is not None:
-            plan = self._child(root, "plan", trace.plan.start, {"gen_ai.operation.name": "plan"})
-            count += 1 + self._calls(plan, calls_of.pop((None, None), []))
-            count += self._calls(plan, calls_of.pop((None, 1), []))
+            plan = start_span(
+                "plan",
+                context=under_root,
+                start_time=_ns(trace.plan.start),
+                attributes={"gen_ai.operation.name": "plan"},
+            )
+            plan_calls = calls_of.pop((None, None), []) + calls_of.pop((None, 1), [])
+            count += 1 + self._calls(plan, plan_calls)
             if trace.plan.error_type:
                 self._fail(plan, trace.plan.error_type, None)
             plan.end(end_time=self._end(trace.plan.end))
         for attempt in trace.attempts:
-            count += 1 + self._attempt(
-                root, attempt, calls_of.pop((attempt.step_id, attempt.attempt), [])
+            calls = calls_of.pop((attempt.step_id, attempt.attempt), None)
+            operation = AGENT if calls else TOOL
+            attributes: dict[str, Any] = {
+                "gen_ai.operation.name": operation,
+                "mission_widgets.step_id": attempt.step_id,
+                "mission_widgets.attempt": attempt.attempt,
+                "mission_widgets.outcome": attempt.outcome,
+                "gen_ai.agent.name" if calls else "gen_ai.tool.name": attempt.step_id,
+            }
+            span = start_span(
+                f"{operation} {attempt.step_id}",
+                context=under_root,
+                start_time=_ns(attempt.start),
+                attributes=attributes,
             )
+            count += 1
+            if calls:
+                count += self._calls(span, calls)
+            if attempt.outcome not in ("succeeded", "running"):
+                self._fail(span, attempt.error_type or attempt.outcome, attempt.error_message)
+            span.end(end_time=self._end(attempt.end))
         for calls in calls_of.values():  # calls no attempt claims (e.g. an older event)
-            count += self._calls(root, calls)
+            count += self._calls(root, calls, under_root)
         return count
 
-    def _attempt(self, root: Any, attempt: Attempt, calls: list[ModelCall]) -> int:
-        operation = AGENT if calls else TOOL
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": operation,
-            "mission_widgets.step_id": attempt.step_id,
-            "mission_widgets.attempt": attempt.attempt,
-            "mission_widgets.outcome": attempt.outcome,
-        }
-        attributes["gen_ai.agent.name" if calls else "gen_ai.tool.name"] = attempt.step_id
-        span = self._child(root, f"{operation} {attempt.step_id}", attempt.start, attributes)
-        count = self._calls(span, calls)
-        if attempt.outcome not in ("succeeded", "running"):
-            self._fail(span, attempt.error_type or attempt.outcome, attempt.error_message)
-        span.end(end_time=self._end(attempt.end))
-        return count
-
-    def _calls(self, parent: Any, calls: list[ModelCall]) -> int:
+    def _calls(self, parent: Any, calls: list[ModelCall], context: Any = None) -> int:
+        if not calls:
+            return 0
+        under = self.in_context(parent) if context is None else context
+        start_span, models = self.tracer.start_span, self.models
         for call in calls:
-            name = f"{CHAT} {_model_parts(call.model)[1] or 'model'}"
-            span = self._child(parent, name, call.start, _chat_attributes(call))
+            chat = models.get(call.model)
+            if chat is None:
+                chat = models[call.model] = _chat_of(call.model)
+            span = start_span(
+                chat[0],
+                context=under,
+                start_time=_ns(call.start),
+                attributes=_chat_attributes(call, chat[1]),
+            )
             span.end(end_time=_ns(call.end))
         return len(calls)
 

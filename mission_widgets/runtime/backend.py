@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.errors import MissionError
-from .processes import find_process, kill_process_tree
+from .processes import find_process, kill_process_tree, owner_token
 
 if TYPE_CHECKING:
+    from ..core.budget import SharedLedger
     from ..core.mission import Mission
     from .store import MissionStore
 
@@ -68,6 +69,14 @@ class Backend:
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
         """Start ``mission``; return the pid that runs it (if any)."""
         raise NotImplementedError(f"backend {self.name!r} cannot launch missions")
+
+    def shared_ledger(self, budget_id: str, state: dict[str, Any]) -> SharedLedger:
+        """Make a budget many missions share (``MissionOrchestrator(budget=...)``) where this
+        backend's workers reach it atomically: by default the store's ``budgets`` table."""
+        from .store_ledger import StoreLedger
+
+        self.store.create_budget(budget_id, owner_token(), state)
+        return StoreLedger(str(self.store.root), budget_id)
 
     def release(self, mission_id: str) -> None:
         """Forget a mission that has ended (its process handle, thread, ...)."""

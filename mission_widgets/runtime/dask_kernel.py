@@ -44,6 +44,7 @@ import threading
 import time
 from typing import Any
 
+from ..core.budget import SharedLedger
 from ..core.errors import describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
@@ -177,6 +178,12 @@ class DaskBackend(Backend):
 
     def check(self, mission: Mission) -> None:
         dumps_payload(build_payload(mission))
+
+    def shared_ledger(self, budget_id: str, state: dict[str, Any]) -> SharedLedger:
+        """On the scheduler (workers share no disk with the store): :mod:`.dask_budget`."""
+        from .dask_budget import DaskLedger
+
+        return DaskLedger(self.client, budget_id, state)
 
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
         from distributed import fire_and_forget

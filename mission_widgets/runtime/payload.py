@@ -129,4 +129,26 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("mission"), Mission):
         raise MissionError(f"mission file {path} does not hold a mission")
+    mission = payload["mission"]
+    try:  # what a start reads first: a pickle older releases made whole, or not (see below)
+        repr(mission), mission.step_summary(), mission.progress, mission.model_for_run()
+    except Exception as exc:
+        raise MissionError(
+            f"mission file {path} holds a mission this release cannot run: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     return payload
+
+
+def refusal(problem: str, made_by: str | None) -> str:
+    """The error of a queued mission whose file cannot be run here (``problem``): with the
+    release that made it (``made_by``, its row's; None in a format-0 store) when that is
+    another release, so its owner knows to submit it again. The row and file are kept."""
+    from .store_format import BEFORE_FORMATS, made_by_label
+
+    if made_by == made_by_label():
+        return problem
+    return (
+        f"refused: made by version {made_by or BEFORE_FORMATS}; resubmit it ({problem}; "
+        "its row and mission file are kept)"
+    )

@@ -7,7 +7,10 @@ mission's save file). Files are 0600; SQLite gives its ``-wal``/``-shm`` the dat
 
 Tables: ``missions`` (one summary row per mission, updated with every event, so ``status()``
 reads one table), ``events`` (the append-only stream, cursor = ``seq``), ``requests`` (cancel,
-decisions and explanations sent by other processes, each taken once) and ``store_meta``.
+decisions and explanations sent by other processes, each taken once), ``budgets``
+(orchestrator budgets, :mod:`.store_budget`), ``store_meta`` and ``store_info``: with the
+file header's ``user_version``, the store's format (an older format is upgraded when opened,
+a newer one refused: :mod:`.store_format`).
 
 Every public method raises :class:`StoreError` naming the file and the SQLite/OS error,
 never a raw ``sqlite3`` error. Reads never wait (WAL). A kernel's writes wait a few seconds
@@ -30,10 +33,8 @@ from ..core.events import make_event
 from ..core.ids import validate_mission_id
 from ..core.status import health_reason
 from .store_base import (
-    ADDED_COLUMNS,
     BUSY_TIMEOUT_SECS,
     MESSAGE_CHARS,
-    SCHEMA,
     SCHEMA_OBJECTS,
     STATUS_COLUMNS,
     WORKER_LOCK_TIMEOUT_ENV,
@@ -42,6 +43,8 @@ from .store_base import (
     guarded,
     usage_increments,
 )
+from .store_budget import StoreBudgets
+from .store_format import STORE_FORMAT, StoreFormatError, ensure_format, made_by_label
 from .store_history import StoreRequestsAndHistory
 from .store_location import (
     DB_NAME,
@@ -71,9 +74,11 @@ __all__ = [
     "BUSY_TIMEOUT_SECS",
     "DB_NAME",
     "STATUS_COLUMNS",
+    "STORE_FORMAT",
     "WORKER_LOCK_TIMEOUT_ENV",
     "MissionStore",
     "StoreError",
+    "StoreFormatError",
     "StorePathError",
     "check_store",
     "connect_sqlite",
@@ -119,7 +124,7 @@ class _ConnectionHolder:
     __del__ = close
 
 
-class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
+class MissionStore(StoreStatusReads, StoreRequestsAndHistory, StoreBudgets):
     """A store directory. Safe to use from many threads and processes at once.
 
     ``role="kernel"`` (the default) waits at most a few seconds for the write lock and then
@@ -218,17 +223,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
                 f"{self._db} is an SQLite database of something else (tables: "
                 f"{', '.join(sorted(names)[:5])}), not a mission store; refusing to change it"
             )
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(missions)")}
-        if names >= SCHEMA_OBJECTS and set(ADDED_COLUMNS) <= columns:
-            return  # nothing to write: opening a store takes no write lock
-        with self._write() as conn:
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(missions)")}
-            for column, kind in ADDED_COLUMNS.items():
-                if columns and column not in columns:
-                    conn.execute(f"ALTER TABLE missions ADD COLUMN {column} {kind}")
-            for statement in SCHEMA.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
+        ensure_format(conn, self._db, SCHEMA_OBJECTS)  # create, upgrade, or refuse a newer one
 
     # -- paths --------------------------------------------------------------------------------
 
@@ -288,14 +283,25 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO missions"
-                " (id, goal, status, backend, owner, submitted_at, n_steps, model)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " (id, goal, status, backend, owner, submitted_at, n_steps, model, made_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET status=excluded.status, backend=excluded.backend,"
+                " made_by=excluded.made_by,"
                 " owner=excluded.owner, submitted_at=excluded.submitted_at, pid=NULL,"
                 " pid_started=NULL, started_at=NULL, finished_at=NULL, error=NULL,"
                 " stall_reason=NULL, state_json=NULL, last_heartbeat=NULL,"
                 " claimed_by=NULL, claimed_at=NULL",
-                (mission_id, _row_goal(goal), status, backend, owner, time.time(), n_steps, model),
+                (
+                    mission_id,
+                    _row_goal(goal),
+                    status,
+                    backend,
+                    owner,
+                    time.time(),
+                    n_steps,
+                    model,
+                    made_by_label(),
+                ),
             )
             conn.execute("DELETE FROM mission_states WHERE id=?", (mission_id,))
 
@@ -469,7 +475,7 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             )
             .fetchall()
         )
-        return [(s, _load_event(s, mid, payload)) for s, mid, payload in rows]
+        return [(row[0], event) for row, event in zip(rows, _load_events(rows))]
 
     @guarded
     def events_for(self, mission_id: str) -> list[dict[str, Any]]:
@@ -481,7 +487,35 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory):
             )
             .fetchall()
         )
-        return [_load_event(s, mid, payload) for s, mid, payload in rows]
+        return _load_events(rows)
+
+    @guarded
+    def events_of(
+        self, ids: Iterable[str] | None = None, skip: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The events of the missions ``ids`` (all by default), in the order they were
+        written, less those named in ``skip``: SQLite drops them before any payload is
+        decoded. One query for all (one per 500 ids), in one read snapshot."""
+        skipped = tuple(skip)
+        where = f"event NOT IN ({', '.join('?' * len(skipped))})" if skipped else "1"
+        conn = self._connect()
+        if ids is None:
+            rows = conn.execute(
+                f"SELECT seq, mission_id, payload FROM events WHERE {where} ORDER BY seq",
+                skipped,
+            ).fetchall()
+        else:
+            wanted, rows = list(dict.fromkeys(ids)), []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows += conn.execute(
+                    f"SELECT seq, mission_id, payload FROM events WHERE {where}"
+                    f" AND mission_id IN ({', '.join('?' * len(chunk))}) ORDER BY seq",
+                    (*skipped, *chunk),
+                ).fetchall()
+            if len(wanted) > 500:
+                rows.sort()
+        return _load_events(rows)
 
     @guarded
     def row(self, mission_id: str) -> MissionRow | None:
@@ -553,6 +587,27 @@ def _row_goal(goal: str) -> str:
     if size <= LARGE_VALUE_BYTES:
         return goal
     return f"{goal[:200]}... [goal of {size:,} bytes, kept in a file beside the checkpoint]"
+
+
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__
+
+
+def _load_events(rows: Iterable[tuple[int, str, str]]) -> list[dict[str, Any]]:
+    """:func:`_load_event` of each row, without json.loads' own Python layers for the
+    payloads that are one plain JSON object (all that the store writes): for many events,
+    those layers cost as much as the decoding itself."""
+    events = []
+    for seq, mission_id, payload in rows:
+        try:
+            event, end = _scan_json(payload, 0)
+        except (StopIteration, ValueError, TypeError):
+            event = end = None
+        if type(event) is dict and end == len(payload):
+            event["seq"] = seq
+        else:  # whitespace around it, not an object, corrupt: json.loads says which
+            event = _load_event(seq, mission_id, payload)
+        events.append(event)
+    return events
 
 
 def _load_event(seq: int, mission_id: str, payload: str) -> dict[str, Any]:

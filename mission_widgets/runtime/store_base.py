@@ -1,8 +1,8 @@
 """What the store modules share: the SQLite schema, the status columns, how connections are
 made and how long a write waits for the lock, and the error guard.
 
-The schema is created (or migrated: columns added since, with ALTER TABLE) when a store is
-opened; ``guarded`` turns any sqlite3/OS error of a public store method into a StoreError.
+The schema is created (or an older store format upgraded, see :mod:`.store_format`) when a
+store is opened; ``guarded`` turns any sqlite3/OS error of a public store method into a StoreError.
 Standard library only: the worker imports this module.
 """
 
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS missions (
     result_summary TEXT,
     cost_usd REAL DEFAULT 0,
     row_version INTEGER NOT NULL DEFAULT 0,
-    message TEXT
+    message TEXT,
+    made_by TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -84,6 +85,10 @@ CREATE INDEX IF NOT EXISTS missions_unfinished_by_rowid ON missions (finished_at
 CREATE INDEX IF NOT EXISTS missions_finished ON missions (finished_at)
     WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS budgets (
+    id TEXT PRIMARY KEY, owner TEXT, created_at REAL NOT NULL, state_json TEXT NOT NULL
+);
 INSERT OR IGNORE INTO store_meta VALUES ('finished_version', 0);
 CREATE TRIGGER IF NOT EXISTS finished_changed_on_update AFTER UPDATE ON missions
     WHEN OLD.finished_at IS NOT NULL OR NEW.finished_at IS NOT NULL
@@ -109,7 +114,8 @@ CREATE TRIGGER IF NOT EXISTS row_version_on_insert AFTER INSERT ON missions
 CREATE TRIGGER IF NOT EXISTS rows_deleted_on_delete AFTER DELETE ON missions
     BEGIN UPDATE store_meta SET value = value + 1 WHERE key = 'rows_deleted'; END;
 """
-#: Columns added since the first release: ALTERed into older stores when they are opened.
+#: Columns added since the first release: ALTERed into older stores when they are opened
+#: (see :mod:`.store_format`: adding one is a new store format).
 #: cost_usd: USD of the mission's model calls, NULL once one of them had no known price
 #: (NULL + x stays NULL: unknown is never summed into a number).
 #: row_version: the store's change counter when the row last changed (kept by triggers: every
@@ -121,6 +127,7 @@ ADDED_COLUMNS = {
     "cost_usd": "REAL DEFAULT 0",
     "row_version": "INTEGER NOT NULL DEFAULT 0",
     "message": "TEXT",
+    "made_by": "TEXT",
 }
 SCHEMA_OBJECTS = frozenset(
     {
@@ -129,7 +136,9 @@ SCHEMA_OBJECTS = frozenset(
         "requests",
         "decisions",
         "store_meta",
+        "store_info",
         "mission_states",
+        "budgets",
         "events_by_mission",
         "requests_by_mission",
         "missions_unfinished_by_rowid",

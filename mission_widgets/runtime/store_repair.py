@@ -15,7 +15,8 @@ import sqlite3
 import time
 from typing import Any
 
-from .store_base import SCHEMA
+from .store_base import SCHEMA_OBJECTS
+from .store_format import STORE_FORMAT, describe_format, ensure_format, read_format
 from .store_location import (
     DB_NAME,
     SIDE_FILES,
@@ -29,6 +30,7 @@ from .store_location import (
 )
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+NO_FORMAT = (-1, "unknown (no readable database)")
 
 
 class StoreReport(dict[str, Any]):
@@ -83,25 +85,27 @@ def _files_by_mission(root: str) -> dict[str, dict[str, str]]:
     return found
 
 
-def _database_state(db: str) -> tuple[str, set[str]]:
-    """("ok" | what is wrong, the ids of its rows), reading without writing anything."""
+def _database_state(db: str) -> tuple[str, set[str], tuple[int, str]]:
+    """("ok" | what is wrong, the ids of its rows, (its store format, described)), reading
+    without writing anything."""
     if not os.path.exists(db):
-        return "missing", set()
+        return "missing", set(), NO_FORMAT
     if os.path.getsize(db) == 0:
-        return "empty (0 bytes)", set()
+        return "empty (0 bytes)", set(), NO_FORMAT
     with open(db, "rb") as handle:
         if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            return "not an SQLite database", set()
+            return "not an SQLite database", set(), NO_FORMAT
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             ids = {r[0] for r in conn.execute("SELECT id FROM missions")}
+            store_format = read_format(conn), describe_format(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        return f"unreadable: {exc}", set()
-    return ("ok" if result == ["ok"] else "; ".join(result[:5])), ids
+        return f"unreadable: {exc}", set(), NO_FORMAT
+    return ("ok" if result == ["ok"] else "; ".join(result[:5])), ids, store_format
 
 
 def check_store(path: str | os.PathLike[str]) -> StoreReport:
@@ -115,7 +119,9 @@ def check_store(path: str | os.PathLike[str]) -> StoreReport:
         check_store_privacy(root)
     except StoreError as exc:
         problems.append(str(exc))
-    integrity, ids = _database_state(os.path.join(root, DB_NAME))
+    integrity, ids, store_format = _database_state(os.path.join(root, DB_NAME))
+    if store_format[0] > STORE_FORMAT:
+        problems.append(f"store format {store_format[1]}: open it with a newer mission_widgets")
     files = _files_by_mission(root)
     orphans = sorted(
         path
@@ -128,6 +134,7 @@ def check_store(path: str | os.PathLike[str]) -> StoreReport:
         path=root,
         ok=integrity == "ok" and not orphans and not problems and not bad_checkpoints,
         integrity=integrity,
+        store_format=store_format[1],
         orphan_files=orphans,
         corrupt_checkpoints=bad_checkpoints,
         rows_without_files=sorted(mid for mid in ids if mid not in files),
@@ -163,7 +170,7 @@ def repair_store(path: str | os.PathLike[str]) -> StoreReport:
         raise StoreError(f"no mission store at {root}")
     check_store_privacy(root)  # before any file of it is read
     db = os.path.join(root, DB_NAME)
-    integrity, ids = _database_state(db)
+    integrity, ids, _ = _database_state(db)
     moved = []
     if integrity != "ok" and os.path.exists(db):
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -180,7 +187,7 @@ def repair_store(path: str | os.PathLike[str]) -> StoreReport:
     n_events = 0
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(SCHEMA)
+        ensure_format(conn, db, SCHEMA_OBJECTS)
         conn.execute("BEGIN IMMEDIATE")
         for mission_id, kinds in sorted(_files_by_mission(root).items()):
             if mission_id in ids:

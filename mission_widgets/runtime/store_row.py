@@ -40,6 +40,7 @@ class MissionRow(TypedDict):
     cost_usd: float | None  # USD of the model calls; None once a call had no known price
     row_version: int  # the store's change counter at the row's last change (status() cache)
     message: str | None  # the last message a step gave report_progress (bounded)
+    made_by: str | None  # the release that submitted it (None: a store of format 0)
 
 
 #: Every column, in table order (checked against the schema by the tests).

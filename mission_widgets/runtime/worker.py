@@ -24,13 +24,13 @@ from collections.abc import Callable
 
 from ..core.checks import bound_text
 from ..core.cost import apply_prices
-from ..core.errors import describe_error
+from ..core.errors import MissionError, describe_error
 from ..core.mission import Mission
 from ..core.models import register_provider
 from ..core.status import MissionStatus
 from ..core.timeouts import enable_signal_timeouts
 from .decisions import StoreDecisionSource
-from .payload import read_payload
+from .payload import read_payload, refusal
 from .store import MissionStore
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -352,6 +352,9 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     except Exception as exc:
         heartbeat.stop()
         problem = describe_error(exc)
+        row = store.row(mission_id) if isinstance(exc, MissionError) else None
+        if row is not None:  # named with the release that made it, if another
+            problem = refusal(problem, row["made_by"])
         say(problem)
         failure: dict[str, Any] = {"status": MissionStatus.FAILED.value, "error": problem}
         stored = _ensure_end(

@@ -4,7 +4,8 @@
 // the tqdm-like header and its stacked bar, filter chips, controls, pinned rows, a page of
 // rows, the queued line, details and questions. Clocks (elapsed, remaining, "no heartbeat
 // for 12 s") tick here once a second, so the kernel never redraws for time alone. What the
-// user does goes back as custom messages: {action: "cancel", id: ...}.
+// user does goes back as custom messages: {action: "cancel", id: ...}. A second tab shows
+// the missions' timeline (the synced `timeline_html`, our own escaped SVG and HTML).
 //
 // The formatting functions mirror mission_widgets/core/panel_view.py and core/progress.py
 // (format_clock, format_meter, format_rate, format_duration); the browser tests check that
@@ -161,7 +162,53 @@ function render({ model, el }) {
   const rows = h("div", { class: "mw-rows", role: "list", "aria-label": "Missions" });
   const queued = h("div", { class: "mw-queued" });
   const pager = h("div", { class: "mw-pager" });
-  root.append(head, filters, form, message, readOnly, pinned, rows, queued, pager);
+  // Two views of the same missions, as tabs: the rows, and the timeline (what
+  // orch.timeline() draws, sent by Python only while this tab is open).
+  const uid = Math.random().toString(36).slice(2, 10);
+  const tab = (name, label) =>
+    h(
+      "button",
+      {
+        class: `mw-tab mw-tab-${name}`,
+        type: "button",
+        role: "tab",
+        id: `mw-tab-${name}-${uid}`,
+        "aria-controls": `mw-view-${name}-${uid}`,
+      },
+      label,
+    );
+  const listTab = tab("list", "Missions");
+  const timelineTab = tab("timeline", "Timeline");
+  const tabs = h(
+    "div",
+    {
+      class: "mw-tabs",
+      role: "tablist",
+      "aria-label": "Show the missions as",
+      // Lumino (JupyterLab, Notebook 7) matches no shortcut for keys typed in here (Enter
+      // would edit the cell).
+      "data-lm-suppress-shortcuts": "true",
+    },
+    listTab,
+    timelineTab,
+  );
+  const tabPanel = (name, button, hidden, ...children) =>
+    h(
+      "div",
+      {
+        class: `mw-${name}-view`,
+        role: "tabpanel",
+        id: button.getAttribute("aria-controls"),
+        "aria-labelledby": button.id,
+        hidden,
+      },
+      ...children,
+    );
+  const listView = tabPanel("list", listTab, false, pinned, rows, queued, pager);
+  const picture = h("div", { class: "mw-timeline-picture" });
+  const timelinePager = h("div", { class: "mw-pager mw-timeline-pager" });
+  const timelineView = tabPanel("timeline", timelineTab, true, timelinePager, picture);
+  root.append(head, filters, form, message, readOnly, tabs, listView, timelineView);
 
   const submitGoal = () => {
     send({ action: "submit", goal: goal.value });
@@ -187,6 +234,104 @@ function render({ model, el }) {
   clear.addEventListener("click", () => send({ action: "clear_finished" }));
   atOnce.addEventListener("change", () => send({ action: "max_concurrent", value: atOnce.value }));
   sort.addEventListener("change", () => send({ action: "sort", sort: sort.value }));
+
+  // -- the two views ----------------------------------------------------------------------
+  const viewTabs = [
+    [listTab, "list"],
+    [timelineTab, "timeline"],
+  ];
+  function choose(mode) {
+    if (model.get("view_mode") === mode) return;
+    model.set("view_mode", mode); // shown at once; Python draws the timeline when it opens
+    try {
+      model.save_changes();
+    } catch (err) {
+      // a saved view without its kernel: the tab still switches here
+    }
+  }
+  for (const [button, mode] of viewTabs) button.addEventListener("click", () => choose(mode));
+  // Both tabs stay in the Tab order (Notebook 7 takes the arrow keys before the page sees
+  // them); Enter or Space picks one, and where the arrows arrive (JupyterLab, marimo) they
+  // move between the tabs as in the ARIA tablist pattern.
+  tabs.addEventListener("keydown", (event) => {
+    const at = viewTabs.findIndex(([button]) => button === event.target);
+    if (at < 0) return;
+    let next = null;
+    if (event.key === "ArrowRight") next = (at + 1) % viewTabs.length;
+    else if (event.key === "ArrowLeft") next = (at + viewTabs.length - 1) % viewTabs.length;
+    else if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = viewTabs.length - 1;
+    else if (event.key === "Enter" || event.key === " ") next = at;
+    if (next === null) return;
+    event.preventDefault();
+    event.stopPropagation();
+    viewTabs[next][0].focus();
+    choose(viewTabs[next][1]);
+  });
+
+  function drawMode() {
+    const onTimeline = model.get("view_mode") === "timeline";
+    for (const [button, mode] of viewTabs) {
+      const on = (mode === "timeline") === onTimeline;
+      button.setAttribute("aria-selected", on ? "true" : "false");
+      button.classList.toggle("mw-active", on);
+    }
+    listView.hidden = onTimeline;
+    filters.hidden = onTimeline; // the chips filter rows, not the picture
+    timelineView.hidden = !onTimeline;
+    drawTimeline();
+  }
+
+  let pictureHtml = null;
+  function drawTimeline() {
+    if (model.get("view_mode") !== "timeline") return;
+    const text = model.get("timeline_html") || "";
+    if (text !== pictureHtml) {
+      pictureHtml = text;
+      // What the person folded and where they scrolled survive the redraws.
+      const folded = new Set();
+      for (const block of picture.querySelectorAll("details.mw-tl-mission")) {
+        const id = block.querySelector("[data-mission]")?.getAttribute("data-mission");
+        if (id && !block.open) folded.add(id);
+      }
+      const { scrollLeft, scrollTop } = picture;
+      if (text) {
+        picture.innerHTML = text; // Timeline.to_html(): built and escaped in Python
+      } else {
+        const wait = live ? "Drawing the timeline\u2026" : "Run the notebook to see the timeline.";
+        picture.replaceChildren(h("div", { class: "mw-timeline-empty" }, wait));
+      }
+      for (const block of picture.querySelectorAll("details.mw-tl-mission")) {
+        const id = block.querySelector("[data-mission]")?.getAttribute("data-mission");
+        if (folded.has(id)) block.open = false;
+      }
+      picture.scrollLeft = scrollLeft;
+      picture.scrollTop = scrollTop;
+    }
+    const page = model.get("timeline_page") || 1;
+    const pages = model.get("timeline_pages") || 1;
+    if (pages <= 1) {
+      timelinePager.replaceChildren();
+      return;
+    }
+    const turn = (cls, label, to, text, off) =>
+      h(
+        "button",
+        {
+          class: cls,
+          type: "button",
+          "aria-label": label,
+          disabled: !live || off,
+          onclick: () => send({ action: "timeline_page", page: to }),
+        },
+        text,
+      );
+    timelinePager.replaceChildren(
+      turn("mw-prev", "Previous missions of the timeline", page - 1, "\u2039 prev", page <= 1),
+      h("span", { class: "mw-page" }, `missions page ${page}/${pages}`),
+      turn("mw-next", "Next missions of the timeline", page + 1, "next \u203a", page >= pages),
+    );
+  }
 
   // -- rows -------------------------------------------------------------------------------
   function timeText(row) {
@@ -507,6 +652,7 @@ function render({ model, el }) {
     drawFilters(view);
     drawControls(view);
     drawRows(view);
+    drawMode();
   }
 
   function tick() {
@@ -532,10 +678,18 @@ function render({ model, el }) {
     if (model.get("kernel_seen") === seen) return;
     live = true;
     readOnly.hidden = true;
+    pictureHtml = null; // its placeholder says something else now
     draw();
   };
   model.on("change:view", onView);
   model.on("change:kernel_seen", onSeen);
+  const timelineChanges = [
+    "change:view_mode",
+    "change:timeline_html",
+    "change:timeline_page",
+    "change:timeline_pages",
+  ];
+  for (const name of timelineChanges) model.on(name, drawMode);
   onView();
   const timer = setInterval(tick, TICK_MS);
   const notLive = setTimeout(() => {
@@ -553,6 +707,7 @@ function render({ model, el }) {
     clearTimeout(notLive);
     model.off("change:view", onView);
     model.off("change:kernel_seen", onSeen);
+    for (const name of timelineChanges) model.off(name, drawMode);
   };
 }
 

@@ -28,7 +28,9 @@ import traitlets
 from ..core.errors import describe_error
 from ..core.mission import MISSION_STATUSES, Mission
 from ..core.progress import STATUS_STYLES, truncate
+from .coalescer import Coalescer
 from .panel_state import SORT_ORDERS, PanelState
+from .panel_timeline import TimelineView
 from .stall_clock import MIN_REFRESH_INTERVAL, StallClock
 from .static import decision_html, details_html, snapshot_html
 
@@ -39,6 +41,8 @@ MIN_DRAW_INTERVAL = 0.1
 DETAILS_OPEN_MAX = 5
 #: Decisions a person can take for a waiting mission.
 DECISIONS = ("retry", "skip", "abort")
+#: What the panel's body shows: the rows, or the timeline of the same missions.
+VIEW_MODES = ("list", "timeline")
 
 
 def palette_css() -> str:
@@ -73,46 +77,6 @@ def action(method: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-class Coalescer:
-    """Runs ``draw`` in a thread of its own after any number of requests, at most once per
-    ``interval`` seconds; the thread ends when no request is left."""
-
-    def __init__(self, draw: Callable[[], Any], interval: float) -> None:
-        self._draw = draw
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._pending = False
-        self._thread: threading.Thread | None = None
-        self._last = 0.0
-        self._stop = threading.Event()
-
-    def request(self) -> None:
-        with self._lock:
-            self._pending = True
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="mission-panel-draw", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._pending or self._stop.is_set():
-                    self._thread = None
-                    return
-            # Wait out the interval since the last draw (requests meanwhile join this draw).
-            if self._stop.wait(max(self._last + self._interval - time.monotonic(), 0.0)):
-                continue
-            with self._lock:
-                self._pending = False
-            self._last = time.monotonic()
-            self._draw()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 class MissionPanel(anywidget.AnyWidget):
     """The live panel of an orchestrator's missions, drawn in the browser.
 
@@ -134,6 +98,14 @@ class MissionPanel(anywidget.AnyWidget):
     #: Bumped when the browser says hello: a view that sees it knows the kernel listens
     #: (a notebook reopened without its kernel draws the saved view read-only).
     kernel_seen = traitlets.Int(0).tag(sync=True)
+    #: "list" (the rows) or "timeline" (the picture ``orch.timeline()`` draws); the
+    #: browser's tabs set it too.
+    view_mode = traitlets.Enum(VIEW_MODES, default_value="list").tag(sync=True)
+    #: The Timeline view's HTML (``Timeline.to_html()``), empty while the view is closed;
+    #: its page and number of pages.
+    timeline_html = traitlets.Unicode("").tag(sync=True)
+    timeline_page = traitlets.Int(1).tag(sync=True)
+    timeline_pages = traitlets.Int(1).tag(sync=True)
 
     def __init__(
         self,
@@ -187,6 +159,7 @@ class MissionPanel(anywidget.AnyWidget):
         self._snapshot_sent = ("", 0.0)
         self._post_run_cell: Callable[..., None] | None = None
         self._coalescer = Coalescer(self.redraw, MIN_DRAW_INTERVAL)
+        self.timeline_view = TimelineView(orchestrator, self._publish_timeline, self.show_error)
         self.on_msg(self._on_browser_message)
         self._refresher = StallClock.of(orchestrator)
         # Listen before the first draw: a change reported in between (the last one before
@@ -238,6 +211,35 @@ class MissionPanel(anywidget.AnyWidget):
         """Redraw soon (coalesced): what the orchestrator's changes call."""
         if not self.closed:
             self._coalescer.request()
+            self.timeline_view.request()  # nothing while the Timeline view is closed
+
+    # -- the Timeline view ----------------------------------------------------------------
+
+    def show_timeline(self, open: bool = True) -> None:
+        """Show the Timeline view (the picture of ``orch.timeline()``, kept current while
+        missions run) instead of the rows, or go back to the rows."""
+        self.view_mode = "timeline" if open else "list"
+
+    @traitlets.observe("view_mode")
+    def _view_mode_changed(self, change: Any) -> None:
+        if self.closed:
+            return
+        try:
+            self.timeline_view.show(change["new"] == "timeline")
+        except Exception as exc:  # the store cannot be read now: the panel says so
+            self.show_error(f"timeline: {describe_error(exc)}")
+            self.redraw()
+
+    def _publish_timeline(self, text: str, page: int, pages: int) -> None:
+        with self.hold_sync():  # one message
+            self.timeline_html = text
+            self.timeline_page = page
+            self.timeline_pages = pages
+
+    @action
+    def set_timeline_page(self, page: int) -> None:
+        """Show the ``page``-th page (1-based) of the Timeline view's missions."""
+        self.timeline_view.set_page(page)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -425,6 +427,7 @@ class MissionPanel(anywidget.AnyWidget):
             "queued": lambda: self.show_queued(bool(content.get("open"))),
             "details": lambda: self.show_details(str(content.get("id")), bool(content.get("open"))),
             "max_concurrent": lambda: self.set_max_concurrent(content.get("value")),
+            "timeline_page": lambda: self.set_timeline_page(content.get("page")),
         }
         handler = handlers.get(str(name))
         if handler is None:
@@ -525,6 +528,7 @@ class MissionPanel(anywidget.AnyWidget):
             return
         self.closed = True
         self._coalescer.stop()
+        self.timeline_view.stop()
         self._refresher.panels.discard(self)
         self._refresher.wake()
         if self._post_run_cell is not None:

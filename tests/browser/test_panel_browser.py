@@ -330,3 +330,35 @@ def test_at_once_refuses_zero_visibly(page):
     box.blur()
     expect(box).to_have_value("8")
     assert ARTIFACTS.name == "browser"
+
+
+def test_the_timeline_tab_draws_the_bars_and_keeps_them_current(page, ui):
+    from playwright.sync_api import expect
+
+    tabs = page.locator(f"{PANEL} [role=tablist]")
+    expect(tabs).to_have_attribute("aria-label", "Show the missions as")
+    listed, timeline = tabs.locator(".mw-tab-list"), tabs.locator(".mw-tab-timeline")
+    expect(timeline).to_have_attribute("aria-selected", "false")
+    listed.focus()
+    page.keyboard.press("Tab")  # the keyboard alone opens it
+    expect(timeline).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(timeline).to_have_attribute("aria-selected", "true")
+    expect(timeline).to_be_focused()
+    view = page.locator(f"{PANEL} .mw-timeline-view")
+    expect(view).to_be_visible()
+    expect(page.locator(f"{PANEL} .mw-list-view")).to_be_hidden()
+    bars = view.locator("svg rect.attempt")
+    expect(bars.first).to_be_visible()
+    assert bars.count() >= 6  # the six missions' attempts, at least one each
+    expect(view).to_contain_text(re.compile(r"Timeline of \d+ missions"))
+    expect(view.locator("line.now").first).to_be_attached()
+    # Kept current while a mission runs: its bar's tooltip says it has run for longer.
+    running = view.locator("rect.attempt.running title").first
+    before = running.text_content()
+    expect(running).not_to_have_text(before)
+    save_artifact(page, f"{ui}-timeline.png")
+    listed.click()
+    expect(page.locator(f"{PANEL} .mw-list-view")).to_be_visible()
+    expect(view).to_be_hidden()
+    expect(listed).to_have_attribute("aria-selected", "true")

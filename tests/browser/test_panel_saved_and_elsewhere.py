@@ -264,3 +264,8 @@ def test_in_marimo_the_panel_renders_and_its_buttons_work(context, marimo_app):
     mission.locator("button.mw-details-toggle").click()
     expect(mission.locator(".mw-details")).to_contain_text("Log (tail)")
     save_artifact(page, "marimo-after-submit.png")
+    panel.locator("button.mw-tab-timeline").click()
+    picture = panel.locator(".mw-timeline-view")
+    expect(picture.locator("svg rect.attempt.succeeded").first).to_be_visible()
+    expect(picture).to_contain_text("Timeline of 1 mission")
+    save_artifact(page, "marimo-timeline.png")

@@ -130,6 +130,14 @@ def test_attempts_backoffs_waits_and_calls_come_from_the_events():
     assert {m.kind for m in trace.marks} == {"escalation", "skip"}
 
 
+def test_events_without_a_usable_time_are_left_out():
+    events = retry_wait_and_call()
+    for bad, step in ((math.nan, "z"), ("soon", "y"), (True, "x")):
+        events.insert(5, {**ev("step_start", at=1.2, step_id=step, attempt=1), "timestamp": bad})
+    [trace] = mission_traces(events)
+    assert trace.steps == ["a", "b"] and len(trace.attempts) == 3
+
+
 def test_the_svg_has_one_segment_per_attempt_with_its_times_and_parses():
     events = retry_wait_and_call() + stalled_then_cancelled()
     root = parse(Timeline(mission_traces(events), now=T0 + 100).to_svg())
@@ -226,6 +234,27 @@ def test_many_missions_are_drawn_in_pages_that_share_one_axis():
         Timeline([], page_size=0)
 
 
+def test_each_page_of_a_timeline_is_the_picture_that_page_draws_alone():
+    # The pages share what they have in common (axis, lane, extent, cost) once drawn.
+    events = [e for i in range(60) for e in retry_wait_and_call(f"m{i}", shift=i * 0.5)]
+    events += retry_wait_and_call("late", shift=40.0)[:9]  # still running
+    traces = mission_traces(events)
+    timeline = Timeline(traces, now=T0 + 42.0, window=3, page_size=25)
+
+    def unprefixed(text, picture):
+        return text.replace(picture.prefix, "P")
+
+    for n in (1, 3, 2, 1):
+        page = timeline.page(n)
+        alone = Timeline(traces, now=T0 + 42.0, window=3, page_size=25, page=n)
+        assert unprefixed(page.to_html(), page) == unprefixed(alone.to_html(), alone)
+        assert page.caption() == alone.caption()
+    line = with_class(parse(timeline.to_svg()), "now")[0]  # the lane's
+    timeline.now = T0 + 43.0  # a later look at the same missions
+    later = with_class(parse(timeline.page(1).to_svg()), "now")[0]
+    assert float(later.get("x1")) > float(line.get("x1"))
+
+
 def test_save_writes_svg_and_html_that_parse(tmp_path):
     timeline = Timeline(mission_traces(retry_wait_and_call() + stalled_then_cancelled()))
     svg_path = timeline.save(tmp_path / "t.svg")
@@ -247,3 +276,8 @@ def test_text_from_events_is_escaped():
     text = Timeline(mission_traces(events)).to_svg()
     assert "<script>" not in text and "<b>" not in text
     parse(text)
+    odd = 'a "b" <c> & d'  # a step id is any text: attributes are escaped too
+    events = [ev("mission_start", "m8", 0), ev("step_start", "m8", 0.5, step_id=odd, attempt=1)]
+    for _ in range(2):  # and again, as remembered
+        [attempt] = with_class(parse(Timeline(mission_traces(events)).to_svg()), "attempt")
+        assert attempt.get("data-step") == odd

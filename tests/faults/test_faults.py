@@ -194,8 +194,9 @@ def test_a_store_that_turns_read_only_under_running_workers(
 
 
 def fill(disk) -> None:
-    """Fill the disk up (a file that grows until the disk refuses)."""
-    with open(disk / "filler", "wb") as filler, contextlib.suppress(OSError):
+    """Fill the disk up (a file that grows until the disk refuses). The refusal may come
+    at close too (the part of the last write that did not fit is flushed again)."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as filler:
         while True:
             filler.write(b"\0" * 65536)
             filler.flush()

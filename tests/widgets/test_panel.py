@@ -268,7 +268,12 @@ def test_problems_stay_pinned_whatever_the_page(orchestrators, panels):
     orch.start_queued()
     panel = orch.panel(auto_refresh=False, page_size=10)
     panels.append(panel)
-    settle(panel, lambda: all(m.is_finished for m in [*good, bad]), "all to end")
+    # Ended and reaped: a mission that has ended but is still in flight is pinned as well.
+    settle(
+        panel,
+        lambda: all(m.is_finished for m in [*good, bad]) and not orch.running,
+        "all to end",
+    )
     assert [r["id"] for r in panel.view["pinned"]] == [bad.id]
     assert panel.view["pages"] == 3
     for page in range(3):
