@@ -81,6 +81,10 @@ class FinishedMirrors(Sequence[Mission]):
         item = self._items.get(mission_id)
         return None if item is None else str(item.status if isinstance(item, Mission) else item)
 
+    def last_id(self) -> str | None:
+        """The id of the mission that finished last (None when none has), without loading."""
+        return next(reversed(self._items), None)
+
     def loaded(self, mission_id: str) -> Mission | None:
         item = self._items.get(mission_id)
         return item if isinstance(item, Mission) else None
@@ -99,7 +103,7 @@ class FinishedMirrors(Sequence[Mission]):
     @overload
     def __getitem__(self, index: slice) -> list[Mission]: ...
     def __getitem__(self, index: int | slice) -> Mission | list[Mission]:
-        if index == -1 and self._items:  # the last one to finish (the panel's clock)
+        if index == -1 and self._items:  # the last one to finish, without listing every id
             return self.mission(next(reversed(self._items)))
         ids = list(self._items)
         if isinstance(index, slice):

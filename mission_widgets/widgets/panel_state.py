@@ -70,12 +70,16 @@ def _first_start(orchestrator: Any) -> float | None:
 
 
 def _last_end(orchestrator: Any) -> float | None:
-    """When the mission that finished last ended (the end of a wave's clock)."""
+    """When the mission that finished last ended (the end of a wave's clock); read from its
+    store row when its mirror is not built (a draw builds no mirror)."""
     completed = orchestrator.completed
-    if not len(completed):
+    last = completed.last_id()
+    if last is None:
         return None
-    end: float | None = getattr(completed[-1], "finished_at", None)
-    return end
+    mission = completed.loaded(last)
+    source = mission if mission is not None else orchestrator.store.row(last) or {}
+    end = source.get("finished_at") if isinstance(source, dict) else source.finished_at
+    return None if end is None else float(end)
 
 
 def _rank(status: str) -> int:

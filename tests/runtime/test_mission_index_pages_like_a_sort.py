@@ -60,9 +60,7 @@ def test_pages_counts_and_orders_agree_with_a_sort_of_every_mission(seed):
         start = rng.randint(0, len(reference) + 2)
         stop = start + rng.randint(0, 30)
         newest = rng.random() < 0.5
-        got = index.page(
-            wanted, start, stop, newest=newest, exclude=exclude, include=include
-        )
+        got = index.page(wanted, start, stop, newest=newest, exclude=exclude, include=include)
         assert got == expected(reference, wanted, start, stop, newest, exclude, include)
 
 
