@@ -283,6 +283,11 @@ def mission_traces(
     return [b.t for b in builders.values()]
 
 
+#: The fold of :func:`mission_traces`, for a reader fed events as they come (the live span
+#: export): ``TraceFold(MissionTrace(id)).feed(event)``, the trace in ``.t``.
+TraceFold = _Builder
+
+
 def _digest(text: str, size: int) -> int:
     value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:size], "big")
     return value or 1  # 0 is the invalid id

@@ -39,7 +39,7 @@ from .mission_index import MissionIndex
 from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
-from .views import MissionViews, open_ledger
+from .views import MissionViews, live_spans, open_ledger
 from .watcher import Subscribers, Watcher
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ _INSTANCES = itertools.count(1)
 #                            the status table.
 #   mirror.py (StoreMirror)  what the store said: _missions, _order, completed, _cursor,
 #                            _replayed, _backend_of, _stall_flags, _waiting_on, _since_poll,
-#                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
+#                            _owners_seen, _cancelling, _cancel_owed, _gone_since,
+#                            _cancel_requested.
 #   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
 #                            reconcile) on the state above, read under the orchestrator's lock.
 #   views.py (MissionViews)  no state: timeline(), export_trace(), export_spans(), read from
@@ -107,6 +108,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         no_progress_secs: float = DEFAULT_NO_PROGRESS_SECS,
         cancel_grace_secs: float = 3.0,
         budget: Budget | Mapping[str, Any] | None = None,
+        tracer_provider: Any = None,
         _clone_of: set[str] | None = None,
         **backend_options: Any,
     ) -> None:
@@ -141,6 +143,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         self._backend_spec = backend
         self._backend_options = backend_options
         self._budget_ledger: SharedLedger | None = open_ledger(self.backend, budget)  # views.py
+        self._live_spans = live_spans(tracer_provider, self.store)  # views.py, otel_live.py
         self.pending_queue: list[Mission] = []
         self.running: list[Mission] = []
         self.async_handles: dict[str, AsyncHandle] = {}
@@ -576,7 +579,8 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
 
     def counts(self) -> dict[str, int]:
         """Missions by status, counted over the rows ``status()`` shows (the store's), so
-        the two always agree: also queued missions of other orchestrators on the store."""
+        the two always agree: also other orchestrators' queued missions. One forgotten by
+        another process is in neither (nor in ``completed``), even if it ended unread here."""
         counts = dict.fromkeys(MISSION_STATUSES, 0)
         for status, n in self.store.status_counts().items():
             counts[status] = counts.get(status, 0) + n

@@ -27,6 +27,7 @@ ORCHESTRATOR_OPTIONS = (
     "heartbeat_timeout_secs",
     "cancel_grace_secs",
     "budget",
+    "tracer_provider",
 )
 
 

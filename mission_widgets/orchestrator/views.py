@@ -21,6 +21,7 @@ from ..core.timeline_draw import PAGE_SIZE, Timeline
 if TYPE_CHECKING:
     from ..runtime.backend import Backend
     from ..runtime.store import MissionStore
+    from .otel_live import LiveSpans
 
 _ROW_FIELDS = ("id", "goal", "status", "submitted_at", "model")
 
@@ -153,3 +154,17 @@ def open_ledger(backend: Backend, budget: Budget | None) -> SharedLedger | None:
     if budget is None:
         return None
     return backend.shared_ledger(f"budget_{os.urandom(6).hex()}", new_ledger(budget))
+
+
+def live_spans(tracer_provider: Any, store: MissionStore) -> LiveSpans | None:
+    """The live span export of ``MissionOrchestrator(tracer_provider=...)`` (None: none, and
+    OpenTelemetry is not even imported)."""
+    if tracer_provider is None:
+        return None
+    try:
+        from .otel_live import LiveSpans
+    except ImportError as exc:  # pragma: no cover - the [otel] extra is missing
+        raise ImportError(
+            "tracer_provider= needs OpenTelemetry: pip install 'mission-widgets[otel]'"
+        ) from exc
+    return LiveSpans(tracer_provider, store)

@@ -4,15 +4,13 @@ exporter to a receiver on 127.0.0.1 that decodes the protobuf it gets."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from support.executors import Fail
+from support.otel import in_memory, otlp_receiver, received_spans
 from support.runtime import store_events
 
 from mission_widgets import Mission, MissionStep
@@ -20,13 +18,6 @@ from mission_widgets.orchestrator.otel_spans import root_span_id_of, trace_id_of
 
 GOAL = "Explain the tides to a ten-year-old"
 WAIT = 60
-
-
-def in_memory():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
 
 
 def llm_mission(fake_llm, make_model, orchestrators):
@@ -121,50 +112,17 @@ def test_failed_attempts_carry_error_type_and_waits_are_span_events(orchestrator
     assert [e.name for e in root.events] == ["backoff"]
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    got: list[bytes]
-
-    def do_POST(self):
-        length = int(self.headers["Content-Length"])
-        self.server.got.append((self.path, self.headers["Content-Type"], self.rfile.read(length)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_the_otlp_http_exporter_sends_what_a_receiver_decodes(fake_llm, make_model, orchestrators):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
 
     orch, mission = llm_mission(fake_llm, make_model, orchestrators)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.got = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with otlp_receiver() as (endpoint, got):
         provider = TracerProvider()
-        endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
         provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         orch.export_spans(provider)
         provider.shutdown()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
-    spans = []
-    for path, kind, body in server.got:
-        assert path == "/v1/traces" and kind == "application/x-protobuf"
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource in request.resource_spans:
-            for scope in resource.scope_spans:
-                assert scope.scope.name == "mission_widgets"
-                spans += list(scope.spans)
+    spans = received_spans(got)
     assert len(spans) == 9
     trace_ids = {int.from_bytes(s.trace_id, "big") for s in spans}
     assert trace_ids == {trace_id_of(mission.id)}
