@@ -35,7 +35,6 @@ from .finished import MissionsView
 from .handles import AsyncHandle, MissionFailed, PollResult
 from .health import DEFAULT_NO_PROGRESS_SECS, HEALTH_PERIOD_SECS
 from .mirror import StoreMirror
-from .mission_index import MissionIndex
 from .options import check_backend_options, check_numbers, check_store
 from .queues import OPEN, SharedQueues
 from .status_table import StatusTable
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..widgets import MissionPanel
+    from .mission_index import MissionIndex
 
 __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 
@@ -591,9 +591,7 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         return self.mission_index().statuses()
 
     def mission_index(self) -> MissionIndex:
-        """Every mission's id in submission order, grouped by status as statuses change
-        (what the panel counts, pins and pages from, with no pass over every mission; no
-        store access). The running missions' own statuses are brought in first."""
+        """Ids by submission and status as they change (the panel's); running ones' brought in."""
         for mission in list(self.running):
             self._order.set_live(mission.id, str(mission.status), self.completed.has)
         return self._order
