@@ -156,6 +156,7 @@ def prepared_worker_cmd(store: MissionStore) -> tuple[list[str], str]:
     m = noop_mission()
     store.register(m.id, m.goal, backend="subprocess", owner=None, n_steps=1)
     write_payload(store.mission_file(m.id), dumps_payload(build_payload(m)))
+    store.log_file(m.id).touch()  # the backend makes it; the worker caps it at each beat
     return [sys.executable, "-m", "mission_widgets.worker", str(store.root), m.id, "2.0"], m.id
 
 

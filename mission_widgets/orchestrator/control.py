@@ -20,6 +20,7 @@ from ..core.mission import MISSION_STATUSES, Mission
 from ..core.status import MissionStatus
 from ..runtime.registry import backend_for_row
 from ..runtime.store import MissionStore, StoreError
+from ..runtime.store_lock import wal_lock_holder
 from .cancellation import can_cancel, cancel_in_store
 from .deciding import decide_in_store, explain_in_store, waiting_on_in_store
 from .health import health_of
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
     from .finished import FinishedMirrors
     from .handles import AsyncHandle
+
+
+#: How long cancel() retries recording a cancel while another process holds the store's
+#: write lock, before it stops the worker anyway (see _record_then_stop).
+CANCEL_RECORD_SECS = 10.0
 
 
 class MissionControl:
@@ -41,18 +47,17 @@ class MissionControl:
     pending_queue: list[Mission]
     running: list[Mission]
     completed: FinishedMirrors
-    _order: dict[str, None]
     async_handles: dict[str, AsyncHandle]
     _lock: threading.RLock
     _missions: dict[str, Mission]
     _cancelling: set[str]
+    _cancel_owed: dict[str, str]
     _waiting_on: dict[str, str]
-    _replayed: dict[str, int]
-    _backend_of: dict[str, str]
     _watch: Callable[[], None]
     _end_unstarted: Callable[[Mission, MissionStatus, str], None]
     _flag_unhealthy: Callable[[Mission, str, str], None]
     _wake: Callable[[], None]
+    _drop_mirror: Callable[[str], None]
 
     # -- health -----------------------------------------------------------------------------
 
@@ -191,19 +196,45 @@ class MissionControl:
             handle.settle()
         return queued or done is not None
 
-    def _record_then_stop(self, mission_id: str, row: Row, reason: str) -> dict[str, Any] | None:
+    def _record_then_stop(
+        self, mission_id: str, row: Row, reason: str
+    ) -> dict[str, Any] | str | None:
         """Record the cancel, then stop the worker: a kernel killed (or interrupted) between
         the two leaves the mission ``cancelled``, and its worker, finding its row ended,
-        stops itself. Only when the store cannot take the record (its write lock held, maybe
-        by this very worker, stopped inside a write) is the worker stopped first."""
+        stops itself. The record is retried for CANCEL_RECORD_SECS while the store's write
+        lock is held; only then is the worker stopped first (it may be the holder, stopped
+        inside a write), the record retried again, and if the store still refuses it, owed:
+        the end recorded once the store takes one is this cancel, not the worker's death."""
         try:
-            done = self.store.finish_if_unfinished(mission_id, MissionStatus.CANCELLED, reason)
+            done = self._record_cancel(mission_id, reason, row)
         except StoreError:
+            self._cancel_owed[mission_id] = reason
             self._terminate(mission_id, row)
-            return self.store.finish_if_unfinished(mission_id, MissionStatus.CANCELLED, reason)
+            try:
+                done = self._record_cancel(mission_id, reason, row)
+            except StoreError:
+                return "stopped"  # ended as cancelled by the refresh that sees it gone
+            self._cancel_owed.pop(mission_id, None)
+            return done
         if done is not None:
             self._terminate(mission_id, row)
         return done
+
+    def _record_cancel(self, mission_id: str, reason: str, row: Row) -> dict[str, Any] | None:
+        """finish_if_unfinished(cancelled), retried while another process holds the write
+        lock, for at most CANCEL_RECORD_SECS (each try waits the store's busy timeout); the
+        last StoreError is raised, at once when the holder is the mission's own worker
+        (stopped inside a write, it never lets go)."""
+        deadline = time.monotonic() + CANCEL_RECORD_SECS
+        while True:
+            try:
+                return self.store.finish_if_unfinished(mission_id, MissionStatus.CANCELLED, reason)
+            except StoreError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                holder = wal_lock_holder(str(self.store.db_path))
+                if holder is not None and holder == row.get("pid"):
+                    raise
 
     def can_cancel(self, mission_id: str) -> bool:
         """Whether :meth:`cancel` can still stop ``mission_id`` (asked of the backend that runs
@@ -309,12 +340,7 @@ class MissionControl:
             for mission_id in removed:
                 if mission_id in running:
                     continue  # its end is not read yet: the next refresh ends it (vanished)
-                self._missions.pop(mission_id, None)
-                self._order.pop(mission_id, None)
-                self.completed.discard(mission_id)
-                self.async_handles.pop(mission_id, None)
-                self._replayed.pop(mission_id, None)
-                self._backend_of.pop(mission_id, None)
+                self._drop_mirror(mission_id)
         return removed
 
     def clear_finished(self) -> list[str]:

@@ -77,6 +77,9 @@ class StoreMirror:
         self.completed = FinishedMirrors(self._load_finished)
         #: missions whose cancel is stopping their worker: its death is the cancel, not a crash.
         self._cancelling: set[str] = set()
+        #: mission id -> reason of a cancel that stopped its worker while the store refused
+        #: the record (write lock held): its end, once the store takes it, is that cancel.
+        self._cancel_owed: dict[str, str] = {}
         #: mission id -> when its executor was first seen gone (see GONE_GRACE_SECS).
         self._gone_since: dict[str, float] = {}
         #: running missions of this orchestrator that another process asked to cancel.
@@ -234,9 +237,9 @@ class StoreMirror:
             rows = self.store.rows_by_id(m.id for m in unended)
             gone = [m for m in unended if not self._alive(m, rows.get(m.id) or {})]
             result.n_events += self._read_events()
-            for mission in unended:
-                if mission.id not in rows and not _ended(mission):
-                    self._end_vanished(mission)
+            vanished = [m for m in unended if m.id not in rows and not _ended(m)]
+            for mission in vanished:
+                self._end_vanished(mission)
             self._cancel_requested += self._honour_cancel_requests()
             now = time.monotonic()
             for mission in unended:
@@ -260,15 +263,29 @@ class StoreMirror:
                     result.completed.append(mission)
                     self._stall_flags.pop(mission.id, None)
                     self._waiting_on.pop(mission.id, None)
+                    self._cancel_owed.pop(mission.id, None)
                     self.backend.release(mission.id)
                     handle = self.async_handles.get(mission.id)
                     if handle is not None:
                         handle.settle()
+            for mission in vanished:  # ended (wait() returns, the handle settled), and then
+                if mission in result.completed:  # forgotten here too, as where it was
+                    self._drop_mirror(mission.id)
             if self._draining:
                 result.started = self._fill_window()
             result.still_running = len(self.running)
             self._since_poll.merge(result)
             return result
+
+    def _drop_mirror(self, mission_id: str) -> None:
+        """Forget an ended mission here (forget(), or its row vanished): counts(), status(),
+        ``completed`` and the panel then agree that it is gone."""
+        self._missions.pop(mission_id, None)
+        self._order.pop(mission_id, None)
+        self.completed.discard(mission_id)
+        self.async_handles.pop(mission_id, None)
+        self._replayed.pop(mission_id, None)
+        self._backend_of.pop(mission_id, None)
 
     def _end_vanished(self, mission: Mission) -> None:
         """Its row and events were removed (forget, prune, clear_finished by any process)
@@ -288,7 +305,10 @@ class StoreMirror:
     ) -> tuple[str, MissionStatus, str | None]:
         """How a mission whose executor is gone without a final event in the store ended:
         as its worker's log says when the store could not take the end (full or read-only),
-        else failed with the backend's reason and the log's last line."""
+        as the cancel that stopped it when the store could not take that, else failed with
+        the backend's reason and the log's last line."""
+        if mission.id in self._cancel_owed:
+            return mission.id, MissionStatus.CANCELLED, self._cancel_owed[mission.id]
         logged = read_end_from_log(self.store, mission.id)
         if logged is not None and logged.get("status") in MISSION_STATUSES:
             return mission.id, MissionStatus(logged["status"]), logged.get("error")

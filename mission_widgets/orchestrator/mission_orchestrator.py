@@ -64,7 +64,8 @@ _INSTANCES = itertools.count(1)
 #                            the status table.
 #   mirror.py (StoreMirror)  what the store said: _missions, _order, completed, _cursor,
 #                            _replayed, _backend_of, _stall_flags, _waiting_on, _since_poll,
-#                            _owners_seen, _cancelling, _gone_since, _cancel_requested.
+#                            _owners_seen, _cancelling, _cancel_owed, _gone_since,
+#                            _cancel_requested.
 #   control.py (MissionControl) no state: the user's actions (cancel, decide, explain, forget,
 #                            reconcile) on the state above, read under the orchestrator's lock.
 #   views.py (MissionViews)  no state: timeline(), export_trace(), export_spans(), read from
@@ -578,7 +579,8 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
 
     def counts(self) -> dict[str, int]:
         """Missions by status, counted over the rows ``status()`` shows (the store's), so
-        the two always agree: also queued missions of other orchestrators on the store."""
+        the two always agree: also other orchestrators' queued missions. One forgotten by
+        another process is in neither (nor in ``completed``), even if it ended unread here."""
         counts = dict.fromkeys(MISSION_STATUSES, 0)
         for status, n in self.store.status_counts().items():
             counts[status] = counts.get(status, 0) + n

@@ -1,7 +1,7 @@
 """The warm-worker fork server: a process that has imported the worker, forked per mission.
 
 Started by the kernel (:mod:`.warm_start`) as ``python -m mission_widgets.runtime.fork_server
-STORE_DIR REQUEST_FD REPLY_FD IDLE_SECS [MODULE ...]`` in a session of its own, never as a
+STORE_DIR REQUEST_FD REPLY_FD DONE_FD IDLE_SECS [MODULE ...]`` in a session of its own, never as a
 fork of the kernel. It imports the worker's modules (and the ``preload`` modules), then,
 single-threaded, waits for requests on a pipe. Each request (one JSON line: the worker's
 argv, the kernel's environment, working directory and import path *as they are at launch*,
@@ -10,11 +10,17 @@ of its own, takes that environment, directory and path, points stdout/stderr at 
 reseeds the random generators, takes the command line a fresh worker would have
 (setproctitle) and runs the worker exactly as ``python -m mission_widgets.worker`` would.
 The server replies with the child's pid and, when it is reaped, its exit status
-(``os.waitstatus_to_exitcode``: negative for a signal, as Popen reports it).
+(``os.waitstatus_to_exitcode``: negative for a signal, as Popen reports it). The child
+itself writes the request's token to ``DONE_FD`` (a pipe the kernel reads) once its
+mission's end is in the store: the kernel reads the end then, not after the process has
+wound down and the server has reaped it.
 
-It exits when the kernel closes the pipe (close(), or the kernel died) or after ``IDLE_SECS``
-without a request while no mission of its own runs. Missions outlive it: they are in their
-own sessions. Standard library only (setproctitle if installed), plus what it preloads.
+It exits when the kernel closes the request pipe: close(), the kernel died, or the kernel
+agreed to its idle exit. After ``IDLE_SECS`` without a request while no mission of its own
+runs, the server does not just exit (a launch may be on its way): it says ``idle`` and goes
+on serving until the kernel, which sends no launch to it from then on, closes the pipe;
+every request written before that is served. Missions outlive it: they are in their own
+sessions. Standard library only (setproctitle if installed), plus what it preloads.
 """
 
 from __future__ import annotations
@@ -46,17 +52,34 @@ def _base_path() -> list[str]:
     return [p for p in sys.path[1:] if p and os.path.abspath(p) not in own]
 
 
-def _child(request: dict[str, Any], base_path: list[str], keep_open: tuple[int, ...]) -> None:
-    """In the forked child: become the worker a fresh interpreter would have been. Never
-    returns (os._exit)."""
+def _lines(fd: int, pending: bytearray) -> list[bytes] | None:
+    """The complete lines readable from ``fd`` now (``pending`` keeps a partial one); None
+    at end of file."""
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        return None
+    pending += chunk
+    lines = bytes(pending).split(b"\n")
+    pending[:] = lines.pop()
+    return lines
+
+
+def _child(
+    request: dict[str, Any], base_path: list[str], close: tuple[int, ...], done_fd: int
+) -> None:
+    """In the forked child: become the worker a fresh interpreter would have been; the
+    request's token goes to ``done_fd`` once its mission's end is stored. Never returns
+    (os._exit)."""
     code = 70
     try:
         os.setsid()  # own session and process group: survives the kernel, cancel kills it
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        # As a fresh interpreter has them (SIGPIPE stays ignored, as Python sets it: a
+        # write to a closed pipe raises BrokenPipeError, it does not kill the mission).
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for fd in keep_open:
+        for fd in close:
             os.close(fd)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -78,8 +101,11 @@ def _child(request: dict[str, Any], base_path: list[str], keep_open: tuple[int, 
         _retitle(request["argv"])
         from . import worker
 
+        def end_stored() -> None:
+            os.write(done_fd, b"%d\n" % request["token"])  # one atomic write (< PIPE_BUF)
+
         sys.argv = [worker.__file__, *request["argv"]]
-        worker.main(request["argv"])  # exits with os._exit(code)
+        worker.main(request["argv"], on_end_stored=end_stored)  # exits with os._exit(code)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:  # the log says why; the kernel sees the exit code
@@ -112,6 +138,8 @@ def _reseed() -> None:
 
 
 def _preload(preload: list[str]) -> None:
+    import random  # noqa: F401 - every child reseeds it (_reseed): not imported per mission
+
     import cloudpickle  # noqa: F401 - missions are cloudpickled: unpickling needs it
 
     from . import worker  # noqa: F401 - what every mission needs, imported once here
@@ -127,7 +155,10 @@ def _preload(preload: list[str]) -> None:
         importlib.import_module(name)
 
 
-def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) -> int:
+def serve(
+    request_fd: int, reply_fd: int, done_fd: int, idle_secs: float, preload: list[str]
+) -> int:
+    os.set_inheritable(done_fd, False)  # the children keep it; what they exec does not
     try:
         _preload(preload)
     except BaseException as exc:  # the kernel says it in its one warning
@@ -139,12 +170,15 @@ def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) 
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() through wake_w
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    close_in_child = (request_fd, reply_fd, wake_r, wake_w)
     children: set[int] = set()
-    pending = b""
+    requests = bytearray()
     last_busy = time.monotonic()
+    said_idle = False
     _send(reply_fd, {"ready": os.getpid()})
     while True:
-        timeout = None if children else max(0.0, last_busy + idle_secs - time.monotonic())
+        no_deadline = bool(children) or said_idle
+        timeout = None if no_deadline else max(0.0, last_busy + idle_secs - time.monotonic())
         readable, _, _ = select.select([request_fd, wake_r], [], [], timeout)
         if wake_r in readable:
             os.read(wake_r, 512)
@@ -156,30 +190,30 @@ def serve(request_fd: int, reply_fd: int, idle_secs: float, preload: list[str]) 
             _send(reply_fd, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
             last_busy = time.monotonic()
         if request_fd in readable:
-            chunk = os.read(request_fd, 65536)
-            if not chunk:
-                return 0  # the kernel closed the pipe: close() or it is gone
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
+            lines = _lines(request_fd, requests)
+            if lines is None:
+                return 0  # the kernel closed the pipe: close(), it is gone, or idle agreed
+            for line in lines:
                 request = json.loads(line)
                 pid = os.fork()
                 if pid == 0:
-                    _child(request, base_path, (request_fd, reply_fd, wake_r, wake_w))
+                    _child(request, base_path, close_in_child, done_fd)
                 children.add(pid)
                 _send(reply_fd, {"started": request["token"], "pid": pid})
             last_busy = time.monotonic()
-        if not children and not readable and time.monotonic() >= last_busy + idle_secs:
+        if not no_deadline and not readable and time.monotonic() >= last_busy + idle_secs:
+            # Not an exit: a launch may be in the pipe already. The kernel sends no more
+            # and closes the pipe; what it sent before is served above, then EOF ends us.
             _send(reply_fd, {"idle": True})
-            return 0
+            said_idle = True
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     # args[0] is the store it serves: there to be seen in ps, not used.
-    request_fd, reply_fd, idle_secs = int(args[1]), int(args[2]), float(args[3])
+    request_fd, reply_fd, done_fd = int(args[1]), int(args[2]), int(args[3])
     try:
-        code = serve(request_fd, reply_fd, idle_secs, args[4:])
+        code = serve(request_fd, reply_fd, done_fd, float(args[4]), args[5:])
     except BrokenPipeError:
         code = 0  # the kernel went away while we replied
     sys.exit(code)

@@ -15,6 +15,7 @@ long an idle server waits before it exits; default 60).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -74,6 +75,9 @@ class SubprocessBackend(ProcessBackend):
     ) -> None:
         super().__init__(store, on_exit, **options)
         self._procs: dict[str, _PopenProcess | WarmProcess] = {}
+        #: mission id -> digest of the payload check() wrote: launch() writes it only if the
+        #: mission changed since (a model given at run_all), not twice per mission.
+        self._written: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.warm = warm_by_default() if warm is None else _checked_warm(warm)
         self.preload = _checked_preload(preload)
@@ -88,6 +92,7 @@ class SubprocessBackend(ProcessBackend):
                 preload=self.preload,
                 idle_secs=float(warm_idle_secs),
                 on_end=self._warm_ended,
+                on_end_stored=self._warm_end_stored,
                 environment=worker_environment,
             )
 
@@ -103,7 +108,11 @@ class SubprocessBackend(ProcessBackend):
 
     def check(self, mission: Mission) -> None:
         # Written now, so a queue left by a kernel that exits can be adopted by the next one.
-        write_payload(self.store.mission_file(mission.id), self._payload(mission))
+        payload = self._payload(mission)
+        path = self.store.mission_file(mission.id)
+        write_payload(path, payload)
+        with self._lock:
+            self._written[mission.id] = _digest(payload)
         if self._starter is not None:
             self._starter.prepare()  # a mission is coming: have the server ready for it
 
@@ -112,7 +121,12 @@ class SubprocessBackend(ProcessBackend):
         return dumps_payload(build_payload(mission, checkpoint))
 
     def launch(self, mission: Mission, heartbeat_secs: float) -> int | None:
-        write_payload(self.store.mission_file(mission.id), self._payload(mission))
+        payload = self._payload(mission)
+        path = self.store.mission_file(mission.id)
+        with self._lock:
+            written = self._written.pop(mission.id, None)
+        if written != _digest(payload) or not path.exists():
+            write_payload(path, payload)
         args = [str(self.store.root), mission.id, repr(float(heartbeat_secs))]
         env = worker_environment()  # the kernel's, as it is now
         from ..core.timeline import traceparent_of
@@ -157,12 +171,17 @@ class SubprocessBackend(ProcessBackend):
         process.proc.wait()
         self.on_exit(mission_id)
 
+    def _warm_end_stored(self, process: WarmProcess) -> None:
+        self.on_exit(process.mission_id)  # its end can be read now; the exit follows
+
     def _warm_ended(self, process: WarmProcess) -> None:
-        self.on_exit(process.mission_id)
+        if not process.end_stored:  # else the orchestrator was woken for it already
+            self.on_exit(process.mission_id)
 
     def release(self, mission_id: str) -> None:
         with self._lock:
             self._procs.pop(mission_id, None)
+            self._written.pop(mission_id, None)
 
     def shutdown(self) -> None:
         if self._starter is not None:
@@ -197,6 +216,10 @@ class SubprocessBackend(ProcessBackend):
         proc = self._proc(row)
         if proc is not None:
             proc.wait(timeout=grace + 5)  # SIGKILL was sent after the grace period
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=16).digest()
 
 
 def _checked_warm(warm: object) -> bool:

@@ -28,6 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 from .processes import find_process, process_start_time
 
@@ -49,11 +50,14 @@ class WarmProcess:
     returncode, finished, wait). Its exit status comes from the server; if the server is
     gone first, the process is watched by pid and start time (exit status unknown)."""
 
-    def __init__(self, pid: int, mission_id: str) -> None:
+    def __init__(self, pid: int, mission_id: str, token: int = 0) -> None:
         self.pid = pid
         self.mission_id = mission_id
+        self.token = token  # its launch request's, unique per WarmStarter
         self.started = process_start_time(pid)
         self.returncode: int | None = None
+        #: Whether the process said its mission's end is in the store (it exits next).
+        self.end_stored = False
         self._ended = threading.Event()
 
     def finished(self) -> bool:
@@ -76,6 +80,28 @@ class _Pending:
         self.process: WarmProcess | None = None
 
 
+class _Server:
+    """One fork server process: its request pipe (None once closed) and what the kernel
+    waits for from it. Only the one that is current takes launches; an older one (idle,
+    retiring) is only reaped and its missions' ends read."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], request_fd: int) -> None:
+        self.popen = popen
+        self.request_fd: int | None = request_fd
+        self.ready = False
+        self.answers: dict[int, _Pending] = {}
+        self.by_pid: dict[int, WarmProcess] = {}
+        self.by_token: dict[int, WarmProcess] = {}
+        #: Tokens (never reused) of launches whose end was stored before the kernel read
+        #: the server's answer to them.
+        self.stored_early: set[int] = set()
+
+    def take_request_fd(self) -> int | None:
+        """The request pipe, to close (once: whoever takes it first)."""
+        fd, self.request_fd = self.request_fd, None
+        return fd
+
+
 class WarmStarter:
     """One fork server for one backend: start it, launch missions through it, close it."""
 
@@ -87,46 +113,56 @@ class WarmStarter:
         idle_secs: float = DEFAULT_IDLE_SECS,
         on_end: Callable[[WarmProcess], None],
         environment: Callable[[], dict[str, str]],
+        on_end_stored: Callable[[WarmProcess], None] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.preload = preload
         self.idle_secs = idle_secs
         self._on_end = on_end
+        self._on_end_stored = on_end_stored
         self._environment = environment
         self._lock = threading.Lock()
-        self._state = "off"  # off -> starting -> ready -> off (idle/closed) | dead
-        self._server: subprocess.Popen[bytes] | None = None
-        self._request_fd: int | None = None
-        self._answers: dict[int, _Pending] = {}
-        self._by_pid: dict[int, WarmProcess] = {}
+        #: The server that takes launches (starting or ready); None: none (off, or dead).
+        self._server: _Server | None = None
+        #: Every server still running, the current one and those retiring.
+        self._servers: set[_Server] = set()
         self._tokens = itertools.count(1)
+        #: Why warm workers are off for good (the server died or could not start).
         self._dead_reason: str | None = None
         self._warned = False
         self._closing = False
+        #: Called with each message the kernel reads from a server, before it acts on it
+        #: (tests hold a message here to force an interleaving).
+        self.message_hook: Callable[[dict[str, Any]], None] | None = None
 
     # -- the server's life ----------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         """Whether the server is up and takes missions."""
-        return self._state == "ready"
+        server = self._server
+        return server is not None and server.ready and server.request_fd is not None
 
     @property
     def server_pid(self) -> int | None:
         server = self._server
-        return server.pid if server is not None and server.poll() is None else None
+        return server.popen.pid if server is not None and server.popen.poll() is None else None
 
     def prepare(self) -> None:
         """Start the server if it is not running (returns at once: it starts meanwhile)."""
         with self._lock:
-            if self._state == "off" and not self._closing:
-                self._start()
+            self._start_if_off()
+
+    def _start_if_off(self) -> None:
+        if self._server is None and self._dead_reason is None and not self._closing:
+            self._start()
 
     def _start(self) -> None:
         request_r, request_w = os.pipe()
         answer_r, answer_w = os.pipe()
+        done_r, done_w = os.pipe()  # the server's children write their pid: end stored
         try:
-            server = subprocess.Popen(
+            popen = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -134,10 +170,11 @@ class WarmStarter:
                     self.store_dir,
                     str(request_r),
                     str(answer_w),
+                    str(done_w),
                     repr(float(self.idle_secs)),
                     *self.preload,
                 ],
-                pass_fds=(request_r, answer_w),
+                pass_fds=(request_r, answer_w, done_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -145,75 +182,121 @@ class WarmStarter:
                 env=self._environment(),
             )
         except OSError as exc:
-            for fd in (request_w, answer_r):
+            for fd in (request_w, answer_r, done_r):
                 os.close(fd)
-            self._state, self._dead_reason = "dead", f"could not start ({exc})"
+            self._dead_reason = f"could not start ({exc})"
             return
         finally:
-            os.close(request_r)  # the server's ends
-            os.close(answer_w)
-        self._server, self._request_fd, self._state = server, request_w, "starting"
+            for fd in (request_r, answer_w, done_w):  # the server's ends
+                os.close(fd)
+        server = self._server = _Server(popen, request_w)
+        self._servers.add(server)
         threading.Thread(
             target=self._read_answers,
-            args=(server, answer_r, request_w),
+            args=(server, answer_r),
             name="mission-widgets-fork-server",
             daemon=True,
         ).start()
+        threading.Thread(
+            target=self._read_ends_stored,
+            args=(server, done_r),
+            name="mission-widgets-ends-stored",
+            daemon=True,
+        ).start()
 
-    def _read_answers(
-        self, server: subprocess.Popen[bytes], answer_fd: int, request_fd: int
-    ) -> None:
+    def _read_ends_stored(self, server: _Server, done_fd: int) -> None:
+        """Tokens of the server's launches whose mission's end is in the store; the pipe
+        ends when the server and all its children have closed it."""
+        with os.fdopen(done_fd, "rb") as dones:
+            for line in dones:
+                self._end_stored(server, int(line))
+
+    def _read_answers(self, server: _Server, answer_fd: int) -> None:
         """The server's answers: ready, pids of started missions, exit statuses, idle."""
         reason = None
         with os.fdopen(answer_fd, "rb") as answers:
             for line in answers:
                 message = json.loads(line)
+                if self.message_hook is not None:
+                    self.message_hook(message)
                 if "exit" in message:
-                    self._ended(message["exit"], message["code"])
+                    self._ended(server, message["exit"], message["code"])
                 elif "started" in message:
-                    with self._lock:
-                        waiter = self._answers.pop(message["started"], None)
-                    if waiter is not None:
-                        # Known before its exit can be read (the next lines of this loop).
-                        waiter.process = WarmProcess(message["pid"], waiter.mission_id)
-                        with self._lock:
-                            self._by_pid[waiter.process.pid] = waiter.process
-                        waiter.answered.set()
+                    self._started(server, message["started"], message["pid"])
                 elif "ready" in message:
                     with self._lock:
-                        if self._server is server and self._state == "starting":
-                            self._state = "ready"
+                        server.ready = True
                 elif "error" in message:
                     reason = f"could not start: {message['error']}"
                 elif "idle" in message:
                     reason = "idle"
-        code = server.wait()
-        owned = False  # the request pipe is closed once, by whoever takes it from self
+                    self._retire(server)
+        code = server.popen.wait()
         with self._lock:
-            if self._request_fd == request_fd:
-                self._request_fd, owned = None, True
-            if self._server is server:
+            fd = server.take_request_fd()
+            if fd is not None:
+                os.close(fd)
+            self._servers.discard(server)
+            if self._server is server:  # it died while it took launches
                 self._server = None
-                if reason == "idle" or self._closing:
-                    self._state = "off"
-                else:
-                    self._state = "dead"
-                    self._dead_reason = reason or f"(pid {server.pid}) exited (code {code})"
-            orphans = list(self._by_pid.values())
-            self._by_pid.clear()
-            for waiter in self._answers.values():
-                waiter.answered.set()  # a launch waiting for an answer gives up now
-            self._answers.clear()
-        if owned:
-            os.close(request_fd)
+                if not self._closing:
+                    self._dead_reason = reason or f"(pid {server.popen.pid}) exited (code {code})"
+            orphans = list(server.by_pid.values())
+            server.by_pid.clear()
+            waiters = list(server.answers.values())
+            server.answers.clear()
+        for waiter in waiters:
+            waiter.answered.set()  # a launch waiting for an answer gives up now
         if orphans:  # missions outlive the server: watch them by pid and start time
             threading.Thread(
                 target=_watch_orphans, args=(orphans, self._on_end), daemon=True
             ).start()
 
-    def _ended(self, pid: int, code: int | None) -> None:
+    def _retire(self, server: _Server) -> None:
+        """The server offers to exit (idle). From now on no launch goes to it (the next one
+        starts a new server); closing its pipe tells it so. A launch sent before is in the
+        pipe, ahead of the end of file: the server forks it first."""
         with self._lock:
-            process = self._by_pid.pop(pid, None)
+            if self._server is server:
+                self._server = None
+            fd = server.take_request_fd()
+            if fd is not None:
+                os.close(fd)
+
+    def _started(self, server: _Server, token: int, pid: int) -> None:
+        with self._lock:
+            waiter = server.answers.pop(token, None)
+        if waiter is None:
+            return
+        process = WarmProcess(pid, waiter.mission_id, token)
+        with self._lock:  # known before its exit can be read (the next lines of the pipe)
+            server.by_pid[pid] = process
+            server.by_token[token] = process
+            stored = token in server.stored_early
+            server.stored_early.discard(token)
+        waiter.process = process
+        waiter.answered.set()
+        if stored:
+            self._tell_end_stored(process)
+
+    def _end_stored(self, server: _Server, token: int) -> None:
+        with self._lock:
+            process = server.by_token.get(token)
+            if process is None:  # a quick mission: its pid is on its way in the answers
+                server.stored_early.add(token)
+                return
+        self._tell_end_stored(process)
+
+    def _tell_end_stored(self, process: WarmProcess) -> None:
+        process.end_stored = True
+        if self._on_end_stored is not None:
+            self._on_end_stored(process)
+
+    def _ended(self, server: _Server, pid: int, code: int | None) -> None:
+        with self._lock:
+            process = server.by_pid.pop(pid, None)
+            if process is not None:
+                server.by_token.pop(process.token, None)
         if process is not None:
             process.end(code)
             self._on_end(process)
@@ -227,12 +310,12 @@ class WarmStarter:
         directory; None when the server is not ready (the caller starts a fresh one)."""
         with self._lock:
             self._warn_if_dead()
-            if self._state == "off" and not self._closing:
-                self._start()
-            if self._state != "ready" or self._request_fd is None:
+            self._start_if_off()
+            server = self._server
+            if server is None or not server.ready or server.request_fd is None:
                 return None
             token = next(self._tokens)
-            waiter = self._answers[token] = _Pending(mission_id)
+            waiter = server.answers[token] = _Pending(mission_id)
             request = {
                 "token": token,
                 "argv": argv,
@@ -243,33 +326,34 @@ class WarmStarter:
             data = (json.dumps(request) + "\n").encode()
             try:
                 while data:
-                    data = data[os.write(self._request_fd, data) :]
+                    data = data[os.write(server.request_fd, data) :]
             except OSError as exc:
-                self._answers.pop(token, None)
-                self._give_up(f"stopped reading requests ({exc})")
+                server.answers.pop(token, None)
+                self._give_up(server, f"stopped reading requests ({exc})")
                 return None
         if not waiter.answered.wait(ANSWER_TIMEOUT_SECS) and waiter.process is None:
             with self._lock:
-                self._answers.pop(token, None)
-                self._give_up(f"did not answer within {ANSWER_TIMEOUT_SECS:g} s")
+                server.answers.pop(token, None)
+                self._give_up(server, f"did not answer within {ANSWER_TIMEOUT_SECS:g} s")
         if waiter.process is None:
             with self._lock:
                 self._warn_if_dead()
         return waiter.process
 
-    def _give_up(self, reason: str) -> None:
+    def _give_up(self, server: _Server, reason: str) -> None:
         """The server misbehaves: stop it; every later mission starts fresh (one warning)."""
-        server = self._server
-        self._state, self._dead_reason = "dead", reason
-        if server is not None:
-            try:
-                os.killpg(server.pid, 9)
-            except (ProcessLookupError, PermissionError):
-                pass
+        if self._server is server:
+            self._server = None
+        if self._dead_reason is None:
+            self._dead_reason = reason
+        try:
+            os.killpg(server.popen.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
         self._warn_if_dead()
 
     def _warn_if_dead(self) -> None:
-        if self._state == "dead" and not self._warned:
+        if self._dead_reason is not None and not self._warned:
             self._warned = True
             warnings.warn(
                 f"the warm-worker fork server {self._dead_reason}; missions start in a fresh "
@@ -279,22 +363,28 @@ class WarmStarter:
             )
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the server (closing its pipe); missions it started keep running."""
+        """Stop the servers (closing their pipes); missions they started keep running,
+        except those whose end is stored already: they are about to exit and are waited
+        for, so nothing of a finished mission outlives close()."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._closing = True
-            server, request_fd = self._server, self._request_fd
-            self._request_fd = None
-        if request_fd is not None:
+            self._server = None
+            servers = list(self._servers)
+            ending = [p for s in servers for p in s.by_pid.values() if p.end_stored]
+        for process in ending:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            for server in servers:
+                fd = server.take_request_fd()
+                if fd is not None:
+                    os.close(fd)
+        for server in servers:
             try:
-                os.close(request_fd)
-            except OSError:
-                pass
-        if server is not None:
-            try:
-                server.wait(timeout)
+                server.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+                server.popen.kill()
+                server.popen.wait()
 
 
 def _watch_orphans(processes: list[WarmProcess], on_end: Callable[[WarmProcess], None]) -> None:

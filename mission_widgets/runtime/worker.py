@@ -200,6 +200,7 @@ class Heartbeat:
 
     ``beat`` replaces the stamp (``store`` and ``mission_id`` may then be None): Dask's
     mission process and task beat into a pipe or a Dask topic instead of the store.
+    ``beat_at_start=False``: the first beat comes after one interval, not at once.
     """
 
     def __init__(
@@ -209,8 +210,10 @@ class Heartbeat:
         interval: float,
         *,
         beat: Callable[[], None] | None = None,
+        beat_at_start: bool = True,
     ) -> None:
         self.store, self.mission_id, self.interval = store, mission_id, interval
+        self._beat_at_start = beat_at_start
         self._beat_once = beat if beat is not None else self._stamp
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="mission-heartbeat", daemon=True)
@@ -234,6 +237,8 @@ class Heartbeat:
             ended()
 
     def _beat(self) -> None:
+        if not self._beat_at_start and self._stop.wait(self.interval):
+            return
         while True:
             try:
                 self._beat_once()
@@ -344,9 +349,18 @@ END_MARK = "[mission_widgets] END "
 END_RETRY_ENV = "MISSION_WIDGETS_END_RETRY_SECS"
 
 
-def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
+def run_worker(
+    store_dir: str,
+    mission_id: str,
+    heartbeat_secs: float,
+    on_end_stored: Callable[[], None] | None = None,
+) -> int:
+    """Run the mission; ``on_end_stored()`` is called once its end is in the store (a warm
+    worker tells its fork server, so the kernel need not wait for this process to exit)."""
     store = MissionStore(store_dir, create=False, role="worker")
-    heartbeat = Heartbeat(store, mission_id, heartbeat_secs).start()
+    # The first beat waits an interval: the launcher stamped the heartbeat when it recorded
+    # the process, and a beat now would take the write lock from the mission's first events.
+    heartbeat = Heartbeat(store, mission_id, heartbeat_secs, beat_at_start=False).start()
     try:
         payload = read_payload(store.path_of("mission", mission_id))
     except Exception as exc:
@@ -360,7 +374,10 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
         stored = _ensure_end(
             store, mission_id, failure, lambda: store.finish_if_unfinished(mission_id, **failure)
         )
-        return 2 if stored else END_IN_LOG_EXIT_CODE
+        if not stored:
+            return END_IN_LOG_EXIT_CODE
+        _tell_end_stored(on_end_stored)
+        return 2
     mission: Mission = payload["mission"]
     mission.decision_source = StoreDecisionSource(store, mission)
     heartbeat.on_ended = stop_when_ended_elsewhere(mission)
@@ -392,7 +409,17 @@ def run_worker(store_dir: str, mission_id: str, heartbeat_secs: float) -> int:
     }
     if not _ensure_end(store, mission_id, end, lambda: end_row(store, mission, error), sink):
         return END_IN_LOG_EXIT_CODE
+    _tell_end_stored(on_end_stored)
     return 0 if error is None else 1
+
+
+def _tell_end_stored(on_end_stored: Callable[[], None] | None) -> None:
+    if on_end_stored is None:
+        return
+    try:
+        on_end_stored()
+    except OSError:  # its fork server is gone (it retired): the kernel watches the exit
+        pass
 
 
 def _ensure_end(
@@ -487,5 +514,9 @@ def run_main(argv: list[str] | None, usage: str, run: Callable[[str, str, float]
     os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
-    run_main(argv, USAGE, run_worker)
+def main(argv: list[str] | None = None, on_end_stored: Callable[[], None] | None = None) -> None:
+    run_main(
+        argv,
+        USAGE,
+        lambda root, mission_id, beat: run_worker(root, mission_id, beat, on_end_stored),
+    )

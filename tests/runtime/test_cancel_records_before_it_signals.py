@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 
+import psutil
 import pytest
 from support.runtime import TESTS_DIR, store_events, wait_for, worker_processes
 
-from mission_widgets.runtime.store import MissionStore
+from mission_widgets.runtime.store import MissionStore, StoreError
 
 ROUNDS = 20
 AT_ONCE = 4
@@ -85,3 +88,81 @@ def test_a_kernel_killed_inside_cancel_leaves_the_mission_cancelled(store_dir, t
             e for e in events if e["mission_id"] == mission_id and e["event"] == "mission_done"
         ]
         assert [e["payload"]["status"] for e in dones] == ["cancelled"], mission_id  # ended once
+
+
+def _held_store_and_running_mission(orchestrators, tmp_path):
+    """A running own mission (a worker waiting on a gate that never opens) and an sqlite3
+    connection of the test, outside the orchestrator, holding the store's write lock."""
+    from support.executors import Gated
+    from support.runtime import one_step
+
+    orch = orchestrators(1, cancel_grace_secs=1.0)
+    started = tmp_path / "started"
+    mission = one_step("cancelled under a held lock", Gated(tmp_path / "never", started))
+    handle = orch.run_async(mission)
+    wait_for(started.exists, 60, "the step starts")
+    holder = sqlite3.connect(orch.store.db_path, isolation_level=None, timeout=60)
+    holder.execute("BEGIN IMMEDIATE")
+    return orch, mission, handle, holder
+
+
+def _cancel_in_a_thread(orch, mission_id):
+    answer = {}
+    thread = threading.Thread(target=lambda: answer.update(ok=orch.cancel(mission_id)))
+    thread.start()
+    return thread, answer
+
+
+def test_cancel_waits_for_a_held_lock_and_records_before_it_signals(orchestrators, tmp_path):
+    orch, mission, handle, holder = _held_store_and_running_mission(orchestrators, tmp_path)
+    refused = threading.Event()
+    record = orch.store.finish_if_unfinished
+
+    def spy(*args, **kwargs):  # the real record; says when the held lock refused one try
+        try:
+            return record(*args, **kwargs)
+        except StoreError:
+            refused.set()
+            raise
+
+    orch.store.finish_if_unfinished = spy
+    terminate, recorded_when_stopped = orch._terminate, []
+
+    def stop(mission_id, row):  # the real stop; notes whether the cancel was recorded
+        recorded_when_stopped.append(orch.store.row(mission_id)["finished_at"] is not None)
+        terminate(mission_id, row)
+
+    orch._terminate = stop
+    thread, answer = _cancel_in_a_thread(orch, mission.id)
+    try:
+        assert refused.wait(60), "cancel never tried to record"
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    thread.join(60)
+    assert answer == {"ok": True}
+    assert recorded_when_stopped == [True]  # retried the record, then stopped the worker
+    row = orch.store.row(mission.id)
+    assert (row["status"], row["error"]) == ("cancelled", "cancelled by user")
+    wait_for(lambda: not psutil.pid_exists(handle.pid), 60, "the worker stops")
+
+
+def test_a_cancel_the_store_refuses_past_its_retries_still_ends_cancelled(
+    orchestrators, tmp_path, monkeypatch
+):
+    from mission_widgets.orchestrator import control
+
+    monkeypatch.setattr(control, "CANCEL_RECORD_SECS", 0.0)  # one try, then stop the worker
+    orch, mission, handle, holder = _held_store_and_running_mission(orchestrators, tmp_path)
+    thread, answer = _cancel_in_a_thread(orch, mission.id)
+    try:
+        wait_for(lambda: not psutil.pid_exists(handle.pid), 60, "the worker is stopped")
+        thread.join(60)
+        assert answer == {"ok": True}
+        assert orch.store.row(mission.id)["finished_at"] is None  # the store took nothing
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert orch.wait(mission.id, timeout=60).status == "cancelled"
+    row = orch.store.row(mission.id)
+    assert (row["status"], row["error"]) == ("cancelled", "cancelled by user")

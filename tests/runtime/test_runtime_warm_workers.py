@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import threading
 import warnings
 
 import psutil
@@ -56,6 +58,13 @@ def test_env_cwd_and_sys_path_set_after_the_server_started_reach_the_next_missio
     assert seen["module"] == "imported from a late path"
     assert str(late) in seen["sys_path"]
     assert seen["pgid"] == seen["pid"] == handle.pid  # its own process group
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGPIPE))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert seen["sigpipe"] == fresh.stdout.strip()  # a closed pipe raises, as in a fresh one
     monkeypatch.delenv("MW_KEY_SET_LATER")
     seen, _ = reported(orch, Report(out, "MW_KEY_SET_LATER"), out)
     assert seen["env"] is None  # removed in the kernel: gone for the next mission too
@@ -148,6 +157,87 @@ def test_nothing_outlives_close_and_an_idle_server_exits_by_itself(orchestrators
     out = tmp_path / "after_idle.json"
     seen, _ = reported(idle, Report(out), out)
     assert seen["ppid"] in (os.getpid(), idle.backend.warm_server_pid)
+
+
+def test_a_mission_launched_while_the_idle_server_offers_to_exit_is_served(orchestrators, tmp_path):
+    """The idle exit is a handshake: the server offers it and serves on until the kernel
+    closes its pipe; a launch sent before that runs there, the next one starts anew."""
+    orch = orchestrators(2, warm=True, warm_idle_secs=0.2)
+    offered, answered = threading.Event(), threading.Event()
+
+    def hold_the_offer(message):  # the kernel reads the offer only when the test says so
+        if "idle" in message:
+            offered.set()
+            answered.wait(60)
+
+    orch.backend._starter.message_hook = hold_the_offer
+    orch.backend.check(one_step("starts the server", Report(os.devnull)))
+    wait_for(lambda: orch.backend.warm_ready, 60, "the warm fork server to be ready")
+    server = psutil.Process(orch.backend.warm_server_pid)
+    assert offered.wait(60), "the idle server did not offer to exit"
+    out = tmp_path / "during.json"
+    launched = {}
+    thread = threading.Thread(
+        target=lambda: launched.update(handle=orch.run_async(one_step("report", Report(out))))
+    )
+    thread.start()
+    wait_for(out.exists, 60, "the mission launched during the offer to run")
+    answered.set()
+    thread.join(60)
+    handle = launched["handle"]
+    assert handle.wait(timeout=60).status == "succeeded", orch.log_tail(handle.mission.id)
+    assert json.loads(out.read_text())["ppid"] == server.pid  # served by the idle server
+    wait_for(lambda: not _running(server), 30, "the idle server to exit once answered")
+    after = tmp_path / "after.json"
+    seen, _ = reported(orch, Report(after), after)  # no warning: a new server, or fresh
+    assert seen["ppid"] != server.pid
+
+
+@pytest.mark.parametrize("answer", ["read first", "read after the end"])
+def test_the_kernel_hears_of_a_mission_end_before_its_worker_exits(orchestrators, tmp_path, answer):
+    """A warm worker says that its end is stored (on a pipe its server handed it); the
+    orchestrator wakes for that, once, not for the exit that follows -- also when the
+    end is told before the kernel has read the server's answer with the worker's pid."""
+    orch = warm_orchestrator(orchestrators)
+    starter = orch.backend._starter
+    read = []  # the server's messages, as the kernel reads them
+    told_early, woken_once = threading.Event(), threading.Event()
+
+    def hold(message):
+        if "started" in message and answer == "read after the end":
+            server = starter._server
+            wait_for(lambda: server.stored_early, 60, "the end to be told first")
+            told_early.set()
+        if "exit" in message:  # read only once the end woke the orchestrator (or 60 s)
+            woken_once.wait(60)
+        read.append(message)
+
+    starter.message_hook = hold
+    exits = {}
+    handled = starter._on_end
+
+    def on_end(process):  # the kernel's handling of an exit, done
+        handled(process)
+        exits.setdefault(process.pid, threading.Event()).set()
+
+    starter._on_end = on_end
+    woken = []
+    wake = orch.backend.on_exit
+
+    def on_exit(mission_id):
+        woken.append((mission_id, list(read)))
+        woken_once.set()
+        wake(mission_id)
+
+    orch.backend.on_exit = on_exit
+    handle = orch.run_async(one_step("noop", Report(os.devnull)))
+    assert handle.wait(timeout=60).status == "succeeded"
+    assert told_early.is_set() == (answer == "read after the end")
+    wait_for(lambda: handle.pid in exits, 60, "the kernel to handle the worker's exit")
+    mine = [seen for mission_id, seen in woken if mission_id == handle.mission.id]
+    assert len(mine) == 1, woken
+    assert any("started" in m and m["pid"] == handle.pid for m in mine[0])
+    assert not any(m.get("exit") == handle.pid for m in mine[0])  # woken before the exit
 
 
 def _running(proc: psutil.Process) -> bool:

@@ -14,10 +14,11 @@ import sys
 import textwrap
 import threading
 
-from support.executors import echo
-from support.runtime import one_step
+from support.executors import Gated, echo, touch
+from support.runtime import one_step, wait_for
 
 from mission_widgets.orchestrator.mirror import VANISHED
+from mission_widgets.runtime.store import MissionStore
 
 ROUNDS = 50
 
@@ -80,3 +81,24 @@ def test_forget_prune_and_clear_finished_racing_ends_never_wedge_the_owner(
     assert racer.returncode == 0, errors.read_text()
     assert wedged == 0, f"{wedged} of {ROUNDS} rounds wedged ({vanished} missions vanished)"
     assert orch.running == [] and orch.pending_queue == []
+
+
+def test_a_mission_forgotten_elsewhere_before_its_end_was_read_is_gone_everywhere(
+    orchestrators, store_dir, tmp_path
+):
+    """Its worker ended it in the store and another process forgot it before the owner read
+    the end: the owner ends it (wait() returns), then counts(), status() and completed agree
+    that it is gone."""
+    orch = orchestrators(1)
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    mission = one_step("forgotten", Gated(gate, started=started))
+    orch.run_async(mission)
+    wait_for(started.exists, 60, "the step starts")
+    other = MissionStore(store_dir)  # the other process's view
+    with orch._lock:  # the owner reads nothing until its row is gone
+        touch(gate)
+        wait_for(lambda: other.row(mission.id)["finished_at"] is not None, 60, "its end")
+        assert other.forget([mission.id]) == [mission.id]
+    assert orch.wait(mission.id, timeout=60).is_finished
+    assert sum(orch.counts().values()) == 0 and len(orch.status()) == 0
+    assert not orch.completed.has(mission.id) and mission.id not in orch.missions

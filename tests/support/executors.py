@@ -23,6 +23,10 @@ GATE_TIMEOUT = 60.0
 def touch(path: str | os.PathLike, text: str = "") -> None:
     """Create ``path`` atomically (a reader never sees it half written)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        # A device such as os.devnull: replacing it would put a regular file at /dev/null.
+        path.write_text(text)
+        return
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -218,7 +222,8 @@ class AsyncModel:
 class Report:
     """Writes what the process running the step sees to ``path`` as JSON: an environment
     variable, the working directory, the import path, its pid and parent, a random number
-    (and numpy's, when ``numpy_too``), and whether ``module`` (if given) imports."""
+    (and numpy's, when ``numpy_too``), whether ``module`` (if given) imports, and how
+    SIGPIPE is handled."""
 
     def __init__(self, path, env_key="", module="", numpy_too=False):
         self.path, self.env_key, self.module = str(path), env_key, module
@@ -228,6 +233,7 @@ class Report:
         import importlib
         import json
         import random
+        import signal
 
         seen = {
             "env": os.environ.get(self.env_key) if self.env_key else None,
@@ -238,6 +244,7 @@ class Report:
             "pgid": os.getpgid(0),
             "random": random.random(),
             "module": importlib.import_module(self.module).VALUE if self.module else None,
+            "sigpipe": str(signal.getsignal(signal.SIGPIPE)),
         }
         if self.numpy_too:
             import numpy
