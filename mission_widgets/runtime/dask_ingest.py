@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .store import MissionStore, connect_sqlite, open_private
@@ -29,6 +30,14 @@ logger = logging.getLogger("mission_widgets.dask")
 
 #: How long a live message waits for an earlier one of its run before it is applied anyway.
 HOLD_SECS = 2.0
+
+
+def unpack(message: Any) -> list[Any]:
+    """The messages a topic message carries: a worker sends a run's messages in batches
+    (``{"kind": "batch", "messages": [...]}``, see :mod:`.dask_worker`), or one alone."""
+    if isinstance(message, dict) and message.get("kind") == "batch":
+        return list(message.get("messages") or ())
+    return [message]
 
 
 class UidLog:
@@ -68,8 +77,19 @@ class UidLog:
         )
         return cur.rowcount == 1
 
-    def forget(self, run: str, n: int) -> None:
-        self._conn().execute("DELETE FROM uids WHERE run=? AND n=?", (run, n))
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The uids recorded inside the block are committed together at its end (or none,
+        on an error). Held across the store's batch: a second kernel on the store waits
+        here instead of writing the same messages."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def last(self, run: str) -> int:
         row = self._conn().execute("SELECT MAX(n) FROM uids WHERE run=?", (run,)).fetchone()
@@ -152,6 +172,7 @@ class TopicIngest:
         self._incoming: collections.deque[Any] = collections.deque()
         self._next: dict[str, int] = {}  # run -> next expected counter
         self._held: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
+        self._ended: list[tuple[str, bool]] = []  # (mission, notify) of the open batch
         self._wake = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="mission-dask-ingest", daemon=True)
@@ -193,31 +214,35 @@ class TopicIngest:
 
     def flush(self) -> int:
         """Write every received message into the store now; returns how many were new."""
-        written = 0
         with self.lock:
+            messages: list[dict[str, Any]] = []
             while self._incoming:
-                written += self._ingest(self._incoming.popleft(), live=True)
-            written += self._release_held(force=False)
+                messages.extend(unpack(self._incoming.popleft()))
+            written = self._write_all(messages, live=True)
+            if self._held and self._replay_due():
+                written += self.replay()  # the gap is usually in the scheduler's log
+            if self._held:
+                written += self._in_batch(lambda: self._release_held(force=False))
         return written
 
     def replay(self) -> int:
         """Read the scheduler's event log for this namespace; write what the store lacks."""
         self.last_replay = time.monotonic()
         try:
-            events = self.client.get_events(self.topic)
+            events = self.client.get_events(self.topic)  # not inside a store transaction
         except Exception as exc:
             logger.warning("mission_widgets: cannot read the Dask event log: %s", exc)
             return 0
-        written = 0
+        messages: list[dict[str, Any]] = []
+        for item in events:
+            try:
+                _, message = item
+            except (TypeError, ValueError):
+                continue
+            messages.extend(unpack(message))
         with self.lock:
-            for item in events:
-                try:
-                    _, message = item
-                except (TypeError, ValueError):
-                    continue
-                written += self._ingest(message, live=False)
-            written += self._release_held(force=True)
-        return written
+            written = self._write_all(messages, live=False)
+            return written + self._in_batch(lambda: self._release_held(force=True))
 
     def write_final(self, message: Any, finished: Callable[[], bool]) -> None:
         """Write a task's returned ``mission_done`` message unless ``finished()`` already;
@@ -230,7 +255,49 @@ class TopicIngest:
             if not finished():
                 self.replay()
             if n.isdigit():
-                self._write(run, int(n), message)
+                self._in_batch(lambda: self._write(run, int(n), message))
+
+    def _write_all(self, messages: list[dict[str, Any]], *, live: bool) -> int:
+        """Write ``messages`` in one transaction. When that fails, one at a time: the first
+        that fails alone is dropped (its uid stays unrecorded: a replay brings it back) and
+        the error raised; live messages after it wait for the next flush."""
+        if not messages:
+            return 0
+        try:
+            return self._in_batch(lambda: sum(self._ingest(m, live=live) for m in messages))
+        except Exception:
+            if len(messages) == 1:
+                raise
+        written = 0
+        for i, message in enumerate(messages):
+            try:
+                written += self._in_batch(functools.partial(self._ingest, message, live=live))
+            except Exception:
+                if live:
+                    self._incoming.extendleft(reversed(messages[i + 1 :]))
+                raise
+        return written
+
+    def _in_batch(self, write: Callable[[], int]) -> int:
+        """Run ``write`` in one transaction of the store and of the uid log, then tell of
+        the missions that ended in it (once committed: whoever is woken reads them). On an
+        error nothing of it stays, in the files or in the ordering state."""
+        saved_next = dict(self._next)
+        saved_held = {run: dict(held) for run, held in self._held.items()}
+        try:
+            with self.uids.transaction(), self.store.batch():
+                written = write()
+        except BaseException:
+            self._next, self._held = saved_next, saved_held
+            self._ended.clear()
+            raise
+        ended, self._ended = self._ended, []
+        if any(notify for _, notify in ended):
+            with self.ended:
+                self.ended.notify_all()
+        for mission_id, notify in ended:
+            self.on_end(mission_id, notify)
+        return written
 
     def _ingest(self, message: Any, *, live: bool) -> int:
         if not isinstance(message, dict) or not message.get("mission_id"):
@@ -268,14 +335,15 @@ class TopicIngest:
             del self._held[run]
         return written
 
-    def _release_held(self, *, force: bool) -> int:
-        """Fill gaps from the scheduler's log; past HOLD_SECS (or forced), apply what is held."""
-        if not self._held:
-            return 0
+    def _replay_due(self) -> bool:
+        """A gap is older than half of HOLD_SECS and the log was not read for HOLD_SECS."""
         now = time.monotonic()
         oldest = min(when for held in self._held.values() for when, _ in held.values())
-        if not force and now - oldest > HOLD_SECS / 2 and now - self.last_replay > HOLD_SECS:
-            self.replay()  # (re-enters: the lock is reentrant) the gap is usually in the log
+        return now - oldest > HOLD_SECS / 2 and now - self.last_replay > HOLD_SECS
+
+    def _release_held(self, *, force: bool) -> int:
+        """Apply what is held past HOLD_SECS (or, forced, all of it) despite its gap."""
+        now = time.monotonic()
         written = 0
         for run in list(self._held):
             held = self._held[run]
@@ -291,11 +359,7 @@ class TopicIngest:
         mission_id = message["mission_id"]
         if not self.uids.add(run, n, mission_id):
             return 0
-        try:
-            return self._write_new(mission_id, message)
-        except BaseException:
-            self.uids.forget(run, n)
-            raise
+        return self._write_new(mission_id, message)  # an error rolls the uid back too
 
     def _write_new(self, mission_id: str, message: dict[str, Any]) -> int:
         kind = message.get("kind")
@@ -345,10 +409,7 @@ class TopicIngest:
         run = uid.partition(":")[0]
         self._next.pop(run, None)
         self._held.pop(run, None)
-        if notify:
-            with self.ended:
-                self.ended.notify_all()
-        self.on_end(mission_id, notify)
+        self._ended.append((mission_id, notify))  # told once the batch is committed
 
     def wait_ended(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the next ``mission_done`` (after a flush)."""

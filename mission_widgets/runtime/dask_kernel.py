@@ -202,8 +202,6 @@ class DaskBackend(Backend):
             "isolation": self.isolation,
             "worker_lost_retries": self.worker_lost_retries,
         }
-        # Handed over: a new orchestrator must not queue it again (pid), and must find its key.
-        self.store.set_process(mission.id, os.getpid(), self._kernel_started)
         submitted = make_event(
             "dask_submit",
             mission.id,
@@ -214,7 +212,11 @@ class DaskBackend(Backend):
             scheduler=self.client.scheduler.address,
             uid=f"submit:{key}",
         )
-        self.store.append_event(submitted)
+        with self.store.batch():  # one transaction
+            # Handed over: a new orchestrator must not queue it again (pid), and must find
+            # its key.
+            self.store.set_process(mission.id, os.getpid(), self._kernel_started)
+            self.store.append_event(submitted)
         with self._lock:
             self._keys[mission.id] = key
             self._retries[mission.id] = self.worker_lost_retries

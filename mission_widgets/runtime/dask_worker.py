@@ -1,9 +1,10 @@
 """The worker side of the Dask backend: what runs inside a Dask worker process.
 
 :func:`run_mission_on_dask` is the task the kernel submits (see :mod:`.dask_kernel`). It
-first *claims* the mission in the scheduler's metadata: a second claim means the scheduler
-re-ran the task because the worker that ran it was lost, and the mission then ends
-``failed`` with that reason instead of silently starting over (unless
+first *claims* the mission in the scheduler's metadata (one round trip, :mod:`.dask_claim`;
+``get_metadata`` + ``set_metadata`` where the scheduler takes no functions): a second
+claim means the scheduler re-ran the task because the worker that ran it was lost, and the
+mission then ends ``failed`` with that reason instead of silently starting over (unless
 ``worker_lost_retries`` allows it). It then runs the mission
 
 * ``isolation="process"``: in a child process, :mod:`.dask_child` (the subprocess
@@ -14,7 +15,8 @@ re-ran the task because the worker that ran it was lost, and the mission then en
   asynchronous exception in that thread (:mod:`core.timeouts`' mechanism).
 
 Every message goes to the scheduler's event log (``Worker.log_event``) through a
-:class:`_Publisher`, with a per-run uid so the kernel writes each one once and in order.
+:class:`_Publisher`, in batches, with a per-run uid so the kernel writes each one once and
+in order.
 The kernel reaches a running mission with ``Client.run`` (:func:`_stop_on_worker`,
 :func:`_deliver_on_worker`), through the registry of runs in this worker process.
 Nothing here imports dask at module level.
@@ -42,7 +44,9 @@ from ..core.errors import MissionCancelled, describe_error
 from ..core.events import make_event
 from ..core.mission import Mission
 from ..core.timeouts import async_raise
+from . import dask_claim
 from .dask_child import ForwardedRequests, safe_record
+from .dask_claim import claim_on_scheduler
 from .decisions import DecisionSource
 from .payload import write_payload
 from .processes import describe_exit, kill_process_tree, process_start_time
@@ -51,9 +55,15 @@ from .worker import Heartbeat, run_payload
 
 #: Metadata path (on the scheduler) under which each mission's claim is kept.
 CLAIMS = ("mission_widgets", "claims")
+#: Whether claims take one step (claim_on_scheduler), until the scheduler refuses it.
+_CLAIM_IN_ONE_STEP = True
 #: Shortest interval between log chunks a task publishes for one mission.
 LOG_FLUSH_SECS = 0.5
 LOG_CHUNK_BYTES = 16 * 1024
+#: Longest a message waits on the worker for others to travel with (one batch).
+BATCH_SECS = 0.05
+#: A batch leaves at once when it holds this many messages.
+BATCH_MAX = 64
 
 
 class _Publisher:
@@ -61,7 +71,10 @@ class _Publisher:
 
     Gives each event and log chunk a uid (``run:counter``), remembers the latest summary
     and, once sent, the ``mission_done`` message (the task's return value). Nothing is sent
-    after ``mission_done``.
+    after ``mission_done`` but output. Messages travel in batches (``{"kind": "batch", "messages":
+    [...]}``, one scheduler message and one kernel transaction for many): a batch leaves
+    ``BATCH_SECS`` after its first message, when it is full, or with ``mission_done``, so
+    a short mission costs one message. Heartbeats go at once, on their own topic.
     """
 
     def __init__(self, worker: Any, mission_id: str, topic: str, heartbeat_topic: str) -> None:
@@ -72,6 +85,7 @@ class _Publisher:
         self.run = os.urandom(4).hex()
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        self._outbox: list[dict[str, Any]] = []
         self.summary: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
         #: (status, reason) that a stop request puts on the mission's last event.
@@ -79,6 +93,29 @@ class _Publisher:
 
     def _uid(self) -> str:
         return f"{self.run}:{next(self._counter)}"
+
+    def _post(self, message: dict[str, Any], *, now: bool = False) -> None:
+        """Add a message to the batch (lock held); send the batch if ``now`` or full, or
+        have the worker's event loop send it in BATCH_SECS."""
+        self._outbox.append(message)
+        if now or len(self._outbox) >= BATCH_MAX:
+            self._send()
+        elif len(self._outbox) == 1:
+            loop = self.worker.loop
+            loop.add_callback(loop.call_later, BATCH_SECS, self.flush)
+
+    def _send(self) -> None:
+        batch, self._outbox = self._outbox, []
+        if len(batch) == 1:
+            self.worker.log_event(self.topic, batch[0])
+        elif batch:
+            message = {"kind": "batch", "mission_id": self.mission_id, "messages": batch}
+            self.worker.log_event(self.topic, message)
+
+    def flush(self) -> None:
+        """Send what waits in the batch now."""
+        with self._lock:
+            self._send()
 
     def event(
         self,
@@ -112,7 +149,7 @@ class _Publisher:
                 self.summary = summary
             if done:
                 self.final = message
-            self.worker.log_event(self.topic, message)
+            self._post(message, now=done)
 
     def end(self, status: str, error: str | None, **extra: Any) -> None:
         """Publish a ``mission_done`` the mission itself could not send (killed, refused)."""
@@ -142,7 +179,7 @@ class _Publisher:
                 "uid": self._uid(),
                 "text": text,
             }
-            self.worker.log_event(self.topic, message)
+            self._post(message)
 
 
 class _Run:
@@ -265,12 +302,23 @@ def _claim(mission_id: str, address: str, retries: int) -> tuple[int, str | None
     """
     from distributed import get_client
 
-    keys = [*CLAIMS, mission_id]
+    global _CLAIM_IN_ONE_STEP
     try:
         client = get_client()
-        previous = client.get_metadata(keys, default=None)
-        start = 1 + int((previous or {}).get("start", 0))
-        client.set_metadata(keys, {"start": start, "worker": address, "at": time.time()})
+        previous = None
+        if _CLAIM_IN_ONE_STEP:
+            import cloudpickle
+
+            cloudpickle.register_pickle_by_value(dask_claim)  # the scheduler may lack us
+            try:
+                previous = client.run_on_scheduler(claim_on_scheduler, mission_id, address)
+            except ValueError:  # the scheduler refuses functions (distributed.scheduler.pickle)
+                _CLAIM_IN_ONE_STEP = False
+        if not _CLAIM_IN_ONE_STEP:
+            keys = [*CLAIMS, mission_id]
+            previous = client.get_metadata(keys, default=None)
+            start = 1 + int((previous or {}).get("start", 0))
+            client.set_metadata(keys, {"start": start, "worker": address, "at": time.time()})
     except Exception as exc:  # cannot check: run anyway, and say so in the worker log
         print(
             f"[mission_widgets] cannot record the start of {mission_id} on the scheduler "
@@ -278,6 +326,7 @@ def _claim(mission_id: str, address: str, retries: int) -> tuple[int, str | None
             file=sys.stderr,
         )
         return 1, None
+    start = 1 + int((previous or {}).get("start", 0))
     if previous and start > retries + 1:
         when = time.strftime("%H:%M:%S", time.localtime(previous.get("at") or 0))
         return start, (
@@ -355,9 +404,13 @@ def _run_in_thread(
     mission.decision_source = DecisionSource(mission, requests.take)
     run.accept_requests(requests.put)
     publisher.event(start_event)
-    heartbeat = Heartbeat(
-        None, None, float(config["heartbeat_secs"]), beat=publisher.heartbeat
-    ).start()
+    beats = itertools.count()
+
+    def beat() -> None:
+        if next(beats):  # not the one at start: dask_start stamps the heartbeat on arrival
+            publisher.heartbeat()
+
+    heartbeat = Heartbeat(None, None, float(config["heartbeat_secs"]), beat=beat).start()
 
     def sink(event: dict[str, Any]) -> None:
         record = _plain(safe_record(mission, event))

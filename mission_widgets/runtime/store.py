@@ -169,6 +169,9 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory, StoreBudgets):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._connect()
+        if getattr(self._local, "batching", False):
+            yield conn  # part of this thread's batch(): it commits (or rolls back) once
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -180,6 +183,24 @@ class MissionStore(StoreStatusReads, StoreRequestsAndHistory, StoreBudgets):
                 except sqlite3.Error:  # pragma: no cover - the error raised below says why
                     pass
             raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write this thread makes inside the block (a writer of
+        many events pays one write lock and one commit, not one per event). An error rolls
+        all of them back and is raised as StoreError; nested batches join the outer one."""
+        if getattr(self._local, "batching", False):
+            yield
+            return
+        try:
+            with self._write():
+                self._local.batching = True
+                try:
+                    yield
+                finally:
+                    self._local.batching = False
+        except (sqlite3.Error, OSError) as exc:
+            raise self._store_error(exc, "batch") from None
 
     def _store_error(self, exc: BaseException, action: str) -> StoreError:
         text = str(exc)

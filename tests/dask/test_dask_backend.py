@@ -114,6 +114,16 @@ def test_killed_worker_fails_the_mission_and_it_is_not_rerun(dask_orchestrators,
     assert executor_pid == start["child_pid"]
     assert orch.store.row(mission.id)["pid"] == start["pid"]
 
+    def started_on_the_scheduler():
+        return [
+            e
+            for e in topic_events(client, orch.backend.topic, mission.id)
+            if e["event"] == "mission_start"
+        ]
+
+    # The worker sends events to the scheduler after the executor may already run (in
+    # batches, on its own loop): kill it only once the one start counted below has left it.
+    wait_for(started_on_the_scheduler, 30, "the mission_start to reach the scheduler")
     os.kill(start["pid"], signal.SIGKILL)  # the Dask worker process, mid-mission
 
     handle.wait(timeout=30)
@@ -133,12 +143,7 @@ def test_killed_worker_fails_the_mission_and_it_is_not_rerun(dask_orchestrators,
         "the re-run task to refuse",
     )
     assert refused
-    starts = [
-        e
-        for e in topic_events(client, orch.backend.topic, mission.id)
-        if e["event"] == "mission_start"
-    ]
-    assert len(starts) == 1
+    assert len(started_on_the_scheduler()) == 1
     assert orch.status().set_index("id").loc[mission.id, "status"] == "failed"
 
 

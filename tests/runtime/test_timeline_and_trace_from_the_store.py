@@ -3,6 +3,7 @@ on the same store (as after a kernel restart): what they hold is what the events
 
 from __future__ import annotations
 
+import gc
 import json
 import xml.etree.ElementTree as ET
 
@@ -150,3 +151,32 @@ def test_a_mission_in_flight_has_an_open_attempt_and_a_now_line(orchestrators, t
     orch.wait(mission.id, WAIT)
     root = ET.fromstring(orch.timeline().to_svg())
     assert with_class(root, "attempt")[0].get("data-outcome") == "succeeded"
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_reading_the_traces_leaves_the_garbage_collector_as_it_was(
+    tmp_path, monkeypatch, collecting
+):
+    # read_traces holds the cyclic GC off while it builds (speed): on, off, or a failure.
+    from mission_widgets.core.events import make_event
+    from mission_widgets.orchestrator.views import read_traces
+    from mission_widgets.runtime.store import MissionStore
+
+    store = MissionStore(tmp_path / "store")
+    store.register("m1", "a goal", backend="thread", owner=None)
+    store.append_event(make_event("mission_start", "m1", goal="a goal"))
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        assert [t.start is not None for t in read_traces(store)] == [True]
+        assert gc.isenabled() is collecting
+
+        def broken(*args, **kwargs):
+            raise OSError("the disk went away")
+
+        monkeypatch.setattr(store, "events_of", broken)
+        with pytest.raises(OSError, match="went away"):
+            read_traces(store)  # a store that fails while reading
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -19,6 +19,7 @@ import cloudpickle
 import psutil
 
 from mission_widgets.core.events import report_progress
+from mission_widgets.runtime.dask_ingest import unpack
 from support.waiting import wait_for as wait_for
 
 
@@ -167,10 +168,11 @@ def dask_start(mission: Any) -> dict[str, Any] | None:
 
 
 def topic_events(client: Any, topic: str, mission_id: str) -> list[dict[str, Any]]:
-    """The mission's events as the scheduler's event log holds them."""
+    """The mission's events as the scheduler's event log holds them (in batches or alone)."""
     return [
         msg["event"]
-        for _, msg in client.get_events(topic)
+        for _, message in client.get_events(topic)
+        for msg in unpack(message)
         if isinstance(msg, dict) and msg.get("mission_id") == mission_id and "event" in msg
     ]
 
