@@ -9,10 +9,10 @@ Each store is built fast by :func:`build_store` (``executemany`` of rows and eve
 real writes would leave them: finished missions with a final state and six events each,
 plus queued ones). Measured, with subject and baseline interleaved in the same run:
 
-* attach      ``MissionOrchestrator(store=...)`` construction (target <= 1 s at 100k)
+* attach      ``MissionOrchestrator(store=...)`` construction (target <= 0.5 s at 100k)
 * status()    ``orch.status()`` / ``pandas.DataFrame`` of the same rows as dicts (<= 2x),
               on a store of finished missions and on one of queued missions
-* panel       ``MissionPanel(orch)`` + its first ``redraw()`` (<= 0.3 s)
+* panel       ``MissionPanel(orch)`` + its first ``redraw()`` (<= 0.2 s)
 * CLI         ``mission-widgets status --store ...`` wall time (<= 1 s), beside a bare
               ``python -c "import mission_widgets.cli"``
 * store       the store's own reads: ``status_records()`` (all rows), the unfinished rows
@@ -231,7 +231,7 @@ FIGURES = [
     ("status_cold_s", "status() right after a mission finished", ""),
     ("status_cold_p90_s", "  same, p90", ""),
     ("status_cold_ratio", "  same / DataFrame (ratio)", "<= 2x"),
-    ("panel_s", "panel first draw (MissionPanel + redraw)", "<= 0.3 s"),
+    ("panel_s", "panel first draw (MissionPanel + redraw)", "<= 0.2 s"),
     ("cli_s", "`mission-widgets status`", "<= 1 s"),
     ("cli_import_s", "  beside: python -c 'import mission_widgets.cli'", ""),
     ("status_records_s", "store.status_records() (all rows)", ""),

@@ -448,9 +448,9 @@ def ledger_settle(state: dict[str, Any], key: str, fields: dict[str, Any]) -> No
     _keep(state, usage)
 
 
-def ledger_release(state: dict[str, Any], prefix: str) -> None:
-    """Drop the reservations whose key starts with ``prefix`` (a call, or all of a mission's)."""
-    state["reserved"] = {k: v for k, v in state["reserved"].items() if not k.startswith(prefix)}
+def ledger_release(state: dict[str, Any], key: str) -> None:
+    """Drop the reservation of a call that did not report (it failed)."""
+    state["reserved"].pop(key, None)
 
 
 def ledger_raise(state: dict[str, Any]) -> dict[str, Any]:
@@ -492,10 +492,6 @@ class SharedLedger:
         if key in held:  # most attempts end with nothing under way: no write then
             held.discard(key)
             self._update(ledger_release, key)
-
-    def forget(self, mission_id: str) -> None:
-        """Drop what an ended mission still had reserved (its worker died mid-call)."""
-        self._update(ledger_release, f"{mission_id}/")
 
     def raise_limits(self) -> dict[str, Any]:
         """Grow each limit by its original size (a person's "retry"); returns the new limits."""

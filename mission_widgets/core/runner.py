@@ -34,6 +34,7 @@ from .planning import validate_dag
 from .policy import ESCALATION_DIRECTIVES, Resolve
 from .status import MissionStatus, StepStatus, stalled_error
 from .timeouts import call_with_timeout
+from .tracecontext import enter_trace, leave_trace
 from .values import savable
 
 # typing costs worker start-up; annotations are strings (from __future__).
@@ -271,6 +272,7 @@ class StepRunner:
     def _execute_attempt(self, step: MissionStep, attempt: int, context: str | None) -> Any:
         mission = self.mission
         token = set_step_context(StepContext(self.emit, step, attempt, guard_for(mission)))
+        traced = enter_trace(mission.id)  # an instrumented SDK's spans nest under the mission
         limit = step.timeout_secs
         deadline = attempt_deadline.set(
             None if limit is None else (time.monotonic() + limit, limit)
@@ -285,6 +287,7 @@ class StepRunner:
             )
         finally:
             attempt_deadline.reset(deadline)
+            leave_trace(traced)
             reset_step_context(token)
             release_calls(mission)
 

@@ -9,7 +9,6 @@ exports (Chrome trace-event JSON, OpenTelemetry spans) are all views of these in
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -286,27 +285,6 @@ def mission_traces(
 #: The fold of :func:`mission_traces`, for a reader fed events as they come (the live span
 #: export): ``TraceFold(MissionTrace(id)).feed(event)``, the trace in ``.t``.
 TraceFold = _Builder
-
-
-def _digest(text: str, size: int) -> int:
-    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:size], "big")
-    return value or 1  # 0 is the invalid id
-
-
-def trace_id_of(mission_id: str) -> int:
-    """The 128-bit trace id of a mission's spans (the same in every process, every time)."""
-    return _digest(f"mission_widgets.trace:{mission_id}", 16)
-
-
-def root_span_id_of(mission_id: str) -> int:
-    """The 64-bit span id of a mission's root span (``invoke_workflow``)."""
-    return _digest(f"mission_widgets.root:{mission_id}", 8)
-
-
-def traceparent_of(mission_id: str) -> str:
-    """The W3C ``TRACEPARENT`` a mission's worker gets, so the spans of an instrumented SDK
-    called in its steps nest under the mission's root span."""
-    return f"00-{trace_id_of(mission_id):032x}-{root_span_id_of(mission_id):016x}-01"
 
 
 def concurrency(traces: Iterable[MissionTrace], now: float) -> list[tuple[float, int]]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
     from .finished import FinishedMirrors
     from .handles import AsyncHandle
+    from .mission_index import MissionIndex
 
 
 #: How long cancel() retries recording a cancel while another process holds the store's
@@ -47,6 +48,7 @@ class MissionControl:
     pending_queue: list[Mission]
     running: list[Mission]
     completed: FinishedMirrors
+    _order: MissionIndex
     async_handles: dict[str, AsyncHandle]
     _lock: threading.RLock
     _missions: dict[str, Mission]
@@ -337,9 +339,10 @@ class MissionControl:
                 ids=None if ids is None else list(ids),
             )
             running = {m.id for m in self.running}
-            for mission_id in removed:
-                if mission_id in running:
-                    continue  # its end is not read yet: the next refresh ends it (vanished)
+            # Its end is not read yet: the next refresh ends a running one (vanished).
+            gone = [mission_id for mission_id in removed if mission_id not in running]
+            self._order.discard_many(gone)  # one pass, however many (clear_finished)
+            for mission_id in gone:
                 self._drop_mirror(mission_id)
         return removed
 

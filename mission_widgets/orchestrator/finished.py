@@ -9,54 +9,59 @@ orchestrator knows, by id, in submission order, loading on access.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, overload
 
 from ..core.mission import Mission
 
+if TYPE_CHECKING:
+    from .mission_index import MissionIndex
+
 
 class FinishedMirrors(Sequence[Mission]):
-    """Finished missions in the order they finished (or were found); loaded on first read."""
+    """Finished missions in the order they finished (or were found); loaded on first read.
+    Every change of a final status is told to ``index`` (the orchestrator's MissionIndex),
+    so the panel's groups by status follow without a pass over the missions."""
 
-    def __init__(self, load: Callable[[str], Mission]) -> None:
+    def __init__(self, load: Callable[[str], Mission], index: MissionIndex) -> None:
         self._load = load
+        self._index = index
         #: id -> its mirror, or its final status while not loaded yet.
         self._items: dict[str, Mission | str] = {}
-        #: id -> final status of every item (loaded or not), kept beside: a panel over
-        #: 100,000 reads them in one C-level dict update, not one call each.
-        self._statuses: dict[str, str] = {}
 
     # -- what the orchestrator does -------------------------------------------------------------
 
     def add_unloaded(self, mission_id: str, status: str) -> None:
         """A finished mission known by id and status only (attach)."""
-        self._items.setdefault(mission_id, status)
-        self._statuses.setdefault(mission_id, str(status))
+        if mission_id not in self._items:
+            self._items[mission_id] = status
+            self._index.settle(mission_id, str(status))
 
-    def add_unloaded_many(self, items: list[tuple[str, str]]) -> None:
-        """Many ``(id, status)`` at once, as :meth:`add_unloaded` (attaching to 100,000)."""
+    def add_unloaded_many(self, ids: Sequence[str], statuses: Sequence[str]) -> None:
+        """Many ids and their statuses at once, as :meth:`add_unloaded` (attaching to
+        100,000: C-level dict building; the index was given them, in submission order,
+        by the caller)."""
         if not self._items:
-            self._items = dict(items)
-            self._statuses = {mission_id: str(status) for mission_id, status in items}
+            self._items = dict(zip(ids, statuses))
         else:
-            for mission_id, status in items:
+            for mission_id, status in zip(ids, statuses):
                 self.add_unloaded(mission_id, status)
 
     def append(self, mission: Mission) -> None:
         self._items.pop(mission.id, None)  # a mission that ends again goes last
         self._items[mission.id] = mission
-        self._statuses.pop(mission.id, None)
-        self._statuses[mission.id] = str(mission.status)
+        self._index.settle(mission.id, str(mission.status))
 
     def remove(self, mission: Mission) -> None:
         if self._items.get(mission.id) is not mission:
             raise ValueError(f"mission {mission.id} is not in completed")
-        del self._items[mission.id]
-        self._statuses.pop(mission.id, None)
+        self.discard(mission.id)
 
     def discard(self, mission_id: str) -> None:
-        self._items.pop(mission_id, None)
-        self._statuses.pop(mission_id, None)
+        """Not finished any more (submitted again) or forgotten (the caller drops it from
+        the index)."""
+        if self._items.pop(mission_id, None) is not None:
+            self._index.unsettle(mission_id)
 
     def has(self, mission_id: str) -> bool:
         return mission_id in self._items
@@ -68,17 +73,17 @@ class FinishedMirrors(Sequence[Mission]):
             return item
         mission = self._load(mission_id)
         self._items[mission_id] = mission
-        self._statuses[mission_id] = str(mission.status)
+        self._index.settle(mission_id, str(mission.status))
         return mission
-
-    def statuses(self) -> dict[str, str]:
-        """id -> final status of every finished mission (a copy), without loading any."""
-        return dict(self._statuses)
 
     def status_of(self, mission_id: str) -> str | None:
         """The status of finished mission ``mission_id`` without loading it (None if unknown)."""
         item = self._items.get(mission_id)
         return None if item is None else str(item.status if isinstance(item, Mission) else item)
+
+    def last_id(self) -> str | None:
+        """The id of the mission that finished last (None when none has), without loading."""
+        return next(reversed(self._items), None)
 
     def loaded(self, mission_id: str) -> Mission | None:
         item = self._items.get(mission_id)
@@ -98,6 +103,8 @@ class FinishedMirrors(Sequence[Mission]):
     @overload
     def __getitem__(self, index: slice) -> list[Mission]: ...
     def __getitem__(self, index: int | slice) -> Mission | list[Mission]:
+        if index == -1 and self._items:  # the last one to finish, without listing every id
+            return self.mission(next(reversed(self._items)))
         ids = list(self._items)
         if isinstance(index, slice):
             return [self.mission(i) for i in ids[index]]
@@ -127,7 +134,7 @@ class FinishedMirrors(Sequence[Mission]):
 class MissionsView(Mapping[str, Mission]):
     """Every mission an orchestrator knows, by id, in submission order (loads on access)."""
 
-    def __init__(self, order: Mapping[str, Any], get: Callable[[str], Mission]) -> None:
+    def __init__(self, order: Collection[str], get: Callable[[str], Mission]) -> None:
         self._order = order
         self._get = get
 

@@ -10,10 +10,12 @@ too (serialised by the orchestrator's lock).
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import MissionError, describe_error
@@ -30,6 +32,7 @@ from .cancellation import is_queued
 from .finished import FinishedMirrors
 from .handles import AsyncHandle, PollResult
 from .health import flag_unhealthy
+from .mission_index import UNSETTLED, MissionIndex
 
 if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
@@ -71,10 +74,10 @@ class StoreMirror:
         #: mission id -> the step it waits on for a person's decision.
         self._waiting_on: dict[str, str] = {}
         self._since_poll = PollResult()
-        #: every mission id this orchestrator knows, in submission order.
-        self._order: dict[str, None] = {}
+        #: every mission id this orchestrator knows, in submission order, by status.
+        self._order = MissionIndex()
         self._owners_seen: dict[str, tuple[float, bool]] = {}
-        self.completed = FinishedMirrors(self._load_finished)
+        self.completed = FinishedMirrors(self._load_finished, self._order)
         #: missions whose cancel is stopping their worker: its death is the cancel, not a crash.
         self._cancelling: set[str] = set()
         #: mission id -> reason of a cancel that stopped its worker while the store refused
@@ -98,25 +101,22 @@ class StoreMirror:
         """Know every mission of the store: running ones and orphaned queues as mirrors,
         finished ones by id and status only (built on first read: see finished.py)."""
         self._cursor = self.store.max_seq()
-        unfinished = []
-        # One sorted scan of the few columns that decide, as tuples; full rows only for what
-        # is adopted. (Per-row work here is what attaching to 100,000 missions costs.)
-        order, finished_rows = self._order, []
-        owner_alive: dict[str | None, bool] = {}
-        for mission_id, status, finished, queued, owner in self.store.attach_index():
-            if finished:
-                order[mission_id] = None  # submission order, for every mission
-                finished_rows.append((mission_id, status))
-                continue
-            if queued:
-                alive = owner_alive.get(owner)
-                if alive is None:
-                    alive = owner_alive[owner] = self._keeps_queue(owner)
-                if alive:
-                    continue  # another live orchestrator's queue is not ours
-            order[mission_id] = None
-            unfinished.append(mission_id)
-        self.completed.add_unloaded_many(finished_rows)
+        # One sorted scan of the columns that decide, as columns: for finished missions
+        # (most of a large store) no Python work per row, only C-level dict and list
+        # building; full rows only for what is adopted. A queue is left to its owner
+        # when the owner is alive (decided once per owner; the store leaves its rows out).
+        kept = [owner for owner in self.store.queued_owners() if self._keeps_queue(owner)]
+        ids, statuses, finished = self.store.attach_columns(skip_queued_of=kept)
+        if 0 not in finished:
+            shown_statuses: Sequence[str] = statuses
+            finished_ids, finished_statuses, unfinished = ids, statuses, []
+        else:
+            shown_statuses = [s if f else UNSETTLED for s, f in zip(statuses, finished)]
+            finished_ids = list(compress(ids, finished))
+            finished_statuses = list(compress(statuses, finished))
+            unfinished = list(compress(ids, map(operator.not_, finished)))
+        self._order.add_many(ids, shown_statuses)  # submission order, for every mission
+        self.completed.add_unloaded_many(finished_ids, finished_statuses)
         for row in self.store.rows_by_id(unfinished).values():
             try:
                 self._adopt_row(row)
@@ -129,7 +129,7 @@ class StoreMirror:
                 )
         for mission_id in unfinished:  # adopted by another orchestrator meanwhile
             if mission_id not in self._missions and not self.completed.has(mission_id):
-                self._order.pop(mission_id, None)
+                self._order.discard(mission_id)
 
     def _take_since_poll(self) -> PollResult:
         """What changed since the last call (poll_async()'s answer), and start afresh."""
@@ -147,7 +147,7 @@ class StoreMirror:
 
     def _know(self, mission: Mission) -> None:
         self._missions[mission.id] = mission
-        self._order.setdefault(mission.id, None)
+        self._order.add(mission.id)
 
     def _adopt_row(self, row: Row) -> None:
         mission_id = row["id"]
@@ -170,7 +170,7 @@ class StoreMirror:
                 self._adopt_row(failed)  # its file was unreadable: show it failed now
             return
         if row["finished_at"] is not None:
-            self._order.setdefault(mission_id, None)
+            self._order.add(mission_id)
             self.completed.add_unloaded(mission_id, status)
             return
         mission = self._mirror_from_store(row)
@@ -281,7 +281,7 @@ class StoreMirror:
         """Forget an ended mission here (forget(), or its row vanished): counts(), status(),
         ``completed`` and the panel then agree that it is gone."""
         self._missions.pop(mission_id, None)
-        self._order.pop(mission_id, None)
+        self._order.discard(mission_id)
         self.completed.discard(mission_id)
         self.async_handles.pop(mission_id, None)
         self._replayed.pop(mission_id, None)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..widgets import MissionPanel
+    from .mission_index import MissionIndex
 
 __all__ = ["AsyncHandle", "MissionFailed", "MissionOrchestrator", "PollResult"]
 
@@ -541,9 +542,8 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         return batch
 
     def _in_submission_order(self, missions: list[Mission]) -> list[Mission]:
-        position = {mission_id: i for i, mission_id in enumerate(self._order)}
-        unique = {m.id: m for m in missions}
-        return sorted(unique.values(), key=lambda m: position.get(m.id, len(position)))
+        unique, last = {m.id: m for m in missions}, len(self._order)  # unknown ones: last
+        return sorted(unique.values(), key=lambda m: self._order.position(m.id, last))
 
     def _batch_done(self, batch: list[Mission]) -> bool:
         return not self.pending_queue and all(
@@ -587,14 +587,14 @@ class MissionOrchestrator(StoreMirror, MissionControl, SharedQueues, MissionView
         return counts
 
     def mission_statuses(self) -> dict[str, str]:
-        """Every mission's status by id, in submission order, without loading any (what the
-        panel pages and pins from; O(missions) dictionary reads, no store access)."""
-        statuses = dict.fromkeys(list(self._order), "pending")  # C-level: fast at 100,000
-        statuses.update(self.completed.statuses())  # every finished one is in _order
-        for mission in [*self.running, *self.pending_queue]:  # in flight: their own word
-            if mission.id in statuses:
-                statuses[mission.id] = str(mission.status)
-        return statuses
+        """Every mission's status by id, in submission order, without loading any."""
+        return self.mission_index().statuses()
+
+    def mission_index(self) -> MissionIndex:
+        """Ids by submission and status as they change (the panel's); running ones' brought in."""
+        for mission in list(self.running):
+            self._order.set_live(mission.id, str(mission.status), self.completed.has)
+        return self._order
 
     def clone(self, deep: bool = False) -> MissionOrchestrator:
         """A new orchestrator with the same settings and store.

@@ -26,7 +26,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..core.timeline import IGNORED_EVENTS, MissionTrace, TraceFold, root_span_id_of, trace_id_of
+from ..core.timeline import IGNORED_EVENTS, MissionTrace, TraceFold
+from ..core.tracecontext import root_span
 from .otel_spans import SpanBuilder
 
 if TYPE_CHECKING:
@@ -155,16 +156,6 @@ class LiveSpans:
                     builder.part = part
                     builder.mission(live.fold.t)  # the root, with what is left under it
                 elif part is not None:
-                    builder.emit_part(self._root_of(mission_id), part)
+                    builder.emit_part(root_span(self.trace, mission_id), part)
         finally:
             builder.close()
-
-    def _root_of(self, mission_id: str) -> Any:
-        """The root span's context (derived ids), as a parent for spans emitted before it."""
-        context = self.trace.SpanContext(
-            trace_id=trace_id_of(mission_id),
-            span_id=root_span_id_of(mission_id),
-            is_remote=False,
-            trace_flags=self.trace.TraceFlags(self.trace.TraceFlags.SAMPLED),
-        )
-        return self.trace.NonRecordingSpan(context)

@@ -25,7 +25,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.timeline import MissionTrace, ModelCall, root_span_id_of, trace_id_of
+from ..core.timeline import MissionTrace, ModelCall
+from ..core.tracecontext import root_span_id_of, trace_id_of
 
 #: ``gen_ai.operation.name`` values (GenAI semantic conventions).
 WORKFLOW, AGENT, TOOL, CHAT = "invoke_workflow", "invoke_agent", "execute_tool", "chat"

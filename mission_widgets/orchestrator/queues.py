@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..runtime.backend import Backend, Row
     from ..runtime.store import MissionStore
     from .finished import FinishedMirrors
+    from .mission_index import MissionIndex
 
 #: The orchestrators of this process that are open, by owner.
 OPEN: weakref.WeakValueDictionary[str, SharedQueues] = weakref.WeakValueDictionary()
@@ -46,7 +47,7 @@ class SharedQueues:
     _draining: bool
     _lock: threading.RLock
     _missions: dict[str, Mission]
-    _order: dict[str, None]
+    _order: MissionIndex
     _backend_of: dict[str, str]
 
     if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class SharedQueues:
                 return None
             self.pending_queue.remove(mission)
             self._missions.pop(mission_id, None)
-            self._order.pop(mission_id, None)
+            self._order.discard(mission_id)
             self._backend_of.pop(mission_id, None)
         self._changed()
         return mission

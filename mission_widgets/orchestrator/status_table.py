@@ -20,10 +20,12 @@ from ..core.status import HEALTHY, STALL_REASONS
 from ..runtime.store import STATUS_COLUMNS, MissionStore
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 #: Integer columns of the frame (fixed dtypes: an empty store gives the same shape).
-_INT_COLUMNS = ("rowid", "n_steps", "n_done", "n_failed", "prompt_tokens", "completion_tokens")
+_INT_COLUMNS = ("n_steps", "n_done", "n_failed", "prompt_tokens", "completion_tokens")
+_FLOAT_COLUMNS = ("progress", "cost_usd")
 _TIME_COLUMNS = ("submitted_at", "started_at", "finished_at", "last_heartbeat", "last_activity")
 
 #: Columns computed here, each shown after a stored column: per row when the row is read in
@@ -140,30 +142,76 @@ def _elapsed(frame: pd.DataFrame) -> None:
 
 
 def _records_frame(records: tuple[list[str], list[tuple[Any, ...]]]) -> pd.DataFrame:
+    """Rows as the cached frame: rowid, the stored columns and elapsed_s, with fixed dtypes
+    (an empty store gives the same shape), converted by numpy calls per column (a few
+    pandas calls per column were most of a call that read a handful of changed rows)."""
     import numpy as np
     import pandas as pd
 
-    columns, rows = records
-    frame = pd.DataFrame.from_records(rows, columns=columns)
+    columns = _arrays(records)
+    utc = pd.DatetimeTZDtype("ns", "UTC")
+    started, finished = columns["_s_started_at"], columns["_s_finished_at"]
+    data: dict[str, Any] = {"rowid": columns["rowid"]}
+    for name in frame_columns()[: -len(_KERNEL_COLUMNS)]:
+        if name == "elapsed_s":
+            data[name] = np.where(np.isnan(finished), time.time(), finished) - started
+        elif name in _TIME_COLUMNS:
+            data[name] = pd.array(columns[name].view("M8[ns]"), dtype=utc)
+        elif name == "status":
+            data[name] = pd.Categorical.from_codes(
+                columns[name], dtype=pd.CategoricalDtype(list(MISSION_STATUSES))
+            )
+        elif name == "pid":
+            data[name] = pd.arrays.IntegerArray(columns[name], columns["_pid_mask"])
+        elif columns[name].dtype == object:  # text stays object (pandas would infer str)
+            data[name] = pd.Series(columns[name], dtype=object, copy=False)
+        else:
+            data[name] = columns[name]
+    return pd.DataFrame(data, copy=False)
+
+
+def _arrays(records: tuple[list[str], list[tuple[Any, ...]]]) -> dict[str, np.ndarray]:
+    """Rows as typed numpy columns: rowid, ints, floats (NULL cost -> NaN: unknown, never
+    0), times as int64 nanoseconds (NaT when NULL) plus their seconds (for elapsed_s),
+    status as category codes, pid as values and a mask, text as objects (None if NULL)."""
+    import numpy as np
+    import pandas as pd
+
+    names, rows = records
+    n = len(rows)
+    by_name = dict(zip(names, zip(*rows))) if rows else {name: () for name in names}
+    columns: dict[str, np.ndarray] = {"rowid": np.array(by_name["rowid"], dtype=np.int64)}
     for name in _INT_COLUMNS:
-        frame[name] = frame[name].astype("int64")
-    frame["progress"] = frame["progress"].astype("float64")
-    # NULL (a call of unknown price) -> NaN: unknown, never 0.
-    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"], errors="coerce").astype("float64")
-    started = frame["started_at"].to_numpy(dtype="float64", na_value=np.nan)
-    finished = frame["finished_at"].to_numpy(dtype="float64", na_value=np.nan)
-    frame["elapsed_s"] = np.where(np.isnan(finished), time.time(), finished) - started
-    for name in _TIME_COLUMNS:
-        frame[name] = pd.to_datetime(
-            frame[name].to_numpy(dtype="float64", na_value=np.nan), unit="s", utc=True
-        ).as_unit("ns")
-    frame["status"] = pd.Categorical(frame["status"], categories=MISSION_STATUSES)
-    frame["pid"] = frame["pid"].astype("Int64")
-    # Text columns get one dtype whatever the rows hold (pandas infers str, or object when
-    # all are None), so patched frames concatenate without changing dtypes; a missing text
-    # stays None.
-    for name in frame.columns:
-        column = frame[name]
-        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            frame[name] = column.astype(object).where(column.notna(), None)
-    return frame
+        columns[name] = np.array(by_name[name], dtype=np.int64)
+    for name in _FLOAT_COLUMNS:
+        columns[name] = _floats(by_name[name])
+    seconds = np.concatenate([_floats(by_name[name]) for name in _TIME_COLUMNS])
+    # One pandas conversion for every time column: the rounding to_datetime(unit="s") has.
+    stamps = pd.to_datetime(seconds, unit="s", utc=True).as_unit("ns").asi8
+    for k, name in enumerate(_TIME_COLUMNS):
+        columns[name] = stamps[k * n : (k + 1) * n]
+        columns["_s_" + name] = seconds[k * n : (k + 1) * n]
+    code = {status: i for i, status in enumerate(MISSION_STATUSES)}
+    columns["status"] = np.array([code.get(s, -1) for s in by_name["status"]], dtype=np.int8)
+    pid = _floats(by_name["pid"])
+    columns["_pid_mask"] = np.isnan(pid)
+    columns["pid"] = np.where(columns["_pid_mask"], 0, pid).astype(np.int64)
+    for name in STATUS_COLUMNS:
+        if name not in columns:
+            text = np.empty(n, dtype=object)
+            text[:] = by_name[name]
+            columns[name] = text
+    return columns
+
+
+def _floats(values: tuple[Any, ...]) -> np.ndarray:
+    import numpy as np
+
+    try:
+        return np.array(values, dtype=np.float64)  # None -> NaN
+    except (TypeError, ValueError):  # text in a number column (another writer): NaN
+        import pandas as pd
+
+        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )

@@ -129,7 +129,7 @@ class SubprocessBackend(ProcessBackend):
             write_payload(path, payload)
         args = [str(self.store.root), mission.id, repr(float(heartbeat_secs))]
         env = worker_environment()  # the kernel's, as it is now
-        from ..core.timeline import traceparent_of
+        from ..core.tracecontext import traceparent_of
 
         env["TRACEPARENT"] = traceparent_of(mission.id)  # SDK spans nest under the mission
         log = str(self.store.log_file(mission.id))

@@ -2,8 +2,10 @@
 draws (header, filters, pinned rows, a page of rows, the queued line), built from the
 view-models of :mod:`mission_widgets.core.panel_view`.
 
-Costs: one pass over every mission's status (no mission is loaded for it), then views only
-for the rows that are shown (pinned, one page, the open queued list). The header's clock is
+Costs: the orchestrator's :class:`~mission_widgets.orchestrator.mission_index.MissionIndex`
+keeps ids grouped by status as they change, so a draw reads counts and the ids it shows
+(pinned, one page, the open queued list) without a pass over every mission, then views
+only for those rows. The header's clock is
 one per orchestrator (:func:`shared_wave`), so two panels on it show the same numbers.
 """
 
@@ -12,9 +14,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections import Counter
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.mission import MISSION_STATUSES
 from ..core.panel_view import (
@@ -28,6 +29,9 @@ from ..core.panel_view import (
 )
 from ..core.progress import FINISHED_STATUSES, SEVERITY, MissionView, mission_view, page_count
 
+if TYPE_CHECKING:
+    from ..orchestrator.mission_index import MissionIndex
+
 #: Row orders the panel offers: (key, label).
 SORT_ORDERS = (("newest", "newest first"), ("oldest", "oldest first"), ("status", "worst first"))
 #: Most rows pinned above the list (the rest are one filter click away; the message stays
@@ -36,14 +40,6 @@ PINNED_MAX = 50
 
 _waves: weakref.WeakKeyDictionary[Any, Wave | None] = weakref.WeakKeyDictionary()
 _waves_lock = threading.Lock()
-
-
-class Selection(NamedTuple):
-    """Which missions a panel shows, by id, in the order it shows them."""
-
-    pinned: list[str]
-    listed: list[str]
-    queued: list[str]
 
 
 def shared_wave(orchestrator: Any, header_of: Any) -> HeaderView:
@@ -74,55 +70,107 @@ def _first_start(orchestrator: Any) -> float | None:
 
 
 def _last_end(orchestrator: Any) -> float | None:
-    """When the mission that finished last ended (the end of a wave's clock)."""
+    """When the mission that finished last ended (the end of a wave's clock); read from its
+    store row when its mirror is not built (a draw builds no mirror)."""
     completed = orchestrator.completed
-    if not len(completed):
+    last = completed.last_id()
+    if last is None:
         return None
-    end: float | None = getattr(completed[-1], "finished_at", None)
-    return end
+    mission = completed.loaded(last)
+    source = mission if mission is not None else orchestrator.store.row(last) or {}
+    end = source.get("finished_at") if isinstance(source, dict) else source.finished_at
+    return None if end is None else float(end)
 
 
 def _rank(status: str) -> int:
     return SEVERITY.index(status) if status in SEVERITY else len(SEVERITY)
 
 
-def order(ids: list[str], statuses: dict[str, str], sort: str) -> list[str]:
-    """``ids`` (in submission order) in the panel's ``sort`` order."""
-    if sort == "oldest":
-        return list(ids)
-    newest = ids[::-1]
-    if sort == "status":
-        newest.sort(key=lambda i: _rank(statuses[i]))  # stable: newest first within a status
-    return newest
+class Selection(NamedTuple):
+    """What a panel shows, by id, in the order it shows them: the first pinned rows, one
+    page of the listed ones and the first queued ones, each with how many there are."""
+
+    pinned: list[str]
+    n_pinned: int
+    listed: list[str]
+    n_listed: int
+    page: int
+    queued: list[str]
+    n_queued: int
 
 
 def select(
-    statuses: dict[str, str],
-    flagged: Iterable[str],
+    index: MissionIndex,
+    running: dict[str, str],
+    flagged: Collection[str],
     filter_status: str,
     sort: str,
-    launched: Iterable[str] = (),
+    page: int,
+    page_size: int,
 ) -> Selection:
-    """Pinned (need attention: waiting, stalled, failed, or ``flagged`` as hung or asking),
-    listed (the rest, to page through) and queued (collapsed into one line) ids; a
-    ``launched`` mission still says pending but is not queued any more."""
-    ids = list(statuses)
+    """Pinned (need attention: waiting, stalled, failed, or ``flagged`` as hung or asking;
+    worst first), listed (the rest, one page of them, ``page`` brought into range) and
+    queued (pending and not launched: ``running`` maps the missions launched to their
+    status) ids, read from the index's groups: the cost is that of the rows shown.
+    """
+    counts = index.counts()
+    newest = sort != "oldest"
     if filter_status != "all":
-        chosen = [i for i in ids if statuses[i] == filter_status]
-        return Selection([], order(chosen, statuses, sort), [])
-    flagged_set = set(flagged)
-    launched_set = set(launched)
+        n, _ = index.page([filter_status], 0, 0)
+        page = _in_range(page, n, page_size)
+        first = page * page_size
+        _, ids = index.page([filter_status], first, first + page_size, newest=newest)
+        return Selection([], 0, ids, n, page, [], 0)
+    flagged = set(flagged)
     attention = set(ATTENTION_STATUSES)
-    pinned, queued, listed = [], [], []
-    for i, status in statuses.items():  # one pass: this is what a draw costs per mission
-        if status in attention or i in flagged_set:
-            pinned.append(i)
-        elif status == "pending" and i not in launched_set:
-            queued.append(i)
+    # Pinned, worst first, newest first within a status: whole attention groups, and the
+    # flagged missions of other statuses.
+    flagged_by_status: dict[str, list[str]] = {}
+    for mission_id in flagged:
+        status = index.status_of(mission_id)
+        if status is not None and status not in attention:
+            flagged_by_status.setdefault(status, []).append(mission_id)
+    pinned: list[str] = []
+    for status in sorted(attention | set(flagged_by_status), key=_rank):
+        if len(pinned) >= PINNED_MAX:
+            break
+        if status in attention:
+            pinned += index.page([status], 0, PINNED_MAX - len(pinned))[1]
         else:
-            listed.append(i)
-    pinned = order(pinned, statuses, "status")
-    return Selection(pinned, order(listed, statuses, sort), queued)
+            pinned += _newest_first(index, flagged_by_status[status])[: PINNED_MAX - len(pinned)]
+    n_pinned = sum(counts.get(s, 0) for s in attention) + sum(map(len, flagged_by_status.values()))
+    # Queued: pending and not launched. Listed: the rest, launched-but-pending included.
+    launched = [i for i, status in running.items() if status == "pending" and i not in flagged]
+    n_queued, queued = index.page(["pending"], 0, page_size, newest=False, exclude=running)
+    others = [s for s in counts if s not in attention and s != "pending"]
+    n_listed = index.page(others, 0, 0, exclude=flagged, include=launched)[0]
+    page = _in_range(page, n_listed, page_size)
+    first, stop = page * page_size, (page + 1) * page_size
+    if sort != "status":
+        _, listed = index.page(
+            others, first, stop, newest=newest, exclude=flagged, include=launched
+        )
+        return Selection(pinned, n_pinned, listed, n_listed, page, queued, n_queued)
+    listed, offset = [], 0  # worst first: one status after the other, newest first in each
+    for status in sorted([*others, "pending"], key=_rank):
+        if status == "pending":
+            ids = _newest_first(index, launched)
+            n, part = len(ids), ids[max(first - offset, 0) : max(stop - offset, 0)]
+        else:
+            n, part = index.page([status], first - offset, stop - offset, exclude=flagged)
+        listed += part
+        offset += n
+        if offset >= stop:
+            break
+    return Selection(pinned, n_pinned, listed, n_listed, page, queued, n_queued)
+
+
+def _newest_first(index: MissionIndex, ids: Iterable[str]) -> list[str]:
+    return sorted(ids, key=index.position, reverse=True)
+
+
+def _in_range(page: int, n_items: int, page_size: int) -> int:
+    return min(max(page, 0), page_count(n_items, page_size) - 1)
 
 
 class PanelState:
@@ -167,10 +215,16 @@ class PanelState:
 
     def _rows(self, ids: list[str], now: float) -> list[dict[str, Any]]:
         orch = self.orchestrator
+        # A finished mission whose mirror is not built is drawn from its store row (one
+        # query for all of them): a mirror (its events and final state) is built when its
+        # details open, not for a row of the first draw.
+        completed = orch.completed
+        unloaded = [i for i in ids if completed.has(i) and completed.loaded(i) is None]
+        stored = orch.store.rows_by_id(unloaded) if unloaded else {}
         views = []
         for mission_id in ids:
             try:
-                views.append(mission_view(orch.get(mission_id), now))
+                views.append(mission_view(stored.get(mission_id) or orch.get(mission_id), now))
             except KeyError:  # forgotten meanwhile (another process cleared it)
                 continue
         unfinished = [v.mission_id for v in views if not v.finished]
@@ -189,19 +243,18 @@ class PanelState:
     def build(self, now: float) -> dict[str, Any]:
         """The state the browser draws (everything but messages and details)."""
         orch = self.orchestrator
-        statuses = orch.mission_statuses()
-        # Counted from the same statuses the rows come from (one C-level pass, no store
+        index = orch.mission_index()  # running missions' own statuses brought in
+        # Counted from the same index the rows come from (its groups' sizes, no store
         # query): the header, the chips and the rows agree at every draw.
         counts = dict.fromkeys(MISSION_STATUSES, 0)
-        counts.update(Counter(statuses.values()))
-        launched = [m.id for m in list(orch.running)]
-        selection = select(statuses, self._flagged(), self.filter, self.sort, launched)
+        counts.update(index.counts())
+        running = {m.id: str(m.status) for m in list(orch.running)}
         size = self.page_size
-        pages = page_count(len(selection.listed), size)
-        self.page = min(max(self.page, 0), pages - 1)
-        first = self.page * size
+        selection = select(index, running, self._flagged(), self.filter, self.sort, self.page, size)
+        self.page = selection.page
+        pages = page_count(selection.n_listed, size)
         self.views = {}
-        queued_rows = self._rows(selection.queued[:size], now) if self.queued_open else []
+        queued_rows = self._rows(selection.queued, now) if self.queued_open else []
         total = sum(counts.values())
         return {
             "now": now,
@@ -213,17 +266,17 @@ class PanelState:
             ],
             "filter": self.filter,
             "sort": self.sort,
-            "pinned": self._rows(selection.pinned[:PINNED_MAX], now),
-            "pinned_more": max(len(selection.pinned) - PINNED_MAX, 0),
-            "rows": self._rows(selection.listed[first : first + size], now),
+            "pinned": self._rows(selection.pinned, now),
+            "pinned_more": max(selection.n_pinned - PINNED_MAX, 0),
+            "rows": self._rows(selection.listed, now),
             "page": self.page,
             "pages": pages,
-            "listed": len(selection.listed),
+            "listed": selection.n_listed,
             "queued": {
-                "n": len(selection.queued),
+                "n": selection.n_queued,
                 "open": self.queued_open,
                 "rows": queued_rows,
-                "more": max(len(selection.queued) - len(queued_rows), 0) if self.queued_open else 0,
+                "more": max(selection.n_queued - len(queued_rows), 0) if self.queued_open else 0,
             },
             "max_concurrent": orch.max_concurrent,
             "can_submit": orch.global_model is not None,

@@ -126,3 +126,15 @@ def test_a_bad_orchestrator_budget_is_refused_naming_it(budget, named, store_dir
         match=named.replace("(", r"\(").replace(")", r"\)").replace(".", r"\."),
     ):
         MissionOrchestrator(store=store_dir, budget=budget)
+
+
+def test_a_clone_shares_its_orchestrators_budget(fake_llm, make_model, orchestrators):
+    server = fake_llm(usage=(11, 7))
+    model = make_model(server, name="gpt-4o-mini")
+    orch = orchestrators(backend="thread", model=model, budget=Budget(max_model_calls=6))
+    assert orch.run_async(Mission(GOAL)).wait(timeout=WAIT).status == "succeeded"
+    twin = orchestrators.track(orch.clone())
+    refused = twin.run_async(Mission(GOAL, backoff_factor=0)).wait(timeout=WAIT)
+    assert len(server.chat_requests) == 6  # 4 + 2: one family, one budget
+    assert "orchestrator budget max_model_calls=6 would be passed" in refused.error
+    assert twin.budget_used() == orch.budget_used()

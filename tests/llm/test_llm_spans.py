@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from support.executors import Fail
-from support.otel import in_memory, otlp_receiver, received_spans
+from support.otel import check_nested_under_root, in_memory, otlp_receiver, received_spans
 from support.runtime import store_events
 
 from mission_widgets import Mission, MissionStep
@@ -150,3 +150,20 @@ def test_a_worker_gets_a_traceparent_under_its_missions_root_span(orchestrators)
     assert (version, flags) == ("00", "01")
     assert int(trace_id, 16) == root.context.trace_id
     assert int(parent_id, 16) == root.context.span_id
+
+
+@pytest.mark.parametrize("backend", ["thread", "subprocess"])
+def test_an_instrumented_sdks_span_in_a_step_nests_under_the_missions_root(backend, orchestrators):
+    from support.otel_steps import sdk_span
+
+    orch = orchestrators(backend=backend)
+    mission = Mission("calls an instrumented SDK", steps=[MissionStep("sdk", "span", sdk_span)])
+    mission = orch.run_async(mission).wait(timeout=WAIT)
+    assert mission.status == "succeeded", mission.error
+    check_nested_under_root(orch, mission)
+
+
+def test_outside_a_step_there_is_no_traceparent():
+    from mission_widgets.core.tracecontext import current_traceparent
+
+    assert current_traceparent() is None

@@ -65,3 +65,14 @@ def received_spans(got):
                 assert scope.scope.name == "mission_widgets"
                 spans += list(scope.spans)
     return spans
+
+
+def check_nested_under_root(orch, mission):
+    """The step's traceparent and its SDK span's parent are the root span export_spans makes."""
+    provider, exporter = in_memory()
+    orch.export_spans(provider, ids=mission.id)
+    [root] = [s for s in exporter.get_finished_spans() if s.name == "invoke_workflow"]
+    seen = mission.steps[0].result
+    trace_id, root_id = f"{root.context.trace_id:032x}", f"{root.context.span_id:016x}"
+    assert seen["traceparent"] == f"00-{trace_id}-{root_id}-01"
+    assert (seen["trace_id"], seen["parent_id"]) == (trace_id, root_id)
