@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from support.executors import Fail, touch
+from support.executors import Fail, FailThenGate, touch
 from support.runtime import TESTS_DIR, asking, store_events, wait_for
 
 from mission_widgets.core.errors import DecisionConflictError
@@ -88,9 +88,11 @@ def decision_requests(store_dir, mission_id) -> int:
 ACTIONS = {"a": "retry", "b": "skip"}
 
 
-def race(orch, store_dir, gates, mission_id) -> str:
+def race(orch, store_dir, gates, mission_id, answered) -> str:
     """Open the racers' gate for a waiting mission; check the race had one winner whose
-    answer alone was applied; return the winner's action."""
+    answer alone was applied; return the winner's action. The mission's retry asks its next
+    question only once ``answered`` exists (after both racers answered): a racer slowed down
+    by a busy machine must still meet the first question, not a later one."""
     wait_for(lambda: open_question(store_dir, mission_id), 60, "the mission to ask")
     first = open_question(store_dir, mission_id)
     for name in ACTIONS:
@@ -101,6 +103,7 @@ def race(orch, store_dir, gates, mission_id) -> str:
         out = gates / f"out-{mission_id}-{name}"
         wait_for(out.exists, 60, f"racer {name} to answer")
         outs[name] = json.loads(out.read_text())
+    touch(answered)
     won = [name for name, out in outs.items() if out["won"]]
     assert len(won) == 1, (mission_id, outs)
     winner, loser = won[0], ("b" if won[0] == "a" else "a")
@@ -124,9 +127,10 @@ def race(orch, store_dir, gates, mission_id) -> str:
 @pytest.mark.timeout(900)  # many rounds of real processes, on a busy machine too
 def test_two_processes_racing_decide_get_exactly_one_winner(orchestrators, store_dir, tmp_path):
     orch = orchestrators(BATCH)
-    missions = [asking(Fail("always broken")) for _ in range(ROUNDS)]
     gates = tmp_path / "gates"
     gates.mkdir()
+    answered = [gates / f"answered-{i}" for i in range(ROUNDS)]
+    missions = [asking(FailThenGate(gate, "always broken")) for gate in answered]
     (gates / "ids.json").write_text(json.dumps([m.id for m in missions]))
     script = tmp_path / "racer.py"
     script.write_text(RACER)
@@ -142,8 +146,8 @@ def test_two_processes_racing_decide_get_exactly_one_winner(orchestrators, store
             batch = missions[start : start + BATCH]
             for mission in batch:
                 orch.run_async(mission)
-            for mission in batch:
-                winners[mission.id] = race(orch, store_dir, gates, mission.id)
+            for index, mission in enumerate(batch, start):
+                winners[mission.id] = race(orch, store_dir, gates, mission.id, answered[index])
             for mission in batch:
                 ended = orch.wait(mission.id, 60)
                 expected = "succeeded" if winners[mission.id] == "skip" else "failed"

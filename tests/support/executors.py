@@ -78,6 +78,22 @@ class Fail:
         raise RuntimeError(self.message)
 
 
+class FailThenGate:
+    """Raises RuntimeError(message): at once on the first attempt (it writes ``gate`` +
+    ".first" to know), on every later attempt only once ``gate`` exists."""
+
+    def __init__(self, gate, message="boom"):
+        self.gate, self.message = str(gate), message
+
+    def __call__(self, task, session, context):
+        first = self.gate + ".first"
+        if os.path.exists(first):
+            wait_for_path(self.gate)
+        else:
+            touch(first)
+        raise RuntimeError(self.message)
+
+
 class ReadMemory:
     """Returns the session memory under ``key``."""
 
