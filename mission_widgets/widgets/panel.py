@@ -6,14 +6,17 @@ the user does back as custom messages.
 One change is one message: the whole view of what is on screen (the pinned rows, one page,
 the open queued list), bounded by the page size. Redraws the orchestrator asks for are
 coalesced (at most one every ``MIN_DRAW_INTERVAL`` seconds, in a thread), so 40 submits in a
-cell cost a few draws, not 40. Every action is also a Python method (``submit``, ``cancel``,
-``decide``, ``set_filter``, ``next_page``, ...) for tests and scripts; an action that fails
-shows its error in the panel instead of raising.
+cell cost a few draws, not 40; after a cell the saved snapshot is brought up to date only
+if something changed (the kernel's main thread pays nothing for a ``1 + 1``). Every action
+is also a Python method (``submit``, ``cancel``, ``decide``, ``set_filter``,
+``next_page``, ...) for tests and scripts; an action that fails shows its error in the
+panel instead of raising.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 import uuid
@@ -153,12 +156,27 @@ class MissionPanel(anywidget.AnyWidget):
         self.message: dict[str, Any] = {"kind": "", "text": "", "seq": 0}
         self.details_open: list[str] = []
         self.explanations: dict[str, str] = {}
+        # Held while the view is computed (PanelState.build is not reentrant); the send
+        # lock is taken before it is let go, so views reach the browser in the order they
+        # were computed while the next compute (or a cell's snapshot) need not wait for
+        # a send.
         self._draw_lock = threading.RLock()
+        self._send_lock = threading.RLock()
         self._sent: dict[str, Any] = {}
+        # Bumped by every change (the orchestrator's, through request_redraw; the panel's
+        # own, through redraw): a cell that changed nothing leaves the snapshot alone.
+        # (next() on a count is atomic: changes come from several threads.)
+        self._changes = itertools.count(1)
+        self._version = 0
+        # The last computed view: (version read before computing it, monotonic time, view).
+        self._last_view: tuple[int, float, dict[str, Any]] | None = None
         self._display_id: str | None = None
         self._snapshot_sent = ("", 0.0)
+        # The displayed snapshot is of this version's view, settled (nothing in flight)
+        # or not, as of this monotonic time.
+        self._snapshot_of = (-1, False, 0.0)
         self._post_run_cell: Callable[..., None] | None = None
-        self._coalescer = Coalescer(self.redraw, MIN_DRAW_INTERVAL)
+        self._coalescer = Coalescer(self._draw, MIN_DRAW_INTERVAL)
         self.timeline_view = TimelineView(orchestrator, self._publish_timeline, self.show_error)
         self.on_msg(self._on_browser_message)
         self._refresher = StallClock.of(orchestrator)
@@ -196,20 +214,60 @@ class MissionPanel(anywidget.AnyWidget):
         """Bring the browser up to date now; True if a message was sent."""
         if self.closed:
             return False
+        self._version = next(self._changes)  # an action or a caller changed what is shown
+        return self._draw(force)
+
+    def _draw(self, force: bool = False) -> bool:
+        """Compute the view and send it if it changed (the coalescer's draw)."""
+        if self.closed:
+            return False
+        self._draw_lock.acquire()
+        try:
+            version, view = self._compute_now()
+            self._send_lock.acquire()
+        finally:
+            self._draw_lock.release()
+        try:
+            kept = {k: v for k, v in view.items() if k != "now"}
+            sent = force or kept != self._sent
+            if sent:
+                self._sent = kept
+                self.view = view
+        finally:
+            self._send_lock.release()
+        self._refresh_snapshot(view, version)
+        return sent
+
+    def _compute_now(self) -> tuple[int, dict[str, Any]]:
+        """compute(), remembered with the change version it shows (under ``_draw_lock``)."""
+        version = self._version  # read first: a change while computing makes it stale
+        view = self.compute()
+        self._last_view = (version, time.monotonic(), view)
+        return version, view
+
+    def _current_view(self) -> tuple[int, dict[str, Any]]:
+        """A view of the present state: the last computed one while no change came since
+        and its clocks are younger than ``refresh_interval``, else a new one (waiting at
+        most for a compute in progress, whose view it then reuses)."""
+
+        def fresh() -> tuple[int, dict[str, Any]] | None:
+            last = self._last_view
+            if last is None or last[0] != self._version:
+                return None
+            if time.monotonic() - last[1] >= self.refresh_interval:
+                return None
+            return last[0], last[2]
+
+        current = fresh()
+        if current is not None:
+            return current
         with self._draw_lock:
-            view = self.compute()
-            same = {k: v for k, v in view.items() if k != "now"} == self._sent
-            if same and not force:
-                self._refresh_snapshot(view)
-                return False
-            self._sent = {k: v for k, v in view.items() if k != "now"}
-            self.view = view
-        self._refresh_snapshot(view)
-        return True
+            return fresh() or self._compute_now()
 
     def request_redraw(self) -> None:
         """Redraw soon (coalesced): what the orchestrator's changes call."""
         if not self.closed:
+            self._version = next(self._changes)
             self._coalescer.request()
             self.timeline_view.request()  # nothing while the Timeline view is closed
 
@@ -266,6 +324,7 @@ class MissionPanel(anywidget.AnyWidget):
 
     def _say(self, kind: str, text: str) -> None:
         self.message = {"kind": kind, "text": text, "seq": self.message["seq"] + 1}
+        self._version = next(self._changes)
 
     def _goal(self, mission_id: str) -> str:
         try:
@@ -441,8 +500,7 @@ class MissionPanel(anywidget.AnyWidget):
     def snapshot_html(self) -> str:
         """The panel as static HTML: totals, every mission that needs attention, the first
         page of the others (what nbconvert, GitHub and a kernel-less notebook show)."""
-        with self._draw_lock:
-            view = self.compute()
+        _, view = self._current_view()
         return snapshot_html(view, hide_class=self.snapshot_class)
 
     def _text_summary(self) -> str:
@@ -450,33 +508,40 @@ class MissionPanel(anywidget.AnyWidget):
         header = self.view.get("header") or {}
         return f"Missions: {header.get('text', '')}"
 
-    def _refresh_snapshot(self, view: dict[str, Any], force: bool = False) -> None:
+    def _refresh_snapshot(self, view: dict[str, Any], version: int, force: bool = False) -> None:
         """Rewrite the displayed snapshot (through its display id), at most every
         ``refresh_interval`` seconds while missions run, at once when they have all ended."""
         if self._display_id is None:
             return
-        text = snapshot_html(view, hide_class=self.snapshot_class)
         sent, at = self._snapshot_sent
         now = time.monotonic()
         header = view["header"]
         settled = header["ended"] == header["total"]
-        if text == sent or not (force or settled or now - at >= self.refresh_interval):
+        if not (force or settled or now - at >= self.refresh_interval):
             return
-        from IPython.display import update_display
+        text = snapshot_html(view, hide_class=self.snapshot_class)
+        if text != sent:
+            from IPython.display import update_display
 
-        update_display(self._snapshot_bundle(text), raw=True, display_id=self._display_id)
-        self._snapshot_sent = (text, now)
+            update_display(self._snapshot_bundle(text), raw=True, display_id=self._display_id)
+            self._snapshot_sent = (text, now)
+        if version >= self._snapshot_of[0]:
+            self._snapshot_of = (version, settled, now)
 
     def _snapshot_bundle(self, text: str) -> dict[str, str]:
         return {"text/html": text, "text/plain": self._text_summary()}
 
     def _after_cell(self, *args: Any) -> None:
-        """After every cell: the saved snapshot shows the state the cell left."""
-        if self.closed:
+        """After every cell: the saved snapshot shows the state the cell left (its clocks
+        at most ``refresh_interval`` behind while missions run). A cell that changed
+        nothing costs nothing: this runs on the kernel's main thread after each cell."""
+        if self.closed or self._display_id is None:
             return
-        with self._draw_lock:
-            view = self.compute()
-        self._refresh_snapshot(view, force=True)
+        version, settled, at = self._snapshot_of
+        if version == self._version and (settled or time.monotonic() - at < self.refresh_interval):
+            return
+        version, view = self._current_view()
+        self._refresh_snapshot(view, version, force=True)
 
     def _widget_bundle(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         bundle = anywidget.AnyWidget._repr_mimebundle_(self, **kwargs)
@@ -506,9 +571,13 @@ class MissionPanel(anywidget.AnyWidget):
         widget = {k: v for k, v in data.items() if k == "application/vnd.jupyter.widget-view+json"}
         display(widget, metadata=metadata, raw=True)
         self._display_id = self._display_id or f"mission-panel-{uuid.uuid4().hex}"
-        text = self.snapshot_html()
+        version, view = self._current_view()
+        text = snapshot_html(view, hide_class=self.snapshot_class)
         display(self._snapshot_bundle(text), raw=True, display_id=self._display_id)
-        self._snapshot_sent = (text, time.monotonic())
+        now = time.monotonic()
+        self._snapshot_sent = (text, now)
+        header = view["header"]
+        self._snapshot_of = (version, header["ended"] == header["total"], now)
         shell = get_ipython()
         if shell is not None and self._post_run_cell is None:
             self._post_run_cell = _weak_method(self._after_cell)

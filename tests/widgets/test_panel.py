@@ -586,3 +586,50 @@ def test_a_skipped_step_reads_skipped_and_an_explanation_is_no_attempt(orchestra
     settle(panel, lambda: mission.status == "succeeded", "the skipped mission to go on")
     details = panel.view["details"][mission.id]
     assert 'mw-step-status">skipped<' in details and 'mw-step-status">done<' in details
+
+
+def test_a_cell_that_changed_nothing_costs_the_kernel_no_compute(
+    orchestrators, panels, monkeypatch
+):
+    """The post-run-cell hook (on the kernel's main thread, after every cell) computes
+    nothing and rewrites no snapshot when no change came since the last snapshot; a
+    change makes the next cell's snapshot show it."""
+    import IPython.display
+
+    orch = orchestrators(backend="thread")
+    panel = orch.panel(auto_refresh=False)
+    panels.append(panel)
+    updates: list[str] = []
+    monkeypatch.setattr(
+        IPython.display,
+        "update_display",
+        lambda bundle, raw, display_id: updates.append(bundle["text/html"]),
+    )
+    computes = []  # 1: a view computed, 2: a snapshot rendered
+    real_compute = panel.compute
+
+    def counted() -> dict:
+        computes.append(1)
+        return real_compute()
+
+    monkeypatch.setattr(panel, "compute", counted)
+    from mission_widgets.widgets import panel as module
+
+    real_render = module.snapshot_html
+
+    def rendered(view, **kwargs) -> str:
+        computes.append(2)
+        return real_render(view, **kwargs)
+
+    monkeypatch.setattr(module, "snapshot_html", rendered)
+    panel._display_id = "mission-panel-test"  # as _ipython_display_ leaves it
+    panel._after_cell()  # the first cell after the display: brings the snapshot up to date
+    assert "no missions yet" in updates[-1]
+    before = (len(computes), len(updates))
+    for _ in range(5):
+        panel._after_cell()
+    assert (len(computes), len(updates)) == before
+
+    orch.submit(one_step("a queued goal", quick))  # reported: request_redraw
+    panel._after_cell()
+    assert "1 queued" in updates[-1]
