@@ -15,8 +15,15 @@ OpenTelemetry is already loaded: the worker imports this module.
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import sys
+
+try:  # CPython's own sha256: hashlib would load OpenSSL (~4 MiB more per worker) for it
+    from _sha256 import sha256  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python 3.12+ or another interpreter
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]
+    except ImportError:
+        from hashlib import sha256
 
 # typing costs worker start-up; annotations are strings (from __future__).
 TYPE_CHECKING = False
@@ -25,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def _digest(text: str, size: int) -> int:
-    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:size], "big")
+    value = int.from_bytes(sha256(text.encode()).digest()[:size], "big")
     return value or 1  # 0 is the invalid id
 
 

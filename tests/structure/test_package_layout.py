@@ -204,6 +204,20 @@ def test_the_worker_imports_no_pandas_ipywidgets_or_ipython():
     assert done.stdout.strip() == "[]"
 
 
+def test_the_worker_and_its_trace_context_load_no_openssl():
+    # hashlib loads OpenSSL (about 4 MiB of RSS in every worker) for one sha256 of an id.
+    code = (
+        "import sys\n"
+        "import mission_widgets.worker, mission_widgets.runtime.worker\n"
+        "from mission_widgets.core.tracecontext import enter_trace, leave_trace\n"
+        "leave_trace(enter_trace('mission_x'))\n"
+        "print(sorted(m for m in sys.modules if m in ('hashlib', '_hashlib')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_each_module_is_of_a_size_a_person_can_hold_and_says_its_job(name):
     path = modules()[name]
