@@ -294,12 +294,9 @@ def check_on_budget(value: Any) -> str:
     return str(value)
 
 
-def budget_state(budget: Any, on_budget: Any, pickled: dict[str, Any] | None = None) -> Any:
-    """A mission's ``(budget, on_budget, usage)``, checked; with ``pickled`` (a mission's
-    pickled state), a dict of what that state lacks (it was pickled before budgets)."""
-    if pickled is not None:
-        defaults = {"budget": None, "on_budget": "abort", "usage": Usage(), "shared_budget": None}
-        return {k: v for k, v in defaults.items() if k not in pickled}
+def budget_state(budget: Any, on_budget: Any) -> tuple[Budget | None, str, Usage]:
+    """A mission's ``(budget, on_budget, usage)``, checked. (A mission pickled before budgets
+    gets its defaults from core/unpickling.py, like any attribute added later.)"""
     return Budget.coerce(budget), check_on_budget(on_budget), Usage()
 
 

@@ -190,6 +190,13 @@ def test_the_flow_is_one_way_runtime_never_imports_the_orchestrator_or_widgets()
             assert upward == set(), name
 
 
+def printed_by(code: str) -> str:
+    """What a fresh interpreter running ``code`` prints (it must exit 0)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_the_worker_imports_no_pandas_ipywidgets_or_ipython():
     code = (
         "import sys, runpy\n"
@@ -199,9 +206,7 @@ def test_the_worker_imports_no_pandas_ipywidgets_or_ipython():
         "('pandas', 'ipywidgets', 'IPython', 'numpy', 'dask'))\n"
         "print(bad)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert printed_by(code) == "[]"
 
 
 def test_the_worker_and_its_trace_context_load_no_openssl():
@@ -213,9 +218,7 @@ def test_the_worker_and_its_trace_context_load_no_openssl():
         "leave_trace(enter_trace('mission_x'))\n"
         "print(sorted(m for m in sys.modules if m in ('hashlib', '_hashlib')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert printed_by(code) == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(modules()))
